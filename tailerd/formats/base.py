@@ -1,0 +1,102 @@
+"""The interface every agent format implements: one module per format, registered in FORMATS.
+
+A format is pure: it is handed complete lines and returns finished turns. It never opens the
+file it parses; the rare format that needs a neighbouring file (a sub-agent transcript, a
+spilled tool result) asks through `Source.read_related`, which the daemon provides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import PurePath
+from typing import Any, Protocol
+
+from tailerd.domain import DeadLetter, Line, Turn
+
+COMPRESSION_SUFFIXES = (".zst", ".gz")
+
+
+def _no_related(_path: str, _cap: int) -> bytes | None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """What a parser may know about the file it parses."""
+
+    path: str
+    agent_name: str = ""  # operator override; empty means the format's default
+    options: Mapping[str, Any] = field(default_factory=dict)
+    read_related: Callable[[str, int], bytes | None] = _no_related
+
+    @property
+    def stable_name(self) -> str:
+        """The file name without compression suffix: the same for a rollout and its .zst."""
+        name = PurePath(self.path).name
+        for suffix in COMPRESSION_SUFFIXES:
+            name = name.removesuffix(suffix)
+        return name
+
+
+class TurnParser(Protocol):
+    """Per-file state machine: lines in, finished turns out. Never raises on any input."""
+
+    def feed(self, line: Line) -> list[Turn | DeadLetter]: ...
+
+    def close_idle(self, quiet_for: float) -> list[Turn]:
+        """Close turns the format considers finished once the file has been quiet that long."""
+        ...
+
+    def pending_from(self) -> int | None:
+        """First byte of the oldest unfinished turn, or None when nothing is open."""
+        ...
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able context needed to resume parsing at `pending_from()` (or the next line)."""
+        ...
+
+
+class Format(Protocol):
+    name: str
+
+    def claims(self, path: PurePath, head: bytes) -> bool:
+        """Cheap test on the path and the first bytes: is this file in my format?"""
+        ...
+
+    def is_auxiliary(self, path: PurePath) -> bool:
+        """True for files read through another file (sub-agent transcripts), never tailed alone."""
+        ...
+
+    def new_parser(self, source: Source, context: Mapping[str, Any] | None) -> TurnParser: ...
+
+
+def turn_key(*parts: str | int) -> str:
+    """A stable turn key: the same turn gets the same key on every host and every re-read."""
+    return "|".join(str(p) for p in parts)
+
+
+def stable_digest(text: str, size: int = 8) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=size).hexdigest()
+
+
+def parse_time(value: object) -> datetime | None:
+    """ISO-8601 (with `Z`), or epoch seconds/milliseconds; None when absent or unreadable."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = value / 1000 if value > 1e11 else value
+        try:
+            return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
