@@ -1,0 +1,5 @@
+import sys
+
+from tailerd.cli import main
+
+sys.exit(main())

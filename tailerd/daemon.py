@@ -1,0 +1,508 @@
+"""The composition root and main loop: files -> lines -> turns -> spans -> sinks -> checkpoints.
+
+One thread owns every piece of mutable state; watchdog's thread only drops hints in a mailbox.
+Each tick: collect hints (or rescan), pump changed files, close idle turns, deliver, commit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+
+import orjson
+from opentelemetry.sdk.trace import ReadableSpan
+
+from tailerd import formats
+from tailerd.core.framing import LineFramer
+from tailerd.core.ledger import DeliveryLedger
+from tailerd.domain import DeadLetter, Outcome, Rejected, Retry, Turn
+from tailerd.edges.checkpoint_store import CheckpointStore, FileCheckpoint
+from tailerd.edges.discovery import Globs, walk
+from tailerd.edges.source_file import HEAD_BYTES, SourceFile, head_hash, open_reader
+from tailerd.edges.watcher import Hints, Watcher
+from tailerd.emitter import Emitter
+from tailerd.formats.base import Source
+from tailerd.settings import Settings
+from tailerd.sinks.base import Sink
+
+log = logging.getLogger("tailerd")
+
+REMOVED_RETENTION = 7 * 24 * 3600.0
+BACKOFF_MAX = 60.0
+DEAD_LETTERS = "dead-letters.jsonl"
+STATUS = "status.json"
+
+
+@dataclass(slots=True)
+class Pending:
+    """A turn turned into spans, waiting for every sink to acknowledge it."""
+
+    file: SourceFile
+    turn: Turn
+    spans: list[ReadableSpan]
+    waiting: set[str]
+
+
+@dataclass(slots=True)
+class SinkHealth:
+    delivered: int = 0
+    rejected: int = 0
+    failures: int = 0
+    retry_at: float = 0.0
+    failing_since: float | None = None
+    last_error: str = ""
+
+
+@dataclass(slots=True)
+class Counters:
+    turns: int = 0
+    dead_letters: int = 0
+    started: float = field(default_factory=time.time)
+
+
+def read_related(path: str, cap: int) -> bytes | None:
+    """What formats may read besides their file: a neighbouring transcript or spilled output."""
+    try:
+        with Path(path).open("rb") as fh:
+            return fh.read(cap)
+    except OSError:
+        return None
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        state_dir: Path,
+        sinks: Sequence[Sink],
+        transform: Callable[[Turn], Turn] | None = None,
+        include_content: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.state_dir = state_dir
+        self.sinks = list(sinks)
+        self.health = {s.name: SinkHealth() for s in self.sinks}
+        self.transform = transform
+        self.emitter = Emitter(include_content=include_content)
+        self.store = CheckpointStore(state_dir)
+        self.globs = Globs(settings.include, settings.exclude)
+        self.hints = Hints()
+        self.files: dict[str, SourceFile] = {}
+        self.by_path: dict[str, str] = {}
+        self.checkpoints: dict[str, FileCheckpoint] = {}
+        self.outbox: deque[Pending] = deque()
+        self.counters = Counters()
+        self._watcher: Watcher | None = None
+        self._next_rescan = 0.0
+        self._last_save = 0.0
+        self._changed = False
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def start(self, watch: bool = True) -> None:
+        self.checkpoints = self.store.load()
+        for warning in self.store.warnings:
+            log.warning("%s", warning)
+        if watch:
+            self._watcher = Watcher(self.settings.watch, self.hints)
+            self._watcher.start()
+        self.scan()
+
+    def run(self, stop: threading.Event, on_tick: Callable[[], None] | None = None) -> None:
+        while not stop.is_set():
+            self.tick()
+            if on_tick:
+                on_tick()
+        self.drain(self.settings.shutdown_timeout)
+
+    def run_once(self) -> bool:
+        """Read everything there is, deliver it, commit. False if some turns stayed unsent."""
+        deadline = time.monotonic() + self.settings.once_timeout
+        while True:
+            for f in list(self.files.values()):
+                while f.dirty and not self._backpressured():
+                    self.pump(f)
+                    self.deliver()
+            self.close_idle()
+            self.deliver()
+            self.commit(force=True)
+            done = not self.outbox and not any(
+                f.dirty for f in self.files.values() if not f.unrecognised
+            )
+            if done or time.monotonic() > deadline:
+                return not self.outbox
+            time.sleep(min(0.2, max(0.0, self._next_retry() - time.monotonic())))
+
+    def drain(self, timeout: float) -> None:
+        if self._watcher:
+            self._watcher.stop()
+        deadline = time.monotonic() + timeout
+        while self.outbox and time.monotonic() < deadline:
+            self.deliver()
+            if self.outbox:
+                time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+        self.commit(force=True)
+        if self.outbox:
+            log.warning(
+                "stopping with %d turns unacknowledged; they are re-read on next start",
+                len(self.outbox),
+            )
+        for f in self.files.values():
+            f.close()
+        for sink in self.sinks:
+            sink.close()
+
+    # ---- one tick ---------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        wait = min(self._next_rescan, self._next_retry(), now + 1.0) - now
+        if not any(f.dirty for f in self.files.values()):
+            self.hints.wake.wait(max(0.0, wait))
+        paths, rescan = self.hints.take()
+        now = time.monotonic()
+        if rescan or now >= self._next_rescan or any(p not in self.by_path for p in paths):
+            self.scan()
+            targets = list(self.files.values())
+        else:
+            targets = [self.files[self.by_path[p]] for p in paths]
+            targets += [f for f in self.files.values() if f.dirty and f not in targets]
+        for f in targets:
+            if self._backpressured():
+                break
+            self.pump(f)
+        self.close_idle()
+        self.deliver()
+        self.commit()
+
+    def _backpressured(self) -> bool:
+        return sum(len(p.spans) for p in self.outbox) >= self.settings.max_pending_spans
+
+    def _next_retry(self) -> float:
+        if not self.outbox:
+            return float("inf")
+        return min(h.retry_at for h in self.health.values())
+
+    # ---- discovery --------------------------------------------------------------------------
+
+    def scan(self) -> None:
+        self._next_rescan = time.monotonic() + self.settings.rescan_interval
+        seen: set[str] = set()
+        for path, st in walk(self.settings.watch, self.globs):
+            key = f"{st.st_dev}:{st.st_ino}"
+            seen.add(key)
+            known = self.files.get(key)
+            if known is not None:
+                self._moved(known, path)
+                known.dirty = known.dirty or st.st_size != known.size or st.st_mtime != known.mtime
+            elif not formats.is_auxiliary(PurePath(path)):
+                self._track(path, key, st)
+        for key, f in list(self.files.items()):
+            if key not in seen and not f.gone:
+                f.gone, f.dirty = True, True
+                log.info("file gone; draining what is left path=%s", f.path)
+        self._retire_drained()
+
+    def _moved(self, f: SourceFile, path: Path) -> None:
+        if f.path != path:
+            self.by_path.pop(str(f.path), None)
+            f.path = path
+            f.checkpoint.path = str(path)
+            f.gone = False
+            self._changed = True
+        self.by_path[str(path)] = f.key
+
+    def _track(self, path: Path, key: str, st: os.stat_result) -> None:
+        try:
+            reader = open_reader(path)
+        except OSError as exc:
+            log.warning("cannot open path=%s error=%s", path, exc.strerror)
+            return
+        except Exception as exc:  # noqa: BLE001 - a corrupt .zst must not stop the daemon
+            log.warning("cannot read path=%s error=%s", path, exc)
+            return
+        head = reader.read(0, HEAD_BYTES)
+        cp = self._resume_point(path, key, reader.stat(), head)
+        f = SourceFile(
+            path=path,
+            reader=reader,
+            checkpoint=cp,
+            framer=LineFramer(offset=cp.offset, max_line=self.settings.max_line_bytes),
+            ledger=DeliveryLedger.restore(cp.offset, cp.resolved_ahead),
+        )
+        f.sent_keys = set(cp.sent_keys)
+        self.files[key] = f
+        self.by_path[str(path)] = key
+        self.checkpoints[key] = cp
+        self._changed = True
+
+    def _resume_point(self, path: Path, key: str, st: os.stat_result, head: bytes) -> FileCheckpoint:
+        """The checkpoint to resume from: the same inode with the same first bytes, or the same
+        content under another name (a rollout compressed or archived); else a fresh start at 0."""
+        stable = Source(str(path)).stable_name
+        candidates = [self.checkpoints.get(key)] + [
+            c for c in self.checkpoints.values() if c.stable_name == stable and c.key != key
+        ]
+        for cp in candidates:
+            if cp is None or cp.head_len > len(head) or cp.offset > st.st_size:
+                continue
+            if head_hash(head[: cp.head_len]) == cp.head_hash:
+                resumed = dataclasses.replace(
+                    cp, path=str(path), device=st.st_dev, inode=st.st_ino, removed_at=None
+                )
+                if cp.key != key:
+                    log.info("same content as path=%s; resuming at offset=%d", cp.path, cp.offset)
+                return resumed
+        return FileCheckpoint(
+            path=str(path),
+            device=st.st_dev,
+            inode=st.st_ino,
+            head_len=len(head),
+            head_hash=head_hash(head),
+            stable_name=stable,
+        )
+
+    def _retire_drained(self) -> None:
+        now = time.time()
+        for key, f in list(self.files.items()):
+            parser_idle = f.parser is None or f.parser.pending_from() is None
+            if f.gone and not f.dirty and f.ledger.unresolved == 0 and parser_idle:
+                f.close()
+                del self.files[key]
+                self.by_path.pop(str(f.path), None)
+                f.checkpoint.removed_at = now
+                self._changed = True
+        for key, cp in list(self.checkpoints.items()):
+            if cp.removed_at is not None and now - cp.removed_at > REMOVED_RETENTION:
+                del self.checkpoints[key]
+                self._changed = True
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    def pump(self, f: SourceFile) -> None:
+        """Read what is new in one file (up to the budget) and turn it into pending turns."""
+        try:
+            f.refresh()
+        except OSError:
+            f.dirty = False
+            return
+        if f.size < f.framer.consumed:
+            self._restart_file(f, f"file shrank to {f.size} bytes (truncated)")
+        if f.parser is None and not self._choose_format(f):
+            f.dirty = False
+            return
+        assert f.parser is not None
+        for item in f.read_lines(self.settings.read_budget):
+            if isinstance(item, DeadLetter):
+                self._dead_letter(f, item.start, item.end, item.reason)
+                continue
+            for out in f.parser.feed(item):
+                self._accept(f, out)
+        self._grow_head(f)
+
+    def _choose_format(self, f: SourceFile) -> bool:
+        head = f.head(64 * 1024)
+        if b"\n" not in head and not self.settings.format:
+            return False  # wait for a whole first line before deciding
+        fmt = formats.choose(PurePath(f.path), head, self.settings.format)
+        if fmt is None:
+            if not f.unrecognised:
+                log.info("no format recognises path=%s; ignoring it", f.path)
+            f.unrecognised = True
+            return False
+        options = self.settings.format_options.get(fmt.name, {})
+        source = Source(str(f.path), self.settings.agent_name, options, read_related)
+        context = f.checkpoint.context if f.checkpoint.format == fmt.name else None
+        f.fmt, f.parser, f.unrecognised = fmt, fmt.new_parser(source, context), False
+        f.checkpoint.format = fmt.name
+        return True
+
+    def _restart_file(self, f: SourceFile, why: str) -> None:
+        log.warning("%s; reading again from the start path=%s", why, f.path)
+        head = f.head()
+        f.framer = LineFramer(offset=0, max_line=self.settings.max_line_bytes)
+        f.ledger = DeliveryLedger()
+        f.parser, f.fmt = None, None
+        cp = f.checkpoint
+        cp.offset, cp.context, cp.resolved_ahead = 0, {}, []
+        cp.head_len, cp.head_hash = len(head), head_hash(head)
+        self._changed = True
+
+    def _grow_head(self, f: SourceFile) -> None:
+        """A file first seen shorter than HEAD_BYTES gets its fingerprint extended as it grows."""
+        cp = f.checkpoint
+        if cp.head_len < HEAD_BYTES and f.size > cp.head_len:
+            head = f.head()
+            if head_hash(head[: cp.head_len]) != cp.head_hash:
+                self._restart_file(f, "first bytes changed (file rewritten)")
+                return
+            cp.head_len, cp.head_hash = len(head), head_hash(head)
+            self._changed = True
+
+    def _accept(self, f: SourceFile, item: Turn | DeadLetter) -> None:
+        if isinstance(item, DeadLetter):
+            self._dead_letter(f, item.start, item.end, item.reason)
+            return
+        if f.ledger.already_resolved(item.key, item.start):
+            return
+        turn = self.transform(item) if self.transform else item
+        try:
+            spans = self.emitter.emit(turn)
+        except Exception as exc:  # noqa: BLE001 - one bad turn must not stop the daemon
+            self._dead_letter(f, item.start, item.end, f"cannot build spans: {exc!r}")
+            return
+        f.ledger.emitted(item.key, item.start)
+        self.outbox.append(Pending(f, item, spans, {s.name for s in self.sinks}))
+        f.checkpoint.turns_emitted += 1
+        self.counters.turns += 1
+
+    def close_idle(self) -> None:
+        now = time.time()
+        for f in list(self.files.values()):
+            if f.parser is None or f.parser.pending_from() is None:
+                continue
+            for turn in f.parser.close_idle(max(0.0, now - f.mtime)):
+                self._accept(f, turn)
+
+    def _dead_letter(self, f: SourceFile, start: int, end: int, reason: str) -> None:
+        f.checkpoint.dead_letters += 1
+        self.counters.dead_letters += 1
+        log.warning("dead letter path=%s offset=%d reason=%s", f.path, start, reason)
+        record = {"time": time.time(), "path": str(f.path), "start": start, "end": end}
+        record["reason"] = reason
+        fd = os.open(
+            self.state_dir / DEAD_LETTERS, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
+        )
+        try:
+            os.write(fd, orjson.dumps(record) + b"\n")
+        finally:
+            os.close(fd)
+
+    # ---- delivery ---------------------------------------------------------------------------
+
+    def deliver(self) -> None:
+        now = time.monotonic()
+        for sink in self.sinks:
+            health = self.health[sink.name]
+            if health.retry_at > now:
+                continue
+            while True:
+                batch = self._batch_for(sink.name)
+                if not batch or not self._send(sink, batch):
+                    break
+        while self.outbox and not self.outbox[0].waiting:
+            self.outbox.popleft()
+        if any(not p.waiting for p in self.outbox):
+            self.outbox = deque(p for p in self.outbox if p.waiting)
+
+    def _batch_for(self, sink_name: str) -> list[Pending]:
+        batch: list[Pending] = []
+        spans = 0
+        for p in self.outbox:
+            if sink_name not in p.waiting:
+                continue
+            if batch and spans + len(p.spans) > self.settings.batch_spans:
+                break
+            batch.append(p)
+            spans += len(p.spans)
+        return batch
+
+    def _send(self, sink: Sink, batch: list[Pending]) -> bool:
+        """Send one batch; True if the sink took it (delivered or rejected for good)."""
+        outcome = _safe_send(sink, [s for p in batch for s in p.spans])
+        health = self.health[sink.name]
+        if isinstance(outcome, Retry):
+            health.failures += 1
+            delay = min(BACKOFF_MAX, 0.5 * 2 ** min(health.failures, 8))
+            health.retry_at = time.monotonic() + delay * random.uniform(0.5, 1.0)  # noqa: S311
+            health.failing_since = health.failing_since or time.time()
+            if health.failures == 1 or health.last_error != outcome.reason:
+                log.warning("sink %s failed, retrying: %s", sink.name, outcome.reason)
+            health.last_error = outcome.reason
+            return False
+        if health.failing_since is not None:
+            log.info("sink %s recovered after %d failures", sink.name, health.failures)
+        health.failures, health.retry_at, health.failing_since = 0, 0.0, None
+        if isinstance(outcome, Rejected) and len(batch) > 1:
+            return all(self._send(sink, [p]) for p in batch)  # isolate the rejected turn
+        for p in batch:
+            self._settle(p, sink.name, outcome)
+        return True
+
+    def _settle(self, p: Pending, sink_name: str, outcome: Outcome) -> None:
+        health = self.health[sink_name]
+        if isinstance(outcome, Rejected):
+            health.rejected += 1
+            health.last_error = outcome.reason
+            self._dead_letter(p.file, p.turn.start, p.turn.end, f"{sink_name} rejected turn "
+                              f"{p.turn.key}: {outcome.reason}")
+        else:
+            health.delivered += 1
+        p.waiting.discard(sink_name)
+        if not p.waiting:
+            p.file.ledger.resolved(p.turn.key)
+
+    # ---- checkpoints ------------------------------------------------------------------------
+
+    def commit(self, force: bool = False) -> None:
+        for f in self.files.values():
+            cp = f.checkpoint
+            pending = f.parser.pending_from() if f.parser else None
+            offset = f.ledger.advance(f.framer.consumed, pending)
+            ahead = f.ledger.resolved_ahead()
+            if offset != cp.offset or ahead != cp.resolved_ahead:
+                cp.offset, cp.resolved_ahead = offset, ahead
+                cp.context = f.parser.snapshot() if f.parser else {}
+                self._changed = True
+        now = time.monotonic()
+        if self._changed and (force or now - self._last_save >= self.settings.checkpoint_interval):
+            self.store.save(self.checkpoints)
+            self._write_status()
+            self._changed, self._last_save = False, now
+
+    def _write_status(self) -> None:
+        status = {
+            "pid": os.getpid(),
+            "time": time.time(),
+            "started": self.counters.started,
+            "turns_emitted": self.counters.turns,
+            "dead_letters": self.counters.dead_letters,
+            "pending_turns": len(self.outbox),
+            "sinks": {name: _health(h) for name, h in self.health.items()},
+            "files": {
+                str(f.path): {"format": f.fmt.name if f.fmt else None, "read": f.framer.consumed,
+                              "unrecognised": f.unrecognised, "pending": f.ledger.unresolved}
+                for f in self.files.values()
+            },
+        }
+        tmp = self.state_dir / (STATUS + ".tmp")
+        tmp.write_bytes(orjson.dumps(status))
+        tmp.chmod(0o600)
+        tmp.replace(self.state_dir / STATUS)
+
+
+def _health(h: SinkHealth) -> dict[str, object]:
+    return {
+        "delivered": h.delivered,
+        "rejected": h.rejected,
+        "pending_failures": h.failures,
+        "failing_since": h.failing_since,
+        "last_error": h.last_error,
+    }
+
+
+def _safe_send(sink: Sink, spans: list[ReadableSpan]) -> Outcome:
+    try:
+        return sink.send(spans)
+    except Exception as exc:  # noqa: BLE001 - a sink bug is a retry, never a crash
+        return Retry(f"{type(exc).__name__}: {exc}")
+
+

@@ -1,0 +1,1 @@
+"""The I/O shell: files, inotify, state on disk, systemd. Everything that touches the OS."""

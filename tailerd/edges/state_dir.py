@@ -1,0 +1,67 @@
+"""Where state lives, and the lock that keeps a second tailerd off it."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+import platformdirs
+
+from tailerd.errors import ConfigError, StateLockedError
+
+
+def resolve_state_dir(explicit: Path | None) -> Path:
+    """--state-dir, else $STATE_DIRECTORY (systemd), else the platform's user state dir."""
+    if explicit is not None:
+        return explicit
+    from_systemd = os.environ.get("STATE_DIRECTORY")
+    if from_systemd:
+        return Path(from_systemd.split(":")[0])
+    return Path(platformdirs.user_state_dir("tailerd"))
+
+
+def resolve_data_dir(explicit: Path | None, state_dir: Path) -> Path:
+    """Where the local store lives: --data-dir, else under systemd the state dir (no $HOME with
+    DynamicUser), else the platform's user data dir."""
+    if explicit is not None:
+        return explicit
+    if os.environ.get("STATE_DIRECTORY"):
+        return state_dir
+    return Path(platformdirs.user_data_dir("tailerd"))
+
+
+def prepare(state_dir: Path) -> Path:
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        state_dir.chmod(0o700)
+    except OSError as exc:
+        raise ConfigError(f"cannot use state dir {state_dir}: {exc.strerror}") from None
+    return state_dir
+
+
+class StateLock:
+    """An exclusive flock on <state>/lock, held for the life of the process."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / "lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise StateLockedError(
+                f"another tailerd (pid {holder}) is using state dir {self.path.parent}"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

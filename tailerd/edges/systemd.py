@@ -1,0 +1,72 @@
+"""sd_notify over the $NOTIFY_SOCKET datagram socket (READY, STATUS, WATCHDOG, STOPPING), and a
+log format that journald understands. Outside systemd every call is a cheap no-op."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import time
+
+
+class Notifier:
+    def __init__(self) -> None:
+        address = os.environ.get("NOTIFY_SOCKET", "")
+        if address.startswith("@"):
+            address = "\0" + address[1:]
+        self._address = address
+        usec = os.environ.get("WATCHDOG_USEC", "")
+        self._watchdog_every = int(usec) / 2e6 if usec.isdigit() else None
+        self._last_ping = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._address)
+
+    def notify(self, message: str) -> None:
+        if not self._address:
+            return
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            try:
+                sock.sendto(message.encode(), self._address)
+            except OSError:
+                return
+
+    def ready(self, status: str) -> None:
+        self.notify(f"READY=1\nSTATUS={status}")
+
+    def status(self, status: str) -> None:
+        self.notify(f"STATUS={status}")
+
+    def stopping(self) -> None:
+        self.notify("STOPPING=1")
+
+    def watchdog(self) -> None:
+        if self._watchdog_every is None:
+            return
+        now = time.monotonic()
+        if now - self._last_ping >= self._watchdog_every:
+            self._last_ping = now
+            self.notify("WATCHDOG=1")
+
+
+class _JournalFormatter(logging.Formatter):
+    """journald adds its own timestamps; `<N>` sets the priority of each line."""
+
+    _PRIORITY = {"DEBUG": 7, "INFO": 6, "WARNING": 4, "ERROR": 3, "CRITICAL": 2}
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"<{self._PRIORITY.get(record.levelname, 6)}>{record.getMessage()}"
+
+
+def configure_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if os.environ.get("JOURNAL_STREAM"):
+        handler.setFormatter(_JournalFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("tailerd %(levelname)s %(message)s"))
+    root = logging.getLogger("tailerd")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.propagate = False

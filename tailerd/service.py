@@ -1,0 +1,68 @@
+"""Running tailerd: lock the state dir, build sinks and the daemon, serve until told to stop."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from tailerd import sinks
+from tailerd.cli import install_signal_handlers
+from tailerd.daemon import Daemon
+from tailerd.edges.state_dir import StateLock, prepare, resolve_data_dir, resolve_state_dir
+from tailerd.edges.systemd import Notifier
+from tailerd.errors import EX_TEMPFAIL
+from tailerd.settings import Settings
+
+log = logging.getLogger("tailerd")
+
+
+def build_daemon(settings: Settings) -> tuple[Daemon, StateLock]:
+    state_dir = prepare(resolve_state_dir(settings.state_dir))
+    lock = StateLock(state_dir)
+    lock.acquire()
+    try:
+        outputs = sinks.build(settings, resolve_data_dir(settings.data_dir, state_dir))
+        return Daemon(settings, state_dir, outputs), lock
+    except BaseException:
+        lock.release()
+        raise
+
+
+def run(settings: Settings) -> int:
+    daemon, lock = build_daemon(settings)
+    try:
+        if settings.once:
+            daemon.start(watch=False)
+            complete = daemon.run_once()
+            daemon.drain(0)
+            _summary(daemon)
+            return 0 if complete else EX_TEMPFAIL
+        return _serve(daemon)
+    finally:
+        lock.release()
+
+
+def _serve(daemon: Daemon) -> int:
+    stop = threading.Event()
+    install_signal_handlers(stop)
+    notifier = Notifier()
+    daemon.start(watch=True)
+    watched = ", ".join(str(p) for p in daemon.settings.watch)
+    log.info("watching %s; sinks %s", watched, ",".join(s.name for s in daemon.sinks))
+    notifier.ready(f"tailing {len(daemon.files)} files")
+
+    def on_tick() -> None:
+        notifier.watchdog()
+
+    daemon.run(stop, on_tick)
+    notifier.stopping()
+    _summary(daemon)
+    return 0
+
+
+def _summary(daemon: Daemon) -> None:
+    c = daemon.counters
+    log.info(
+        "done: %d files, %d turns emitted, %d dead letters, %d unacknowledged",
+        len(daemon.files), c.turns, c.dead_letters, len(daemon.outbox),
+    )

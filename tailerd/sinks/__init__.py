@@ -1,0 +1,46 @@
+"""Destinations, one module each. A new sink is one new file plus one line in SINKS."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from tailerd.settings import Settings
+from tailerd.sinks.base import Sink
+
+
+def _local(settings: Settings, data_dir: Path) -> Sink:
+    from tailerd.sinks.local import LocalSink
+
+    return LocalSink(data_dir / "tailerd.db")
+
+
+def _otlp(settings: Settings, data_dir: Path) -> Sink:
+    from tailerd.sinks.otlp import OtlpSink, endpoint_from_env, headers_from_env
+
+    headers = {**headers_from_env(), **settings.otlp_headers}
+    return OtlpSink(endpoint_from_env(settings.otlp_endpoint), headers)
+
+
+def _console(settings: Settings, data_dir: Path) -> Sink:
+    from tailerd.sinks.console import ConsoleSink
+
+    return ConsoleSink()
+
+
+SINKS: dict[str, Callable[[Settings, Path], Sink]] = {
+    "local": _local,
+    "otlp": _otlp,
+    "console": _console,
+}
+
+
+def build(settings: Settings, data_dir: Path) -> list[Sink]:
+    from tailerd.errors import ConfigError
+
+    sinks = []
+    for name in dict.fromkeys(settings.sinks):
+        if name not in SINKS:
+            raise ConfigError(f"sink {name!r} is not available (have: {', '.join(SINKS)})")
+        sinks.append(SINKS[name](settings, data_dir))
+    return sinks

@@ -1,0 +1,106 @@
+"""`otlp`: OTLP/HTTP protobuf to any endpoint (Phoenix, Langfuse, a Collector).
+
+tailerd posts the spans itself instead of using the SDK's exporter, so that every response is
+classified: 2xx delivered; 408, 429, 5xx and network errors retried; any other 4xx rejected.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, Sequence
+
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.trace import ReadableSpan
+
+from tailerd import __version__
+from tailerd.domain import Delivered, Outcome, Rejected, Retry
+from tailerd.errors import ConfigError
+
+_RETRYABLE = frozenset({408, 429})
+
+
+def endpoint_from_env(explicit: str | None, env: Mapping[str, str] = os.environ) -> str:
+    """The traces URL, by the OTLP exporter conventions (a signal-specific URL is used as is)."""
+    if explicit:
+        url = explicit
+    elif env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        url = env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+    elif env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        url = env["OTEL_EXPORTER_OTLP_ENDPOINT"].rstrip("/") + "/v1/traces"
+    else:
+        raise ConfigError(
+            "sink otlp needs an endpoint: --otlp-endpoint URL or OTEL_EXPORTER_OTLP_ENDPOINT"
+        )
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+        raise ConfigError(f"OTLP endpoint is not an http(s) URL: {url!r}")
+    return url
+
+
+def headers_from_env(env: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """OTEL_EXPORTER_OTLP_[TRACES_]HEADERS: `k1=v1,k2=v2`, values URL-encoded."""
+    raw = env.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or env.get("OTEL_EXPORTER_OTLP_HEADERS", "")
+    headers: dict[str, str] = {}
+    for item in raw.split(","):
+        if "=" not in item:
+            continue
+        key, value = item.split("=", 1)
+        headers[urllib.parse.unquote(key.strip())] = urllib.parse.unquote(value.strip())
+    return headers
+
+
+class OtlpSink:
+    name = "otlp"
+
+    def __init__(
+        self,
+        endpoint: str,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 10.0,
+        compress: bool = True,
+    ) -> None:
+        self.endpoint = endpoint
+        self._headers = {
+            "Content-Type": "application/x-protobuf",
+            "User-Agent": f"tailerd/{__version__}",
+            **(headers or {}),
+        }
+        self._timeout = timeout
+        self._compress = compress
+
+    def encode(self, spans: Sequence[ReadableSpan]) -> bytes:
+        return bytes(encode_spans(spans).SerializeToString())
+
+    def send(self, spans: Sequence[ReadableSpan]) -> Outcome:
+        return self.post(self.encode(spans))
+
+    def post(self, body: bytes) -> Outcome:
+        headers = dict(self._headers)
+        if self._compress:
+            body = gzip.compress(body, compresslevel=5)
+            headers["Content-Encoding"] = "gzip"
+        request = urllib.request.Request(self.endpoint, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310 - URL scheme checked in endpoint_from_env
+                response.read()
+        except urllib.error.HTTPError as exc:
+            detail = _short(exc.read())
+            reason = f"HTTP {exc.code} from {self.endpoint}{': ' + detail if detail else ''}"
+            if exc.code in _RETRYABLE or exc.code >= 500:
+                return Retry(reason)
+            return Rejected(reason)
+        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            return Retry(f"{self.endpoint}: {getattr(exc, 'reason', exc)}")
+        return Delivered()
+
+    def close(self) -> None:
+        return None
+
+
+def _short(body: bytes) -> str:
+    text = body[:200].decode("utf-8", "replace").strip()
+    return " ".join(text.split())
