@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
+from typing import cast
 
 import orjson
 from opentelemetry.sdk.trace import ReadableSpan
@@ -29,7 +30,7 @@ from tailerd.edges.discovery import Globs, walk
 from tailerd.edges.source_file import HEAD_BYTES, SourceFile, head_hash, open_reader
 from tailerd.edges.watcher import Hints, Watcher
 from tailerd.emitter import Emitter
-from tailerd.formats.base import Source
+from tailerd.formats.base import DocumentFormat, Format, Source
 from tailerd.settings import Settings
 from tailerd.sinks.base import Sink
 
@@ -248,6 +249,9 @@ class Daemon:
         """The checkpoint to resume from: the same inode with the same first bytes, or the same
         content under another name (a rollout compressed or archived); else a fresh start at 0."""
         stable = Source(str(path)).stable_name
+        for cp in self.checkpoints.values():
+            if cp.document and cp.path == str(path):
+                return dataclasses.replace(cp, device=st.st_dev, inode=st.st_ino, removed_at=None)
         candidates = [self.checkpoints.get(key)] + [
             c for c in self.checkpoints.values() if c.stable_name == stable and c.key != key
         ]
@@ -296,8 +300,11 @@ class Daemon:
             return
         if f.size < f.framer.consumed:
             self._restart_file(f, f"file shrank to {f.size} bytes (truncated)")
-        if f.parser is None and not self._choose_format(f):
+        if f.fmt is None and not self._choose_format(f):
             f.dirty = False
+            return
+        if f.document:
+            self._pump_document(f, final=False)
             return
         assert f.parser is not None
         for item in f.read_lines(self.settings.read_budget):
@@ -318,12 +325,29 @@ class Daemon:
                 log.info("no format recognises path=%s; ignoring it", f.path)
             f.unrecognised = True
             return False
-        options = self.settings.format_options.get(fmt.name, {})
-        source = Source(str(f.path), self.settings.agent_name, options, read_related)
-        context = f.checkpoint.context if f.checkpoint.format == fmt.name else None
-        f.fmt, f.parser, f.unrecognised = fmt, fmt.new_parser(source, context), False
+        f.fmt, f.unrecognised = fmt, False
         f.checkpoint.format = fmt.name
+        reads_whole = getattr(fmt, "reads_whole", None)
+        if reads_whole is not None and reads_whole(PurePath(f.path)):
+            f.document = f.checkpoint.document = True
+            return True
+        context = f.checkpoint.context if f.checkpoint.format == fmt.name else None
+        f.parser = fmt.new_parser(self._source(f, fmt), context)
         return True
+
+    def _source(self, f: SourceFile, fmt: Format) -> Source:
+        options = self.settings.format_options.get(fmt.name, {})
+        return Source(str(f.path), self.settings.agent_name, options, read_related)
+
+    def _pump_document(self, f: SourceFile, final: bool) -> None:
+        """A file rewritten whole: re-read it and send the turns whose key is new."""
+        assert f.fmt is not None
+        data = f.reader.read(0, f.size)
+        turns = cast(DocumentFormat, f.fmt).document_turns(data, self._source(f, f.fmt), final=final)
+        for turn in turns:
+            if turn.key not in f.sent_keys and not f.ledger.is_pending(turn.key):
+                self._accept(f, turn)
+        f.dirty, f.document_final = False, final
 
     def _restart_file(self, f: SourceFile, why: str) -> None:
         log.warning("%s; reading again from the start path=%s", why, f.path)
@@ -367,6 +391,11 @@ class Daemon:
     def close_idle(self) -> None:
         now = time.time()
         for f in list(self.files.values()):
+            if f.document and not f.document_final and f.fmt is not None:
+                idle = float(self.settings.format_options.get(f.fmt.name, {}).get("idle_close", 30))
+                if now - f.mtime >= idle:
+                    self._pump_document(f, final=True)
+                continue
             if f.parser is None or f.parser.pending_from() is None:
                 continue
             for turn in f.parser.close_idle(max(0.0, now - f.mtime)):
@@ -449,12 +478,18 @@ class Daemon:
         p.waiting.discard(sink_name)
         if not p.waiting:
             p.file.ledger.resolved(p.turn.key)
+            if p.file.document:
+                p.file.sent_keys.add(p.turn.key)
+                p.file.checkpoint.sent_keys = sorted(p.file.sent_keys)
+                self._changed = True
 
     # ---- checkpoints ------------------------------------------------------------------------
 
     def commit(self, force: bool = False) -> None:
         for f in self.files.values():
             cp = f.checkpoint
+            if f.document:
+                continue
             pending = f.parser.pending_from() if f.parser else None
             offset = f.ledger.advance(f.framer.consumed, pending)
             ahead = f.ledger.resolved_ahead()

@@ -25,6 +25,9 @@ class DeliveryLedger:
         self._resolved_ahead[key] = start
         return True
 
+    def is_pending(self, key: str) -> bool:
+        return key in self._unresolved
+
     def emitted(self, key: str, start: int) -> None:
         self._unresolved[key] = start
 

@@ -38,7 +38,8 @@ class FileCheckpoint:
     stable_name: str = ""
     context: dict[str, Any] = field(default_factory=dict)
     resolved_ahead: list[str] = field(default_factory=list)
-    sent_keys: list[str] = field(default_factory=list)  # whole-document formats only
+    document: bool = False  # rewritten whole: resumed by path, turns diffed by key
+    sent_keys: list[str] = field(default_factory=list)  # whole-document files only
     turns_emitted: int = 0
     dead_letters: int = 0
     removed_at: float | None = None

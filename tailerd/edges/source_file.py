@@ -83,6 +83,8 @@ class SourceFile:
     gone: bool = False  # the path no longer leads here (renamed away or deleted)
     unrecognised: bool = False
     dirty: bool = True  # more bytes may be waiting
+    document: bool = False  # rewritten whole (see formats.base.DocumentFormat)
+    document_final: bool = False  # the quiet-time pass over the current content was done
     sent_keys: set[str] = field(default_factory=set)
 
     @property

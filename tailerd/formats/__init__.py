@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from pathlib import PurePath
 
-from tailerd.formats import native
+from tailerd.formats import claude_code, codex, gemini, native
 from tailerd.formats.base import Format
 
 # Order matters: the first format whose `claims` accepts a file wins; native comes last
 # because its test (a `type` key we know) is the least specific.
-FORMATS: tuple[Format, ...] = (native.FORMAT,)
+FORMATS: tuple[Format, ...] = (
+    claude_code.FORMAT,
+    codex.FORMAT,
+    gemini.FORMAT,
+    native.FORMAT,
+)
 BY_NAME: dict[str, Format] = {f.name: f for f in FORMATS}
 
 

@@ -73,6 +73,15 @@ class Format(Protocol):
     def new_parser(self, source: Source, context: Mapping[str, Any] | None) -> TurnParser: ...
 
 
+class DocumentFormat(Format, Protocol):
+    """A format some of whose files are rewritten whole (e.g. Gemini's legacy .json): for those,
+    the daemon re-reads the whole file on change and sends only turns whose key is new."""
+
+    def reads_whole(self, path: PurePath) -> bool: ...
+
+    def document_turns(self, data: bytes, source: Source, *, final: bool) -> list[Turn]: ...
+
+
 def turn_key(*parts: str | int) -> str:
     """A stable turn key: the same turn gets the same key on every host and every re-read."""
     return "|".join(str(p) for p in parts)

@@ -59,6 +59,8 @@ DEFAULT_SUBAGENT_CAP = 64 * 1024 * 1024
 DEFAULT_DEDUP_WINDOW = 50_000
 SNAPSHOT_SEEN = 1000  # uuids carried across a restart (those before the resume offset)
 MAX_SUBAGENT_DEPTH = 3
+MAX_RECOVERY_BYTES = 4 * 1024 * 1024  # a longer invalid line is dropped without looking inside
+MAX_RECOVERY_ATTEMPTS = 256
 SYNTHETIC_MODEL = "<synthetic>"
 SUBAGENT_TOOLS = frozenset({"Task", "Agent"})
 
@@ -102,6 +104,12 @@ _COMMAND_OUTPUT_PREFIXES = (
     "<bash-stderr>",
 )
 _META_PREFIXES = ("<local-command-caveat>", "Caveat: The messages below were generated")
+_USER_PREFIXES: tuple[tuple[tuple[str, ...], str], ...] = (
+    ((_INTERRUPT_PREFIX,), "interrupt"),
+    (_COMMAND_OUTPUT_PREFIXES, "command_output"),
+    (_META_PREFIXES, "meta"),
+    (_COMMAND_PREFIXES, "command"),
+)
 _PERSISTED_PREFIX = "<persisted-output>"
 _PERSISTED_PATH = re.compile(r"saved to:\s*(\S+)")
 _AGENT_ID_IN_TEXT = re.compile(r"agentId:\s*([A-Za-z0-9_-]+)")
@@ -119,6 +127,8 @@ def decode_line(line: Line) -> tuple[list[dict[str, Any]], list[DeadLetter]]:
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError:
+        if len(data) > MAX_RECOVERY_BYTES:
+            return [], [DeadLetter(line.start, line.end, "invalid JSON (too long to recover)")]
         return _recover_glued(data.decode("utf-8", "replace"), line)
     if isinstance(value, dict):
         return [value], []
@@ -131,20 +141,24 @@ def _recover_glued(text: str, line: Line) -> tuple[list[dict[str, Any]], list[De
     records: list[dict[str, Any]] = []
     lost = 0
     pos = 0
-    while pos < len(text):
+    for _attempt in range(MAX_RECOVERY_ATTEMPTS):
+        if pos >= len(text):
+            break
         try:
             value, end = decoder.raw_decode(text, pos)
         except ValueError:
             value, end = None, pos
         if isinstance(value, dict) and "type" in value:
             records.append(value)
-            pos = end
+            pos = len(text) - len(text[end:].lstrip())
             continue
         nxt = text.find('{"', max(end, pos + 1))
         lost += (nxt if nxt >= 0 else len(text)) - pos
         if nxt < 0:
+            pos = len(text)
             break
         pos = nxt
+    lost += len(text) - pos  # whatever the attempts did not reach
     dead = []
     if lost:
         reason = f"invalid JSON ({lost} chars dropped, {len(records)} glued records recovered)"
@@ -202,7 +216,7 @@ def content_text(content: object) -> str:
 def _capped(text: str, cap: int) -> str:
     if len(text) <= cap:
         return text
-    return f"{text[:cap]}\n[truncated: {len(text) - cap} more characters]"
+    return f"{text[:cap]}\n[truncated at {cap} characters]"
 
 
 def user_kind(rec: Mapping[str, Any]) -> str:
@@ -210,20 +224,10 @@ def user_kind(rec: Mapping[str, Any]) -> str:
     content = _message(rec).get("content")
     if any(b.get("type") == "tool_result" for b in _blocks(content)):
         return "tool_result"
-    if rec.get("isMeta") or rec.get("isCompactSummary"):
-        return "meta"
     text = content_text(content).lstrip()
-    if not text:
+    if rec.get("isMeta") or rec.get("isCompactSummary") or not text:
         return "meta"
-    if text.startswith(_INTERRUPT_PREFIX):
-        return "interrupt"
-    if text.startswith(_COMMAND_OUTPUT_PREFIXES):
-        return "command_output"
-    if text.startswith(_META_PREFIXES):
-        return "meta"
-    if text.startswith(_COMMAND_PREFIXES):
-        return "command"
-    return "prompt"
+    return next((kind for prefixes, kind in _USER_PREFIXES if text.startswith(prefixes)), "prompt")
 
 
 def _origin(rec: Mapping[str, Any], text: str) -> str:
@@ -504,13 +508,13 @@ class _Related:
     def read(self, path: str, cap: int) -> bytes | None:
         try:
             return self.source.read_related(path, cap)
-        except Exception:  # noqa: BLE001 -- a neighbour that cannot be read is not fatal
+        except Exception:  # a neighbour that cannot be read is not fatal
             return None
 
     def spilled(self, name: str, tool_call_id: str) -> str | None:
         for base in self.session_dirs:
             for file_name in dict.fromkeys((name, f"{tool_call_id}.txt")):
-                data = self.read(f"{base}/tool-results/{file_name}", self.result_cap)
+                data = self.read(f"{base}/tool-results/{file_name}", self.result_cap + 1)
                 if data is not None:
                     return data.decode("utf-8", "replace")
         return None
@@ -531,9 +535,7 @@ class _Related:
         return ""
 
     def builder(self, depth: int) -> SpanBuilder:
-        return SpanBuilder(
-            lambda tool: self.subagent(tool, depth), self.spilled, self.result_cap
-        )
+        return SpanBuilder(lambda tool: self.subagent(tool, depth), self.spilled, self.result_cap)
 
     def subagent(self, tool: _ToolDraft, depth: int) -> SubAgentCall:
         args = tool.arguments if isinstance(tool.arguments, dict) else {}
@@ -681,7 +683,7 @@ class ClaudeCodeParser:
             result: list[Turn | DeadLetter] = list(out)
             for rec in records:
                 result.extend(self._apply(rec, line))
-        except Exception as exc:  # noqa: BLE001 -- a parser must never raise on its input
+        except Exception as exc:  # a parser must never raise on its input
             return [DeadLetter(line.start, line.end, f"unprocessable record: {exc!r}"[:300])]
         return result
 
@@ -907,7 +909,7 @@ class ClaudeCodeFormat:
         if not Source(str(path)).stable_name.endswith(".jsonl"):
             return False
         parts = path.parts
-        if any(a == ".claude" and b == "projects" for a, b in zip(parts, parts[1:])):
+        if any(parts[i : i + 2] == (".claude", "projects") for i in range(len(parts) - 1)):
             return True
         first = next((ln for ln in head.split(b"\n") if ln.strip()), b"")
         try:

@@ -322,6 +322,13 @@ class GeminiParser:
 class GeminiFormat:
     name = "gemini"
 
+    def reads_whole(self, path: PurePath) -> bool:
+        """Legacy recordings are rewritten whole: offsets mean nothing, turns are diffed by key."""
+        return path.suffix == WHOLE_DOCUMENT_SUFFIX
+
+    def document_turns(self, data: bytes, source: Source, *, final: bool) -> list[Turn]:
+        return turns_from_document(data, source, final=final)
+
     def claims(self, path: PurePath, head: bytes) -> bool:
         first = head.split(b"\n", 1)[0]
         try:

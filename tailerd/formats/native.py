@@ -403,8 +403,11 @@ class NativeParser:
 
 
 def _validation_reason(raw: object, exc: ValidationError) -> str:
-    if isinstance(raw, dict) and raw.get("type") not in _TYPES:
-        return f"unknown record type {raw.get('type')!r}"
+    if not isinstance(raw, dict):
+        return f"a line must be a JSON object, not {type(raw).__name__}"
+    kind = raw.get("type")
+    if not isinstance(kind, str) or kind not in _TYPES:
+        return f"unknown record type {kind!r}"
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"])
     return f"invalid record: {where}: {first['msg']}"
@@ -419,7 +422,7 @@ class NativeFormat:
             raw = orjson.loads(first)
         except orjson.JSONDecodeError:
             return False
-        return isinstance(raw, dict) and raw.get("type") in _TYPES and "session_id" in raw
+        return isinstance(raw, dict) and isinstance(raw.get("type"), str) and raw["type"] in _TYPES and "session_id" in raw
 
     def is_auxiliary(self, path: PurePath) -> bool:
         return False

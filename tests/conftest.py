@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.otlp_receiver import Receiver, serve
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples" / "logs"
+FIXTURES = ROOT.parent / "shared" / "fixtures" / "agents"
+
+os.environ["WANDB_ERROR_REPORTING"] = "false"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    rec = Receiver()
+    server, thread = serve(rec)
+    yield rec
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def logs(tmp_path: Path) -> Path:
+    """A copy of the shipped example logs, safe to append to."""
+    dest = tmp_path / "logs"
+    shutil.copytree(EXAMPLES, dest)
+    return dest
+
+
+def tailerd_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TAILERD_"))}
+    env.pop("STATE_DIRECTORY", None)
+    env["WANDB_ERROR_REPORTING"] = "false"
+    env.update(extra)
+    return env
+
+
+def run_tailerd(*args: str | Path, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tailerd", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=tailerd_env(**env),
+        check=False,
+    )
+
+
+def popen_tailerd(*args: str | Path, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tailerd", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=tailerd_env(**env),
+    )
