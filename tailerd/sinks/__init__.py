@@ -28,10 +28,25 @@ def _console(settings: Settings, data_dir: Path) -> Sink:
     return ConsoleSink()
 
 
+def _weave(settings: Settings, data_dir: Path) -> Sink:
+    from tailerd.sinks.weave import (
+        WeaveSink,
+        resolve_api_key,
+        resolve_endpoint,
+        resolve_project,
+    )
+
+    entity, project = resolve_project(settings.project)
+    sink = WeaveSink(resolve_endpoint(), resolve_api_key(), entity, project)
+    sink.check_credentials()
+    return sink
+
+
 SINKS: dict[str, Callable[[Settings, Path], Sink]] = {
     "local": _local,
     "otlp": _otlp,
     "console": _console,
+    "weave": _weave,
 }
 
 

@@ -1,7 +1,10 @@
 """`otlp`: OTLP/HTTP protobuf to any endpoint (Phoenix, Langfuse, a Collector).
 
 tailerd posts the spans itself instead of using the SDK's exporter, so that every response is
-classified: 2xx delivered; 408, 429, 5xx and network errors retried; any other 4xx rejected.
+classified. 2xx: delivered. 400, 413, 415, 422: this payload is refused for good (rejected and
+dead-lettered, so it cannot block the file). Anything else (network errors, 5xx, 429, and also
+401/403/404, which say the endpoint or credentials are wrong rather than the turn): retried with
+backoff, reading paused, until fixed.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from tailerd import __version__
 from tailerd.domain import Delivered, Outcome, Rejected, Retry
 from tailerd.errors import ConfigError
 
-_RETRYABLE = frozenset({408, 429})
+_REFUSES_PAYLOAD = frozenset({400, 413, 415, 422})
 
 
 def endpoint_from_env(explicit: str | None, env: Mapping[str, str] = os.environ) -> str:
@@ -90,9 +93,9 @@ class OtlpSink:
         except urllib.error.HTTPError as exc:
             detail = _short(exc.read())
             reason = f"HTTP {exc.code} from {self.endpoint}{': ' + detail if detail else ''}"
-            if exc.code in _RETRYABLE or exc.code >= 500:
-                return Retry(reason)
-            return Rejected(reason)
+            if exc.code in _REFUSES_PAYLOAD:
+                return Rejected(reason)
+            return Retry(reason)
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             return Retry(f"{self.endpoint}: {getattr(exc, 'reason', exc)}")
         return Delivered()
