@@ -22,13 +22,15 @@ from tailerd.edges.source_file import open_reader
 from tailerd.edges.state_dir import prepare, resolve_data_dir, resolve_state_dir
 from tailerd.emitter import Emitter
 from tailerd.errors import EX_TEMPFAIL, ConfigError
-from tailerd.formats.base import Source
+from tailerd.formats.base import Format, Source
 from tailerd.settings import Settings
 
 log = logging.getLogger("tailerd")
 
 
-def finished_turns(path: Path, settings: Settings) -> tuple[list[Turn], int]:
+def finished_turns(
+    path: Path, settings: Settings, mapped: tuple[Format, ...] = ()
+) -> tuple[list[Turn], int]:
     """Every finished turn in one file, and how many dead letters it has."""
     reader = open_reader(path)
     try:
@@ -37,7 +39,7 @@ def finished_turns(path: Path, settings: Settings) -> tuple[list[Turn], int]:
         mtime = reader.stat().st_mtime
     finally:
         reader.close()
-    fmt = formats.choose(PurePath(path), data[: 64 * 1024], settings.format)
+    fmt = formats.choose(PurePath(path), data[: 64 * 1024], settings.format, mapped)
     if fmt is None:
         log.info("no format recognises path=%s; skipped", path)
         return [], 0
@@ -74,8 +76,9 @@ def run(settings: Settings, paths: Sequence[Path]) -> int:
     outputs = sinks.build(settings, resolve_data_dir(settings.data_dir, state_dir))
     emitter = Emitter()
     by_session: dict[str, list[Turn]] = defaultdict(list)
+    mapped = formats.configured(settings.mapping, settings.format)
     for path in _files(paths, settings):
-        turns, _dead = finished_turns(path, settings)
+        turns, _dead = finished_turns(path, settings, mapped)
         for turn in turns:
             by_session[turn.session_id].append(turn)
     failed = 0

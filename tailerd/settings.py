@@ -53,6 +53,7 @@ class Settings(_Strict):
     batch_spans: int = Field(default=512, ge=1)
     max_pending_spans: int = Field(default=20_000, ge=1)
     format_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    mapping: tuple[dict[str, Any], ...] = ()  # [[mapping]] tables: see formats/mapped.py
     redaction: RedactionSettings = Field(default_factory=RedactionSettings)
     verbose: bool = False
 

@@ -170,3 +170,25 @@ def test_corrupt_checkpoint_is_reported_not_reset(logs, tmp_path):
     result = once(logs, state, "--sink", "console")
     assert result.returncode == 65
     assert "checksum" in result.stderr and result.stdout == ""
+
+
+def test_custom_jsonl_by_configuration_only(tmp_path, receiver: Receiver):
+    """The README's worked example: 3 turns (hand count of examples/custom), 1 dead letter."""
+    root = Path(__file__).resolve().parents[1]
+    result = run_tailerd(
+        "--watch", root / "examples" / "custom", "--config", root / "config" / "custom-agent.example.toml",
+        "--once", "--sink", "otlp", "--otlp-endpoint", receiver.url, "--state-dir", tmp_path / "s",
+    )
+    assert result.returncode == 0, result.stderr
+    roots = receiver.roots()
+    assert [r["attributes"]["gen_ai.agent.name"] for r in roots] == ["helpdesk-bot"] * 3
+    assert "1 dead letters" in result.stderr
+
+
+def test_shipped_example_config_is_valid(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "config" / "tailerd.toml").read_text().replace("/var/log/agents", str(tmp_path))
+    cfg = tmp_path / "tailerd.toml"
+    cfg.write_text(text)
+    result = run_tailerd("--config", cfg, "--once", "--state-dir", tmp_path / "s", "--data-dir", tmp_path / "s")
+    assert result.returncode == 0, result.stderr

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import PurePath
+from typing import Any
 
 from tailerd.formats import claude_code, codex, gemini, native
+from tailerd.errors import ConfigError
 from tailerd.formats.base import Format
+from tailerd.formats.mapped import formats_from_config
 
 # Order matters: the first format whose `claims` accepts a file wins; native comes last
 # because its test (a `type` key we know) is the least specific.
@@ -18,14 +22,30 @@ FORMATS: tuple[Format, ...] = (
 BY_NAME: dict[str, Format] = {f.name: f for f in FORMATS}
 
 
-def choose(path: PurePath, head: bytes, forced: str | None = None) -> Format | None:
-    """The format of a file, from its path and first bytes; None when no format claims it yet."""
+def choose(
+    path: PurePath, head: bytes, forced: str | None = None, extra: tuple[Format, ...] = ()
+) -> Format | None:
+    """The format of a file, from its path and first bytes; None when no format claims it yet.
+    `extra` are configured mappings: they come first, being the operator's explicit choice."""
+    candidates = (*extra, *FORMATS)
     if forced:
-        return BY_NAME[forced]
-    for fmt in FORMATS:
+        return next(f for f in candidates if f.name == forced)
+    for fmt in candidates:
         if fmt.claims(path, head):
             return fmt
     return None
+
+
+def configured(raw_mappings: Sequence[Mapping[str, Any]], forced: str | None) -> tuple[Format, ...]:
+    """Formats from the config's [[mapping]] tables; checks --format names one."""
+    mapped = tuple(formats_from_config([dict(m) for m in raw_mappings]))
+    clash = sorted({f.name for f in mapped} & set(BY_NAME))
+    if clash:
+        raise ConfigError(f"mapping name {clash[0]!r} is a built-in format; choose another")
+    names = [*BY_NAME, *(f.name for f in mapped)]
+    if forced and forced not in names:
+        raise ConfigError(f"unknown format {forced!r} (have: {', '.join(names)})")
+    return mapped
 
 
 def is_auxiliary(path: PurePath) -> bool:
