@@ -1,4 +1,6 @@
-"""`tailerd import PATH...`: backfill whole sessions through weave's `log_conversation`.
+"""Commands that read whole files: `import` (backfill), `preview` and `retry`.
+
+`tailerd import PATH...` backfills whole sessions through weave's `log_conversation`.
 
 It reads each file whole, keeps only finished turns, groups them by session, and emits every
 session with the same deterministic ids as the live path, so importing what was already tailed
@@ -8,22 +10,31 @@ adds nothing to a store that keys by span id. It keeps no checkpoints of its own
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path, PurePath
+from typing import Any, cast
+
+import orjson
+
+from opentelemetry.sdk.trace import ReadableSpan
 
 from tailerd import formats, sinks
 from tailerd.core.framing import LineFramer
 from tailerd.daemon import read_related
-from tailerd.domain import DeadLetter, Delivered, Outcome, Rejected, Retry, Turn
+from tailerd.domain import DeadLetter, Delivered, Outcome, Retry, Turn
 from tailerd.edges.discovery import Globs, walk
 from tailerd.edges.source_file import open_reader
 from tailerd.edges.state_dir import prepare, resolve_data_dir, resolve_state_dir
 from tailerd.emitter import Emitter
 from tailerd.errors import EX_TEMPFAIL, ConfigError
-from tailerd.formats.base import Format, Source
+from tailerd.content_policy import build_redactor
+from tailerd.edges import dead_letter_store
+from tailerd.formats.base import DocumentFormat, Format, Source
 from tailerd.settings import Settings
+from tailerd.sinks.base import Sink, span_record
 
 log = logging.getLogger("tailerd")
 
@@ -44,7 +55,13 @@ def finished_turns(
         log.info("no format recognises path=%s; skipped", path)
         return [], 0
     options = settings.format_options.get(fmt.name, {})
-    parser = fmt.new_parser(Source(str(path), settings.agent_name, options, read_related), None)
+    source = Source(str(path), settings.agent_name, options, read_related)
+    quiet = max(0.0, time.time() - mtime)
+    reads_whole = getattr(fmt, "reads_whole", None)
+    if reads_whole is not None and reads_whole(PurePath(path)):
+        final = quiet >= float(options.get("idle_close", 30))
+        return cast(DocumentFormat, fmt).document_turns(data, source, final=final), 0
+    parser = fmt.new_parser(source, None)
     turns: list[Turn] = []
     dead = 0
     for item in LineFramer(max_line=settings.max_line_bytes).feed(data):
@@ -55,7 +72,7 @@ def finished_turns(
                 log.warning("dead letter path=%s offset=%d reason=%s", path, out.start, out.reason)
             else:
                 turns.append(out)
-    turns.extend(parser.close_idle(max(0.0, time.time() - mtime)))
+    turns.extend(parser.close_idle(quiet))
     return turns, dead
 
 
@@ -71,19 +88,26 @@ def _files(paths: Sequence[Path], settings: Settings) -> list[Path]:
     return sorted(p for p in out if not formats.is_auxiliary(PurePath(p)))
 
 
-def run(settings: Settings, paths: Sequence[Path]) -> int:
-    state_dir = prepare(resolve_state_dir(settings.state_dir))
-    outputs = sinks.build(settings, resolve_data_dir(settings.data_dir, state_dir))
-    emitter = Emitter()
+def _turns_by_session(settings: Settings, paths: Sequence[Path]) -> dict[str, list[Turn]]:
     by_session: dict[str, list[Turn]] = defaultdict(list)
     mapped = formats.configured(settings.mapping, settings.format)
     for path in _files(paths, settings):
         turns, _dead = finished_turns(path, settings, mapped)
         for turn in turns:
             by_session[turn.session_id].append(turn)
+    return by_session
+
+
+def run(settings: Settings, paths: Sequence[Path]) -> int:
+    """`tailerd import`: every finished turn of the files, one `log_conversation` per session."""
+    state_dir = prepare(resolve_state_dir(settings.state_dir))
+    redactor = build_redactor(settings)
+    outputs = sinks.build(settings, resolve_data_dir(settings.data_dir, state_dir))
+    emitter = Emitter(include_content=redactor.content != "none")
+    by_session = _turns_by_session(settings, paths)
     failed = 0
     for session_id, turns in by_session.items():
-        spans = emitter.emit_session(turns)
+        spans = emitter.emit_session([redactor.apply(t) for t in turns])
         for sink in outputs:
             outcome = _send_with_retry(sink, spans, settings.once_timeout)
             if not isinstance(outcome, Delivered):
@@ -96,7 +120,66 @@ def run(settings: Settings, paths: Sequence[Path]) -> int:
     return EX_TEMPFAIL if failed else 0
 
 
-def _send_with_retry(sink: sinks.Sink, spans: list, timeout: float) -> Outcome:  # type: ignore[type-arg]
+def preview(settings: Settings, paths: Sequence[Path]) -> int:
+    """`tailerd preview`: exactly the spans that would be sent, after redaction; sends nothing."""
+    redactor = build_redactor(settings)
+    emitter = Emitter(include_content=redactor.content != "none")
+    out = sys.stdout
+    for turns in _turns_by_session(settings, paths).values():
+        for turn in turns:
+            for span in emitter.emit(redactor.apply(turn)):
+                out.write(orjson.dumps(span_record(span)).decode() + "\n")
+    counts = redactor.counts()
+    if counts:
+        log.info("redacted: %s", ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    return 0
+
+
+def retry(settings: Settings) -> int:
+    """`tailerd retry`: send again the turns a sink refused (after the cause was fixed)."""
+    state_dir = prepare(resolve_state_dir(settings.state_dir))
+    pending = [r for r in dead_letter_store.load(state_dir) if r.get("kind") == "turn"]
+    if not pending:
+        log.info("no refused turns to retry")
+        return 0
+    redactor = build_redactor(settings)
+    outputs = {s.name: s for s in sinks.build(settings, resolve_data_dir(settings.data_dir, state_dir))}
+    emitter = Emitter(include_content=redactor.content != "none")
+    mapped = formats.configured(settings.mapping, settings.format)
+    failed = 0
+    for path, records in _group(pending, "path").items():
+        wanted = {r["key"]: r for r in records}
+        turns = [t for t in finished_turns(Path(path), settings, mapped)[0] if t.key in wanted]
+        for turn in turns:
+            record = wanted.pop(turn.key)
+            sink = outputs.get(record["sink"])
+            if sink is None:
+                log.warning("turn %s was refused by %s, which is not configured now", turn.key, record["sink"])
+                failed += 1
+                continue
+            outcome = _send_with_retry(sink, emitter.emit(redactor.apply(turn)), settings.once_timeout)
+            if isinstance(outcome, Delivered):
+                dead_letter_store.mark_retried(state_dir, record)
+                log.info("delivered turn %s to %s", turn.key, sink.name)
+            else:
+                failed += 1
+                log.error("turn %s still not delivered to %s: %s", turn.key, sink.name, outcome.reason)
+        for key in wanted:
+            failed += 1
+            log.warning("turn %s is no longer in %s; left in dead letters", key, path)
+    for sink in outputs.values():
+        sink.close()
+    return EX_TEMPFAIL if failed else 0
+
+
+def _group(records: list[dict[str, Any]], field: str) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[str(r[field])].append(r)
+    return groups
+
+
+def _send_with_retry(sink: Sink, spans: list[ReadableSpan], timeout: float) -> Outcome:
     deadline = time.monotonic() + timeout
     delay = 0.5
     while True:
@@ -106,5 +189,3 @@ def _send_with_retry(sink: sinks.Sink, spans: list, timeout: float) -> Outcome: 
         time.sleep(delay)
         delay = min(delay * 2, 10.0)
 
-
-__all__ = ["Rejected", "finished_turns", "run"]

@@ -16,7 +16,7 @@ import orjson
 from tailerd import __version__
 from tailerd.errors import EX_SOFTWARE, ConfigError, TailerdError
 
-COMMANDS = ("status", "sessions", "show", "import", "dead-letters")
+COMMANDS = ("status", "sessions", "show", "import", "preview", "dead-letters", "retry")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,13 +55,14 @@ def _report_parser(command: str) -> _Parser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     if command == "show":
         p.add_argument("session_id")
-    if command == "import":
-        p.add_argument("paths", nargs="+", type=Path)
-        p.add_argument("--sink", action="append", choices=["local", "otlp", "console", "weave"])
+    if command in {"import", "preview"}:
+        p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
         p.add_argument("--format")
+        p.add_argument("--agent-name")
+    if command in {"import", "retry"}:
+        p.add_argument("--sink", action="append", choices=["local", "otlp", "console", "weave"])
         p.add_argument("--otlp-endpoint", metavar="URL")
         p.add_argument("--project", metavar="ENTITY/PROJECT")
-        p.add_argument("--agent-name")
     return p
 
 
@@ -107,7 +108,11 @@ def _report(command: str, argv: Sequence[str]) -> int:
     else:
         from tailerd import backfill
 
-        return backfill.run(cfg, args.paths)
+        if command == "import":
+            return backfill.run(cfg, args.paths)
+        if command == "preview":
+            return backfill.preview(cfg, args.paths)
+        return backfill.retry(cfg)
     return 0
 
 

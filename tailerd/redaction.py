@@ -17,12 +17,14 @@ Policy (``content``):
 ``enabled=False`` turns the detectors off whatever ``content`` says; ``content="none"`` and the
 size cap still apply, because they are data-volume policy rather than secret scanning.
 
-Speed: every detector has trigger substrings; a string that contains none of them (checked with
-``in``, which is much faster than a regex scan) skips that detector, and a string without any
-trigger is returned after a single pass of cheap checks. Detector regexes are compiled once, at
-import time.
+Speed: every detector declares trigger substrings without which it cannot match. One regex over
+the lower-cased text, shaped as a prefix tree of all triggers, lets a string without any trigger
+through untouched (most strings); otherwise only the detectors whose triggers occur (plain ``in``
+checks) run. Everything is compiled once, at import time. See benchmarks/bench_redaction.py.
 
-The size cap runs after the detectors, so a secret is never split by the cut before it is seen.
+The size cap runs after the detectors, so a secret is never split by the cut before it is seen;
+the kept part is scrubbed once more, since a cut can make the head of a longer word look like a
+key. ``redact_text`` is idempotent, including on capped strings.
 """
 
 from __future__ import annotations
@@ -76,18 +78,24 @@ def _secret_span(match: re.Match[str]) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------
 # Heuristics that keep ordinary text and code intact.
 
-_PLACEHOLDER_WORDS = frozenset(
-    """none null nil true false undefined empty string str int bool bytes number boolean any
-    optional secretstr required redacted hidden masked placeholder dummy example sample test
-    changeit todo tbd""".split()
-)
-_PLACEHOLDER_START = tuple("[<{$%*(!&…")
+# fmt: off
+_PLACEHOLDER_WORDS = frozenset((
+    "none", "null", "nil", "true", "false", "undefined", "empty", "string", "str", "int", "bool",
+    "bytes", "number", "boolean", "any", "optional", "secretstr", "required", "redacted",
+    "hidden", "masked", "placeholder", "dummy", "example", "sample", "test", "changeit", "todo",
+    "tbd", "password", "passwd", "pass", "secret", "token", "key", "apikey", "api_key",
+))
+# fmt: on
 _PLACEHOLDER = re.compile(
     r"""(?ix)
-    [xX*.#_\-•]+                         # xxx, ***, ..., ----
-    | (?:your|insert|enter|replace|put)[-_ ].*
-    | .*[-_ ]here
-    | .*(?:\.\.\.|…).*                   # elided: sk-...abcd
+    [<{$\[(…].*                         # <your-key> ${VAR} $VAR {{var}} [REDACTED:x] (expr)
+    | %(?:\(\w+\)[sd]|\w+%|[sd])         # %(name)s %VAR% %s
+    | [!&*][a-z_]+                       # YAML tag, anchor or alias: !vault &base *base
+    | [x*.\#_\-•]+                       # xxx *** ... ----
+    | \*.*                               # ****abcd
+    | (?:your|insert|enter|replace|put)[-_\ ].*
+    | .*[-_\ ]here
+    | .*(?:\.\.\.|…).*                    # elided: sk-...abcd
     | .*redacted.*
     """
 )
@@ -98,7 +106,6 @@ _DOTTED_IDENTIFIER = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 def _is_placeholder(value: str) -> bool:
     return (
         len(value) < 3
-        or value.startswith(_PLACEHOLDER_START)
         or value.lower() in _PLACEHOLDER_WORDS
         or _PLACEHOLDER.fullmatch(value) is not None
     )
@@ -132,19 +139,24 @@ def _accept_assignment(value: str, match: re.Match[str]) -> bool:
     if _is_placeholder(value):
         return False
     keyword, separator = match.group("kw"), match.group("sep")
-    env_style = keyword.isupper() and not separator.startswith((" ", "\t"))
-    quoted = match.group("secret_unquoted") is None
-    if env_style:
-        return True
-    if quoted:
-        return " " not in value  # labels and sentences ("Password must be ..."), not secrets
-    if "(" in value or "[" in value or _DOTTED_IDENTIFIER.fullmatch(value):
-        return False
-    if _IDENTIFIER.fullmatch(value) and not _has_digit(value):
-        return False  # a variable: password=password, token = token
-    if value.isdigit():
-        return False  # a JSON/YAML number: "token": 4096
-    return _has_digit(value) or (len(value) >= 16 and not value.isalpha())
+    if keyword.isupper() and not separator.startswith((" ", "\t")):
+        return True  # env style
+    if match.group("secret_unquoted") is None:
+        return " " not in value  # quoted: labels and sentences ("Password must be ...") are not
+    return not _looks_like_code(value) and (
+        _has_digit(value) or (len(value) >= 16 and not value.isalpha())
+    )
+
+
+def _looks_like_code(value: str) -> bool:
+    """A call, index, attribute access, plain variable name, or number."""
+    return (
+        "(" in value
+        or "[" in value
+        or value.isdigit()  # a JSON/YAML number: "token": 4096
+        or _DOTTED_IDENTIFIER.fullmatch(value) is not None
+        or (_IDENTIFIER.fullmatch(value) is not None and not _has_digit(value))
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -160,14 +172,15 @@ def _compile(pattern: str, flags: int = 0) -> re.Pattern[str]:
     return re.compile(pattern, flags | re.ASCII)
 
 
-_PEM_BODY = r"(?:[A-Za-z0-9+/=\s:,.\-]|\\[nrt])"
+_PEM_BODY = r"(?:[A-Za-z0-9+/=\s:,.\-]|\\+[nrt/])"  # also \\n in JSON, \\\\n in JSON-in-JSON
 _PRIVATE_KEY_LABEL = r"[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?"
 
 _KEYWORDS = (
-    r"secret|token|passw(?:or)?d|passphrase|(?<=[_.\-])pass|credentials?"
+    r"secret|token|passw(?:or)?d|passphrase|[_.\-]pass|credentials?"
     r"|(?:api|access|secret|private|signing|encryption|master|auth)[_\-]?key"
 )
 _ASSIGNMENT = _compile(
+    r"(?=[sStTpPcCaAeEmM_.\-])"  # a first-character filter: doubles the scan speed
     r"(?P<kw>" + _KEYWORDS + r")"
     r"(?:\\?[\"'])?"  # the closing quote of a quoted key
     r"(?P<sep>[ \t]*(?::=|=(?!=)|:(?![:/]))[ \t]*)"
@@ -177,6 +190,12 @@ _ASSIGNMENT = _compile(
     r"|(?P<secret_unquoted>[^\s\"'`\\,;)}\]]+))",
     re.IGNORECASE,
 )
+
+_KEY_PREFIXES = ("api", "access", "secret", "private", "signing", "encryption", "master", "auth")
+_ASSIGNMENT_TRIGGERS = (
+    "secret", "token", "passw", "passphrase", "_pass", ".pass", "-pass", "credential",
+    *(prefix + joint + "key" for prefix in _KEY_PREFIXES for joint in ("", "_", "-")),
+)  # fmt: skip
 
 BUILTIN_DETECTORS: tuple[Detector, ...] = (
     Detector(
@@ -263,11 +282,11 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
     Detector(
         "wandb_api_key",
         _compile(
-            r"(?:wandb_?api_?key" + _QUOTE + r"[ \t]*[:=][ \t]*" + _QUOTE
-            + r"|wandb\s+login(?:\s+--?[a-z\-]+(?:[= ][^\s-]\S*)?)*?\s+"
-            + r"|wandb\.login\([^)]{0,200}?key\s*=\s*" + _QUOTE + r")"
-            + r"(?P<secret>(?:[A-Za-z0-9_]+-)?[A-Za-z0-9_]{40,})" + _E
-            + r"|" + _B + r"(?P<secret_local>local-[0-9a-f]{40})" + _E,
+            r"(?:wandb_?api_?key(?:\\?[\"'])?[ \t]*[:=][ \t]*(?:\\?[\"'])?"
+            r"|wandb\s+login(?:\s+--?[a-z\-]+(?:[= ][^\s-]\S*)?)*?\s+"
+            r"|wandb\.login\([^)]{0,200}?key\s*=\s*(?:\\?[\"'])?)"
+            r"(?P<secret>(?:[A-Za-z0-9_]+-)?[A-Za-z0-9_]{40,})(?![A-Za-z0-9_\-])"
+            r"|(?<![A-Za-z0-9_\-])(?P<secret_local>local-[0-9a-f]{40})(?![A-Za-z0-9_\-])",
             re.IGNORECASE,
         ),
         lowered_triggers=("wandb", "local-"),
@@ -276,7 +295,7 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
         "url_password",
         _compile(
             r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@\"'\\\[\]]*:"
-            r"(?P<secret>[^\s@/?#\"'\\]+)@(?=[A-Za-z0-9\[])"
+            r"(?P<secret>[^\s@/\"'\\]+)@(?=[A-Za-z0-9\[])"  # raw # or ? happen in DSNs
         ),
         triggers=("://",),
         accept=_accept_url_password,
@@ -290,8 +309,8 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
     Detector(
         "basic_auth",
         _compile(
-            r"\bAuthorization" + _QUOTE + r"[ \t]*[:=][ \t]*" + _QUOTE
-            + r"Basic[ \t]+(?P<secret>[A-Za-z0-9+/]{8,}={0,2})",
+            r"\bAuthorization(?:\\?[\"'])?[ \t]*[:=][ \t]*(?:\\?[\"'])?"
+            r"Basic[ \t]+(?P<secret>[A-Za-z0-9+/]{8,}={0,2})",
             re.IGNORECASE,
         ),
         lowered_triggers=("basic",),
@@ -299,12 +318,31 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
     Detector(
         "secret_assignment",
         _ASSIGNMENT,
-        lowered_triggers=(
-            "secret", "token", "pass", "credential", "api", "access", "private", "signing",
-            "encryption", "master", "auth",
-        ),
+        lowered_triggers=_ASSIGNMENT_TRIGGERS,
         accept=_accept_assignment,
     ),
+)
+
+
+def _prefix_tree_pattern(words: set[str]) -> str:
+    """A regex matching any of `words`, shaped as a prefix tree: ~3x faster than a flat `a|b|c`.
+
+    Only existence matters (it gates the detectors), so a word that extends another is dropped.
+    """
+    if "" in words:
+        return ""
+    branches: dict[str, set[str]] = {}
+    for word in words:
+        branches.setdefault(word[0], set()).add(word[1:])
+    parts = [re.escape(c) + _prefix_tree_pattern(tails) for c, tails in sorted(branches.items())]
+    return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
+
+
+_ANY_TRIGGER = re.compile(
+    _prefix_tree_pattern(
+        {t.lower() for d in BUILTIN_DETECTORS for t in d.triggers}
+        | {t for d in BUILTIN_DETECTORS for t in d.lowered_triggers}
+    )
 )
 
 
@@ -351,15 +389,17 @@ class Redactor:
 
     def redact_text(self, text: str) -> str:
         """Detectors (unless off by policy), then the size cap."""
-        if self.enabled and self.content != "full":
-            text = self.scrub(text)
-        return self.cap(text)
+        if not (self.enabled and self.content != "full"):
+            return self.cap(text)
+        return self.cap(self.scrub(text), rescrub=True)
 
     def scrub(self, text: str, *, precheck: bool = True) -> str:
         """Replace every detected secret; `precheck=False` runs every detector (for tests)."""
         if not text:
             return text
         lowered = text.lower()
+        if precheck and not self._always_scan and _ANY_TRIGGER.search(lowered) is None:
+            return text
         for detector in self._detectors:
             if precheck and not detector.may_match(text, lowered):
                 continue
@@ -368,15 +408,25 @@ class Redactor:
                 text, lowered = replaced, replaced.lower()
         return text
 
-    def cap(self, text: str) -> str:
-        """Cut a string longer than the cap to the cap and mark how much was cut."""
+    def cap(self, text: str, *, rescrub: bool = False) -> str:
+        """Cut a string longer than the cap to the cap and mark how much was cut.
+
+        With `rescrub`, the kept part is scrubbed again: the cut can turn the tail of a longer
+        token into a complete-looking secret (an AWS key id cut out of a longer word).
+        """
         limit = self.max_attribute_chars
         if len(text) <= limit:
             return text
         marker = _TRUNCATION.search(text)
         if marker is not None and marker.start() <= limit:
             return text  # already capped
-        return f"{text[:limit]}…[truncated {len(text) - limit} chars]"
+        kept = text[:limit]
+        for _ in range(4) if rescrub else ():  # a replacement may outgrow the cap: cut, retry
+            again = self.scrub(kept)[:limit]
+            if again == kept:
+                break
+            kept = again
+        return f"{kept}…[truncated {len(text) - limit} chars]"
 
     def _replacer(self, detector: Detector) -> Callable[[re.Match[str]], str]:
         def replace_match(match: re.Match[str]) -> str:
@@ -401,7 +451,7 @@ class Redactor:
         """A copy of `turn` with every content string redacted, dropped or capped by policy."""
         return replace(
             turn,
-            session_name=self._metadata(turn.session_name),
+            session_name=self.redact_text(turn.session_name),
             messages=self._messages(turn.messages),
             output_messages=self._messages(turn.output_messages),
             spans=self._spans(turn.spans),
@@ -412,11 +462,6 @@ class Redactor:
         if self.content == "none":
             return ""
         return self.redact_text(text)
-
-    def _metadata(self, text: str) -> str:
-        if self.enabled and self.content != "full":
-            text = self.scrub(text)
-        return self.cap(text)
 
     def _messages(self, messages: Iterable[Message]) -> tuple[Message, ...]:
         return tuple(replace(m, content=self._content(m.content)) for m in messages)
@@ -454,7 +499,7 @@ class Redactor:
 
     def _attribute_value(self, value: Any) -> Any:
         if isinstance(value, str):
-            return self._metadata(value)
+            return self.redact_text(value)
         if isinstance(value, Mapping):
             return {k: self._attribute_value(v) for k, v in value.items()}
         if isinstance(value, list):

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from tailerd.edges import dead_letter_store
 from tailerd.edges.checkpoint_store import CheckpointStore
 from tailerd.sinks import local
 
@@ -202,13 +203,4 @@ def render_status(doc: dict[str, Any]) -> Iterator[str]:
 
 
 def dead_letters(state_dir: Path) -> list[dict[str, Any]]:
-    path = state_dir / "dead-letters.jsonl"
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_bytes().splitlines():
-        try:
-            out.append(orjson.loads(line))
-        except orjson.JSONDecodeError:
-            continue
-    return out
+    return dead_letter_store.load(state_dir)

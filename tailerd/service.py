@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 
 from tailerd import sinks
 from tailerd.cli import install_signal_handlers
+from tailerd.content_policy import build_redactor
 from tailerd.daemon import Daemon
 from tailerd.edges.state_dir import StateLock, prepare, resolve_data_dir, resolve_state_dir
 from tailerd.edges.systemd import Notifier
@@ -15,14 +18,17 @@ from tailerd.settings import Settings
 
 log = logging.getLogger("tailerd")
 
+STOP_GRACE = 1.5  # seconds past shutdown_timeout for the loop to notice the stop and close
+
 
 def build_daemon(settings: Settings) -> tuple[Daemon, StateLock]:
     state_dir = prepare(resolve_state_dir(settings.state_dir))
     lock = StateLock(state_dir)
     lock.acquire()
     try:
+        redactor = build_redactor(settings)
         outputs = sinks.build(settings, resolve_data_dir(settings.data_dir, state_dir))
-        return Daemon(settings, state_dir, outputs), lock
+        return Daemon(settings, state_dir, outputs, redactor), lock
     except BaseException:
         lock.release()
         raise
@@ -45,6 +51,9 @@ def run(settings: Settings) -> int:
 def _serve(daemon: Daemon) -> int:
     stop = threading.Event()
     install_signal_handlers(stop)
+    bound = daemon.settings.shutdown_timeout + STOP_GRACE
+    guard = (stop, daemon.hints.wake, bound)
+    threading.Thread(target=_stop_promptly, args=guard, daemon=True).start()
     notifier = Notifier()
     daemon.start(watch=True)
     watched = ", ".join(str(p) for p in daemon.settings.watch)
@@ -58,6 +67,17 @@ def _serve(daemon: Daemon) -> int:
     notifier.stopping()
     _summary(daemon)
     return 0
+
+
+def _stop_promptly(stop: threading.Event, wake: threading.Event, bound: float) -> None:
+    """Wake the loop when told to stop. A request in flight waits for the sink's own timeout,
+    which a stop must not: past the bound, leave. Nothing is lost: what was not committed is
+    re-read (and re-sent) on the next start."""
+    stop.wait()
+    wake.set()
+    time.sleep(bound)
+    log.warning("stop took longer than %.1f s (a sink is not answering); exiting now", bound)
+    os._exit(0)
 
 
 def _summary(daemon: Daemon) -> None:

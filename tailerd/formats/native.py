@@ -159,7 +159,7 @@ class SubAgentEvent(NativeSubAgent, _Event):
 
 
 class MessageEvent(NativeMessage, _Event):
-    type: Literal["message"]  # type: ignore[misc]
+    type: Literal["message"]
 
 
 class TurnEnd(_Event):
