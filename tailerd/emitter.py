@@ -132,7 +132,7 @@ class Emitter:
         install_provider()
         import weave
 
-        self._weave = weave
+        self._weave: Any = weave  # called with version-dependent keywords (session vs conversation)
         self._include_content = include_content
         params = inspect.signature(weave.log_turn).parameters
         self._id_kw = "conversation_id" if "conversation_id" in params else "session_id"
