@@ -57,6 +57,7 @@ class Receiver:
 
     spans: list[dict[str, Any]] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)  # every request body, decompressed
     script: list[int] = field(default_factory=list)  # status codes to answer next, in order
     delay: float = 0.0
     reject_if: Callable[[dict[str, Any]], bool] | None = None
@@ -87,6 +88,7 @@ def serve(receiver: Receiver) -> tuple[http.server.ThreadingHTTPServer, threadin
             if self.headers.get("Content-Encoding") == "gzip":
                 body = gzip.decompress(body)
             with receiver.lock:
+                receiver.bodies.append(body)
                 code = receiver.script.pop(0) if receiver.script else 200
                 receiver.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "code": code})
             if receiver.delay:
