@@ -63,7 +63,7 @@ def _serve(daemon: Daemon) -> int:
     def on_tick() -> None:
         notifier.watchdog()
 
-    daemon.run(stop, on_tick)
+    daemon.run(stop, on_tick, max_wait=min(1.0, notifier.watchdog_interval or 1.0))
     notifier.stopping()
     _summary(daemon)
     return 0

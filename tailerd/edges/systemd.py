@@ -21,6 +21,11 @@ class Notifier:
         self._last_ping = 0.0
 
     @property
+    def watchdog_interval(self) -> float | None:
+        """How often to ping: half of WatchdogSec, as sd_watchdog_enabled(3) advises."""
+        return self._watchdog_every
+
+    @property
     def enabled(self) -> bool:
         return bool(self._address)
 
