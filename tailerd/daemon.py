@@ -25,12 +25,14 @@ from tailerd import formats
 from tailerd.core.framing import LineFramer
 from tailerd.core.ledger import DeliveryLedger
 from tailerd.domain import DeadLetter, Outcome, Rejected, Retry, Turn
+from tailerd.edges import dead_letter_store
 from tailerd.edges.checkpoint_store import CheckpointStore, FileCheckpoint
 from tailerd.edges.discovery import Globs, walk
 from tailerd.edges.source_file import HEAD_BYTES, SourceFile, head_hash, open_reader
 from tailerd.edges.watcher import Hints, Watcher
 from tailerd.emitter import Emitter
 from tailerd.formats.base import DocumentFormat, Format, Source
+from tailerd.redaction import Redactor
 from tailerd.settings import Settings
 from tailerd.sinks.base import Sink
 
@@ -38,7 +40,6 @@ log = logging.getLogger("tailerd")
 
 REMOVED_RETENTION = 7 * 24 * 3600.0
 BACKOFF_MAX = 60.0
-DEAD_LETTERS = "dead-letters.jsonl"
 STATUS = "status.json"
 
 
@@ -84,17 +85,17 @@ class Daemon:
         settings: Settings,
         state_dir: Path,
         sinks: Sequence[Sink],
-        transform: Callable[[Turn], Turn] | None = None,
-        include_content: bool = True,
+        redactor: Redactor | None = None,
     ) -> None:
         self.settings = settings
         self.state_dir = state_dir
         self.sinks = list(sinks)
         self.health = {s.name: SinkHealth() for s in self.sinks}
-        self.transform = transform
-        self.emitter = Emitter(include_content=include_content)
+        self.redactor = redactor
+        self.emitter = Emitter(include_content=redactor is None or redactor.content != "none")
         self.store = CheckpointStore(state_dir)
         self.globs = Globs(settings.include, settings.exclude)
+        self.mapped = formats.configured(settings.mapping, settings.format)
         self.hints = Hints()
         self.files: dict[str, SourceFile] = {}
         self.by_path: dict[str, str] = {}
@@ -117,9 +118,15 @@ class Daemon:
             self._watcher.start()
         self.scan()
 
-    def run(self, stop: threading.Event, on_tick: Callable[[], None] | None = None) -> None:
+    def run(
+        self,
+        stop: threading.Event,
+        on_tick: Callable[[], None] | None = None,
+        max_wait: float = 1.0,
+    ) -> None:
+        """Serve until `stop`; `on_tick` runs at least every `max_wait` seconds (watchdog)."""
         while not stop.is_set():
-            self.tick()
+            self.tick(max_wait)
             if on_tick:
                 on_tick()
         self.drain(self.settings.shutdown_timeout)
@@ -163,9 +170,9 @@ class Daemon:
 
     # ---- one tick ---------------------------------------------------------------------------
 
-    def tick(self) -> None:
+    def tick(self, max_wait: float = 1.0) -> None:
         now = time.monotonic()
-        wait = min(self._next_rescan, self._next_retry(), now + 1.0) - now
+        wait = min(self._next_rescan, self._next_retry(), now + max_wait) - now
         if not any(f.dirty for f in self.files.values()):
             self.hints.wake.wait(max(0.0, wait))
         paths, rescan = self.hints.take()
@@ -249,10 +256,10 @@ class Daemon:
         """The checkpoint to resume from: the same inode with the same first bytes, or the same
         content under another name (a rollout compressed or archived); else a fresh start at 0."""
         stable = Source(str(path)).stable_name
-        for cp in self.checkpoints.values():
-            if cp.document and cp.path == str(path):
-                return dataclasses.replace(cp, device=st.st_dev, inode=st.st_ino, removed_at=None)
-        candidates = [self.checkpoints.get(key)] + [
+        for doc in self.checkpoints.values():
+            if doc.document and doc.path == str(path):
+                return dataclasses.replace(doc, device=st.st_dev, inode=st.st_ino, removed_at=None)
+        candidates: list[FileCheckpoint | None] = [self.checkpoints.get(key)] + [
             c for c in self.checkpoints.values() if c.stable_name == stable and c.key != key
         ]
         for cp in candidates:
@@ -300,6 +307,9 @@ class Daemon:
             return
         if f.size < f.framer.consumed:
             self._restart_file(f, f"file shrank to {f.size} bytes (truncated)")
+        elif not f.checkpoint.document and self._head_changed(f):
+            # truncated and written again past the old end before we looked (copytruncate)
+            self._restart_file(f, "first bytes changed (file rewritten)")
         if f.fmt is None and not self._choose_format(f):
             f.dirty = False
             return
@@ -319,7 +329,7 @@ class Daemon:
         head = f.head(64 * 1024)
         if b"\n" not in head and not self.settings.format:
             return False  # wait for a whole first line before deciding
-        fmt = formats.choose(PurePath(f.path), head, self.settings.format)
+        fmt = formats.choose(PurePath(f.path), head, self.settings.format, self.mapped)
         if fmt is None:
             if not f.unrecognised:
                 log.info("no format recognises path=%s; ignoring it", f.path)
@@ -360,6 +370,10 @@ class Daemon:
         cp.head_len, cp.head_hash = len(head), head_hash(head)
         self._changed = True
 
+    def _head_changed(self, f: SourceFile) -> bool:
+        cp = f.checkpoint
+        return head_hash(f.reader.read(0, cp.head_len)) != cp.head_hash
+
     def _grow_head(self, f: SourceFile) -> None:
         """A file first seen shorter than HEAD_BYTES gets its fingerprint extended as it grows."""
         cp = f.checkpoint
@@ -377,7 +391,7 @@ class Daemon:
             return
         if f.ledger.already_resolved(item.key, item.start):
             return
-        turn = self.transform(item) if self.transform else item
+        turn = self.redactor.apply(item) if self.redactor else item
         try:
             spans = self.emitter.emit(turn)
         except Exception as exc:  # noqa: BLE001 - one bad turn must not stop the daemon
@@ -401,19 +415,19 @@ class Daemon:
             for turn in f.parser.close_idle(max(0.0, now - f.mtime)):
                 self._accept(f, turn)
 
-    def _dead_letter(self, f: SourceFile, start: int, end: int, reason: str) -> None:
+    def _dead_letter(
+        self, f: SourceFile, start: int, end: int, reason: str, turn: tuple[str, str] | None = None
+    ) -> None:
+        """Record input that could not be delivered: a line (turn=None) or a turn a sink
+        refused (turn=(key, sink)), which `tailerd retry` can send again."""
         f.checkpoint.dead_letters += 1
         self.counters.dead_letters += 1
         log.warning("dead letter path=%s offset=%d reason=%s", f.path, start, reason)
-        record = {"time": time.time(), "path": str(f.path), "start": start, "end": end}
-        record["reason"] = reason
-        fd = os.open(
-            self.state_dir / DEAD_LETTERS, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600
-        )
-        try:
-            os.write(fd, orjson.dumps(record) + b"\n")
-        finally:
-            os.close(fd)
+        record: dict[str, object] = {"time": time.time(), "path": str(f.path), "start": start}
+        record.update(end=end, reason=reason, kind="line")
+        if turn is not None:
+            record.update(kind="turn", key=turn[0], sink=turn[1], format=f.checkpoint.format)
+        dead_letter_store.append(self.state_dir, record)
 
     # ---- delivery ---------------------------------------------------------------------------
 
@@ -427,6 +441,7 @@ class Daemon:
                 batch = self._batch_for(sink.name)
                 if not batch or not self._send(sink, batch):
                     break
+                self.commit()  # after each acknowledged batch: a crash re-sends at most one
         while self.outbox and not self.outbox[0].waiting:
             self.outbox.popleft()
         if any(not p.waiting for p in self.outbox):
@@ -471,8 +486,8 @@ class Daemon:
         if isinstance(outcome, Rejected):
             health.rejected += 1
             health.last_error = outcome.reason
-            self._dead_letter(p.file, p.turn.start, p.turn.end, f"{sink_name} rejected turn "
-                              f"{p.turn.key}: {outcome.reason}")
+            reason = f"{sink_name} rejected turn {p.turn.key}: {outcome.reason}"
+            self._dead_letter(p.file, p.turn.start, p.turn.end, reason, (p.turn.key, sink_name))
         else:
             health.delivered += 1
         p.waiting.discard(sink_name)
@@ -512,6 +527,7 @@ class Daemon:
             "dead_letters": self.counters.dead_letters,
             "pending_turns": len(self.outbox),
             "sinks": {name: _health(h) for name, h in self.health.items()},
+            "redactions": self.redactor.counts() if self.redactor else {},
             "files": {
                 str(f.path): {"format": f.fmt.name if f.fmt else None, "read": f.framer.consumed,
                               "unrecognised": f.unrecognised, "pending": f.ledger.unresolved}

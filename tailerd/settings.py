@@ -46,7 +46,7 @@ class Settings(_Strict):
     once: bool = False
     once_timeout: float = Field(default=60.0, gt=0)
     rescan_interval: float = Field(default=2.0, gt=0)
-    checkpoint_interval: float = Field(default=1.0, ge=0)
+    checkpoint_interval: float = Field(default=0.0, ge=0)  # 0: after every acknowledged batch
     shutdown_timeout: float = Field(default=10.0, ge=0)
     read_budget: int = Field(default=8 << 20, ge=4096)
     max_line_bytes: int = Field(default=64 << 20, ge=1024)
