@@ -41,6 +41,7 @@ log = logging.getLogger("tailerd")
 REMOVED_RETENTION = 7 * 24 * 3600.0
 BACKOFF_MAX = 60.0
 STATUS = "status.json"
+STATUS_INTERVAL = 1.0  # seconds; status.json also shows a sink failing while nothing else changes
 
 
 @dataclass(slots=True)
@@ -105,6 +106,7 @@ class Daemon:
         self._watcher: Watcher | None = None
         self._next_rescan = 0.0
         self._last_save = 0.0
+        self._last_status = 0.0
         self._changed = False
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -190,6 +192,8 @@ class Daemon:
         self.close_idle()
         self.deliver()
         self.commit()
+        if time.monotonic() - self._last_status >= STATUS_INTERVAL:
+            self._write_status()
 
     def _backpressured(self) -> bool:
         return sum(len(p.spans) for p in self.outbox) >= self.settings.max_pending_spans
@@ -519,25 +523,40 @@ class Daemon:
             self._changed, self._last_save = False, now
 
     def _write_status(self) -> None:
+        """What `tailerd status` shows of the running daemon (files' offsets come from the
+        checkpoints): per sink its delivery health, per file what the parser noticed."""
         status = {
             "pid": os.getpid(),
             "time": time.time(),
             "started": self.counters.started,
             "turns_emitted": self.counters.turns,
             "dead_letters": self.counters.dead_letters,
-            "pending_turns": len(self.outbox),
-            "sinks": {name: _health(h) for name, h in self.health.items()},
-            "redactions": self.redactor.counts() if self.redactor else {},
-            "files": {
-                str(f.path): {"format": f.fmt.name if f.fmt else None, "read": f.framer.consumed,
-                              "unrecognised": f.unrecognised, "pending": f.ledger.unresolved}
-                for f in self.files.values()
+            "sinks": {
+                name: {**_health(h), "pending": sum(name in p.waiting for p in self.outbox)}
+                for name, h in self.health.items()
             },
+            "redactions": self.redactor.counts() if self.redactor else {},
+            "files": {str(f.path): _file_status(f) for f in self.files.values()},
         }
         tmp = self.state_dir / (STATUS + ".tmp")
-        tmp.write_bytes(orjson.dumps(status))
-        tmp.chmod(0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, orjson.dumps(status))
+        finally:
+            os.close(fd)
         tmp.replace(self.state_dir / STATUS)
+        self._last_status = time.monotonic()
+
+
+def _file_status(f: SourceFile) -> dict[str, object]:
+    unknown = getattr(f.parser, "unknown_types", None)
+    return {
+        "format": f.fmt.name if f.fmt else None,
+        "read": f.framer.consumed,
+        "unrecognised": f.unrecognised,
+        "pending_turns": f.ledger.unresolved,
+        "unknown_record_types": unknown() if callable(unknown) else {},
+    }
 
 
 def _health(h: SinkHealth) -> dict[str, object]:

@@ -165,6 +165,7 @@ def status(state_dir: Path) -> dict[str, Any]:
             size: int | None = os.stat(cp.path).st_size
         except OSError:
             size = None
+        seen = live.get("files", {}).get(cp.path, {})
         files.append(
             {
                 "path": cp.path,
@@ -174,6 +175,7 @@ def status(state_dir: Path) -> dict[str, Any]:
                 "lag_bytes": None if size is None else max(0, size - cp.offset),
                 "turns_emitted": cp.turns_emitted,
                 "dead_letters": cp.dead_letters,
+                "unknown_record_types": seen.get("unknown_record_types", {}),
             }
         )
     return {
@@ -181,17 +183,23 @@ def status(state_dir: Path) -> dict[str, Any]:
         "daemon_pid": live.get("pid"),
         "updated": live.get("time"),
         "sinks": live.get("sinks", {}),
+        "redactions": live.get("redactions", {}),
         "files": files,
     }
 
 
 def render_status(doc: dict[str, Any]) -> Iterator[str]:
     yield f"state dir {doc['state_dir']}"
+    if doc["daemon_pid"]:
+        yield f"last report from pid {doc['daemon_pid']} at {_time(int(doc['updated'] * 1e9))}"
     for name, h in doc["sinks"].items():
-        line = f"sink {name}: delivered={h['delivered']} rejected={h['rejected']}"
+        line = f"sink {name}: delivered={h['delivered']} pending={h.get('pending', 0)}"
+        line += f" rejected={h['rejected']}"
         if h.get("failing_since"):
             line += f" retrying since {_time(int(h['failing_since'] * 1e9))}: {h['last_error']}"
         yield line
+    if doc["redactions"]:
+        yield "redacted: " + ", ".join(f"{k}={v}" for k, v in sorted(doc["redactions"].items()))
     yield f"{'OFFSET':>12} {'SIZE':>12} {'LAG':>10} {'TURNS':>6} {'DEAD':>5}  FORMAT      PATH"
     for f in doc["files"]:
         size = "-" if f["size"] is None else f["size"]
@@ -200,6 +208,8 @@ def render_status(doc: dict[str, Any]) -> Iterator[str]:
             f"{f['offset']:>12} {size:>12} {lag:>10} {f['turns_emitted']:>6} "
             f"{f['dead_letters']:>5}  {(f['format'] or '-'):<11} {f['path']}"
         )
+        for kind, count in sorted(f["unknown_record_types"].items()):
+            yield f"{'':>48}unknown record type {kind}: {count}"
 
 
 def dead_letters(state_dir: Path) -> list[dict[str, Any]]:
