@@ -160,6 +160,7 @@ class Daemon:
             if self.outbox:
                 time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
         self.commit(force=True)
+        self._write_status()
         if self.outbox:
             log.warning(
                 "stopping with %d turns unacknowledged; they are re-read on next start",

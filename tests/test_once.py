@@ -192,3 +192,19 @@ def test_shipped_example_config_is_valid(tmp_path):
     cfg.write_text(text)
     result = run_tailerd("--config", cfg, "--once", "--state-dir", tmp_path / "s", "--data-dir", tmp_path / "s")
     assert result.returncode == 0, result.stderr
+
+
+def test_status_shows_a_failing_sink_and_what_is_pending(logs, tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("once_timeout = 1.0\n")
+    state = tmp_path / "s"
+    result = once(logs, state, "--config", cfg, "--sink", "otlp", "--otlp-endpoint", "http://127.0.0.1:9/v1/traces")
+    assert result.returncode == 75  # turns left unacknowledged
+    assert "5 unacknowledged" in result.stderr
+    status = json.loads(run_tailerd("status", "--state-dir", state, "--json").stdout)
+    otlp = status["sinks"]["otlp"]
+    assert (otlp["delivered"], otlp["pending"]) == (0, EXAMPLE_TURNS)
+    assert otlp["failing_since"] is not None and "127.0.0.1:9" in otlp["last_error"]
+    assert {f["offset"] for f in status["files"]} == {0}  # nothing acknowledged, nothing committed
+    text = run_tailerd("status", "--state-dir", state).stdout
+    assert "sink otlp: delivered=0 pending=5 rejected=0 retrying since" in text
