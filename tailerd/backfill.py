@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from tailerd import formats, sinks
 from tailerd.core.framing import LineFramer
-from tailerd.daemon import read_related
+from tailerd.daemon import find_related, read_related
 from tailerd.domain import DeadLetter, Delivered, Outcome, Retry, Turn
 from tailerd.edges.discovery import Globs, walk
 from tailerd.edges.source_file import open_reader
@@ -55,7 +55,7 @@ def finished_turns(
         log.info("no format recognises path=%s; skipped", path)
         return [], 0
     options = settings.format_options.get(fmt.name, {})
-    source = Source(str(path), settings.agent_name, options, read_related)
+    source = Source(str(path), settings.agent_name, options, read_related, find_related)
     quiet = max(0.0, time.time() - mtime)
     reads_whole = getattr(fmt, "reads_whole", None)
     if reads_whole is not None and reads_whole(PurePath(path)):

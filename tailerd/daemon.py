@@ -80,6 +80,14 @@ def read_related(path: str, cap: int) -> bytes | None:
         return None
 
 
+def find_related(root: str, pattern: str) -> list[str]:
+    """Files under `root` whose name matches `pattern` (recursively), sorted."""
+    try:
+        return sorted(str(p) for p in Path(root).rglob(pattern) if p.is_file())
+    except OSError:
+        return []
+
+
 class Daemon:
     def __init__(
         self,
@@ -352,7 +360,7 @@ class Daemon:
 
     def _source(self, f: SourceFile, fmt: Format) -> Source:
         options = self.settings.format_options.get(fmt.name, {})
-        return Source(str(f.path), self.settings.agent_name, options, read_related)
+        return Source(str(f.path), self.settings.agent_name, options, read_related, find_related)
 
     def _pump_document(self, f: SourceFile, final: bool) -> None:
         """A file rewritten whole: re-read it and send the turns whose key is new."""

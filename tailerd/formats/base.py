@@ -23,6 +23,10 @@ def _no_related(_path: str, _cap: int) -> bytes | None:
     return None
 
 
+def _nothing_found(_root: str, _pattern: str) -> list[str]:
+    return []
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
     """What a parser may know about the file it parses."""
@@ -31,6 +35,8 @@ class Source:
     agent_name: str = ""  # operator override; empty means the format's default
     options: Mapping[str, Any] = field(default_factory=dict)
     read_related: Callable[[str, int], bytes | None] = _no_related
+    # (directory, glob) -> matching paths, recursively; e.g. a Codex child thread's rollout
+    find_related: Callable[[str, str], list[str]] = _nothing_found
 
     @property
     def stable_name(self) -> str:
