@@ -21,13 +21,13 @@ import orjson
 
 os.environ["WANDB_ERROR_REPORTING"] = "false"
 
-from tailerd.core.framing import LineFramer  # noqa: E402
-from tailerd.domain import Line, Turn  # noqa: E402
-from tailerd.emitter import Emitter  # noqa: E402
-from tailerd.formats.base import Source  # noqa: E402
-from tailerd.formats.native import NativeParser  # noqa: E402
-from tailerd.redaction import Redactor  # noqa: E402
-from tailerd.sinks.local import LocalSink  # noqa: E402
+from tailerd.core.framing import LineFramer
+from tailerd.domain import Line, Turn
+from tailerd.emitter import Emitter
+from tailerd.formats.base import Source
+from tailerd.formats.native import NativeParser
+from tailerd.redaction import Redactor
+from tailerd.sinks.local import LocalSink
 
 TEXT = "Let me look at the failing test in tests/test_checkpoint.py and the fixture it uses. " * 8
 
@@ -41,14 +41,33 @@ def make_file(path: Path, turns: int) -> int:
                 "turn_id": str(n),
                 "agent_name": "bench-agent",
                 "model": "gpt-4o",
-                "messages": [{"role": "user", "content": TEXT}, {"role": "assistant", "content": TEXT}],
+                "messages": [
+                    {"role": "user", "content": TEXT},
+                    {"role": "assistant", "content": TEXT},
+                ],
                 "spans": [
-                    {"type": "llm", "model": "gpt-4o", "usage": {"input_tokens": 900, "output_tokens": 80},
-                     "started_at": "2026-11-24T10:00:00Z", "ended_at": "2026-11-24T10:00:01Z"},
-                    {"type": "tool", "name": "bash", "arguments": '{"cmd": "pytest -x"}', "result": TEXT,
-                     "started_at": "2026-11-24T10:00:01Z", "ended_at": "2026-11-24T10:00:02Z"},
-                    {"type": "llm", "model": "gpt-4o", "usage": {"input_tokens": 1200, "output_tokens": 40},
-                     "started_at": "2026-11-24T10:00:02Z", "ended_at": "2026-11-24T10:00:03Z"},
+                    {
+                        "type": "llm",
+                        "model": "gpt-4o",
+                        "usage": {"input_tokens": 900, "output_tokens": 80},
+                        "started_at": "2026-11-24T10:00:00Z",
+                        "ended_at": "2026-11-24T10:00:01Z",
+                    },
+                    {
+                        "type": "tool",
+                        "name": "bash",
+                        "arguments": '{"cmd": "pytest -x"}',
+                        "result": TEXT,
+                        "started_at": "2026-11-24T10:00:01Z",
+                        "ended_at": "2026-11-24T10:00:02Z",
+                    },
+                    {
+                        "type": "llm",
+                        "model": "gpt-4o",
+                        "usage": {"input_tokens": 1200, "output_tokens": 40},
+                        "started_at": "2026-11-24T10:00:02Z",
+                        "ended_at": "2026-11-24T10:00:03Z",
+                    },
                 ],
                 "started_at": "2026-11-24T10:00:00Z",
                 "ended_at": "2026-11-24T10:00:03Z",
@@ -104,7 +123,9 @@ def main() -> None:
         tool = weave.Tool(name="bash", arguments='{"cmd": "pytest -x"}', result=TEXT)
         for _ in parsed:
             weave.log_turn(
-                conversation_id="s", agent_name="bench-agent", model="gpt-4o",
+                conversation_id="s",
+                agent_name="bench-agent",
+                model="gpt-4o",
                 messages=[weave.Message(role="user", content=TEXT)],
                 output_messages=[weave.Message(role="assistant", content=TEXT)],
                 spans=[llm, tool, llm],
@@ -122,7 +143,9 @@ def main() -> None:
         seconds, count = timed(fn)
         per_turn = seconds / turns * 1e6
         base = base or seconds
-        print(f"{name:<38} {seconds * 1000:9.1f} ms  {per_turn:8.1f} us/turn  x{seconds / base:6.2f}")
+        print(
+            f"{name:<38} {seconds * 1000:9.1f} ms  {per_turn:8.1f} us/turn  x{seconds / base:6.2f}"
+        )
     print(f"(count check: {count})")
 
 

@@ -18,20 +18,19 @@ from pathlib import Path, PurePath
 from typing import Any, cast
 
 import orjson
-
 from opentelemetry.sdk.trace import ReadableSpan
 
 from tailerd import formats, sinks
+from tailerd.content_policy import build_redactor
 from tailerd.core.framing import LineFramer
 from tailerd.daemon import find_related, read_related
 from tailerd.domain import DeadLetter, Delivered, Outcome, Retry, Turn
+from tailerd.edges import dead_letter_store
 from tailerd.edges.discovery import Globs, walk
 from tailerd.edges.source_file import open_reader
 from tailerd.edges.state_dir import prepare, resolve_data_dir, resolve_state_dir
 from tailerd.emitter import Emitter
 from tailerd.errors import EX_TEMPFAIL, ConfigError
-from tailerd.content_policy import build_redactor
-from tailerd.edges import dead_letter_store
 from tailerd.formats.base import DocumentFormat, Format, Source
 from tailerd.settings import Settings
 from tailerd.sinks.base import Sink, span_record
@@ -112,7 +111,9 @@ def run(settings: Settings, paths: Sequence[Path]) -> int:
             outcome = _send_with_retry(sink, spans, settings.once_timeout)
             if not isinstance(outcome, Delivered):
                 failed += 1
-                log.error("session %s not imported into %s: %s", session_id, sink.name, outcome.reason)
+                log.error(
+                    "session %s not imported into %s: %s", session_id, sink.name, outcome.reason
+                )
     total = sum(len(t) for t in by_session.values())
     log.info("imported %d sessions, %d turns", len(by_session), total)
     for sink in outputs:
@@ -143,7 +144,9 @@ def retry(settings: Settings) -> int:
         log.info("no refused turns to retry")
         return 0
     redactor = build_redactor(settings)
-    outputs = {s.name: s for s in sinks.build(settings, resolve_data_dir(settings.data_dir, state_dir))}
+    outputs = {
+        s.name: s for s in sinks.build(settings, resolve_data_dir(settings.data_dir, state_dir))
+    }
     emitter = Emitter(include_content=redactor.content != "none")
     mapped = formats.configured(settings.mapping, settings.format)
     failed = 0
@@ -154,16 +157,24 @@ def retry(settings: Settings) -> int:
             record = wanted.pop(turn.key)
             sink = outputs.get(record["sink"])
             if sink is None:
-                log.warning("turn %s was refused by %s, which is not configured now", turn.key, record["sink"])
+                log.warning(
+                    "turn %s was refused by %s, which is not configured now",
+                    turn.key,
+                    record["sink"],
+                )
                 failed += 1
                 continue
-            outcome = _send_with_retry(sink, emitter.emit(redactor.apply(turn)), settings.once_timeout)
+            outcome = _send_with_retry(
+                sink, emitter.emit(redactor.apply(turn)), settings.once_timeout
+            )
             if isinstance(outcome, Delivered):
                 dead_letter_store.mark_retried(state_dir, record)
                 log.info("delivered turn %s to %s", turn.key, sink.name)
             else:
                 failed += 1
-                log.error("turn %s still not delivered to %s: %s", turn.key, sink.name, outcome.reason)
+                log.error(
+                    "turn %s still not delivered to %s: %s", turn.key, sink.name, outcome.reason
+                )
         for key in wanted:
             failed += 1
             log.warning("turn %s is no longer in %s; left in dead letters", key, path)
@@ -188,4 +199,3 @@ def _send_with_retry(sink: Sink, spans: list[ReadableSpan], timeout: float) -> O
             return outcome
         time.sleep(delay)
         delay = min(delay * 2, 10.0)
-

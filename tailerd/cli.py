@@ -1,4 +1,4 @@
-"""Command line: argv -> settings -> daemon or a report. Every error is one line and an exit code."""
+"""Command line: argv -> settings -> daemon or a report. Every error: one line, an exit code."""
 
 from __future__ import annotations
 
@@ -30,17 +30,38 @@ def _run_parser() -> _Parser:
         description="Watch agent log files and ship finished turns to Weave or OpenTelemetry. "
         f"Other commands: {', '.join(COMMANDS)} (tailerd COMMAND --help).",
     )
-    p.add_argument("--watch", action="append", type=Path, metavar="DIR", help="directory to watch (repeatable)")
-    p.add_argument("--sink", action="append", choices=["local", "otlp", "console", "weave"], help="where turns go (default local; repeatable)")
-    p.add_argument("--state-dir", type=Path, help="checkpoints and lock (default $STATE_DIRECTORY or the user state dir)")
+    p.add_argument(
+        "--watch", action="append", type=Path, metavar="DIR", help="directory to watch (repeatable)"
+    )
+    p.add_argument(
+        "--sink",
+        action="append",
+        choices=["local", "otlp", "console", "weave"],
+        help="where turns go (default local; repeatable)",
+    )
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        help="checkpoints and lock (default $STATE_DIRECTORY or the user state dir)",
+    )
     p.add_argument("--data-dir", type=Path, help="where the local store lives")
     p.add_argument("--config", type=Path, help="TOML config file")
-    p.add_argument("--once", action="store_true", default=None, help="process what is there now, then exit")
+    p.add_argument(
+        "--once", action="store_true", default=None, help="process what is there now, then exit"
+    )
     p.add_argument("--format", help="force a format instead of detecting it")
-    p.add_argument("--include", action="append", metavar="GLOB", help="file name glob to include (repeatable)")
-    p.add_argument("--exclude", action="append", metavar="GLOB", help="file name glob to exclude (repeatable)")
+    p.add_argument(
+        "--include", action="append", metavar="GLOB", help="file name glob to include (repeatable)"
+    )
+    p.add_argument(
+        "--exclude", action="append", metavar="GLOB", help="file name glob to exclude (repeatable)"
+    )
     p.add_argument("--agent-name", help="agent name to report instead of the format's default")
-    p.add_argument("--otlp-endpoint", metavar="URL", help="OTLP/HTTP traces URL (else OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT)")
+    p.add_argument(
+        "--otlp-endpoint",
+        metavar="URL",
+        help="OTLP/HTTP traces URL (else OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT)",
+    )
     p.add_argument("--project", metavar="ENTITY/PROJECT", help="W&B project for --sink weave")
     p.add_argument("-v", "--verbose", action="store_true", default=None)
     p.add_argument("--version", action="version", version=f"tailerd {__version__}")
@@ -70,8 +91,18 @@ def _settings(args: argparse.Namespace) -> Any:
     from tailerd import settings
 
     fields = (
-        "watch", "sink", "state_dir", "data_dir", "once", "format", "include", "exclude",
-        "agent_name", "otlp_endpoint", "project", "verbose",
+        "watch",
+        "sink",
+        "state_dir",
+        "data_dir",
+        "once",
+        "format",
+        "include",
+        "exclude",
+        "agent_name",
+        "otlp_endpoint",
+        "project",
+        "verbose",
     )
     overrides = {f: getattr(args, f, None) for f in fields}
     overrides["sinks"] = overrides.pop("sink")
@@ -148,7 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if "-v" in argv or "--verbose" in argv:
             raise
-        sys.stderr.write(f"tailerd: internal error: {type(exc).__name__}: {exc} (run with -v for details)\n")
+        sys.stderr.write(
+            f"tailerd: internal error: {type(exc).__name__}: {exc} (run with -v for details)\n"
+        )
         return EX_SOFTWARE
 
 

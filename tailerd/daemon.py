@@ -247,7 +247,7 @@ class Daemon:
         except OSError as exc:
             log.warning("cannot open path=%s error=%s", path, exc.strerror)
             return
-        except Exception as exc:  # noqa: BLE001 - a corrupt .zst must not stop the daemon
+        except Exception as exc:
             log.warning("cannot read path=%s error=%s", path, exc)
             return
         head = reader.read(0, HEAD_BYTES)
@@ -265,7 +265,9 @@ class Daemon:
         self.checkpoints[key] = cp
         self._changed = True
 
-    def _resume_point(self, path: Path, key: str, st: os.stat_result, head: bytes) -> FileCheckpoint:
+    def _resume_point(
+        self, path: Path, key: str, st: os.stat_result, head: bytes
+    ) -> FileCheckpoint:
         """The checkpoint to resume from: the same inode with the same first bytes, or the same
         content under another name (a rollout compressed or archived); else a fresh start at 0."""
         stable = Source(str(path)).stable_name
@@ -366,7 +368,9 @@ class Daemon:
         """A file rewritten whole: re-read it and send the turns whose key is new."""
         assert f.fmt is not None
         data = f.reader.read(0, f.size)
-        turns = cast(DocumentFormat, f.fmt).document_turns(data, self._source(f, f.fmt), final=final)
+        turns = cast(DocumentFormat, f.fmt).document_turns(
+            data, self._source(f, f.fmt), final=final
+        )
         for turn in turns:
             if turn.key not in f.sent_keys and not f.ledger.is_pending(turn.key):
                 self._accept(f, turn)
@@ -407,7 +411,7 @@ class Daemon:
         turn = self.redactor.apply(item) if self.redactor else item
         try:
             spans = self.emitter.emit(turn)
-        except Exception as exc:  # noqa: BLE001 - one bad turn must not stop the daemon
+        except Exception as exc:
             self._dead_letter(f, item.start, item.end, f"cannot build spans: {exc!r}")
             return
         f.ledger.emitted(item.key, item.start)
@@ -581,7 +585,5 @@ def _health(h: SinkHealth) -> dict[str, object]:
 def _safe_send(sink: Sink, spans: list[ReadableSpan]) -> Outcome:
     try:
         return sink.send(spans)
-    except Exception as exc:  # noqa: BLE001 - a sink bug is a retry, never a crash
+    except Exception as exc:
         return Retry(f"{type(exc).__name__}: {exc}")
-
-

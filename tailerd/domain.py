@@ -17,7 +17,7 @@ from typing import Any, Union
 
 @dataclass(frozen=True, slots=True)
 class Line:
-    """One complete, newline-terminated line: bytes [start, end) of its file (end is past the \\n)."""
+    """One complete, newline-terminated line: bytes [start, end) of its file (end past the \\n)."""
 
     start: int
     end: int

@@ -149,7 +149,7 @@ class Emitter:
         return self._with_nested(em, [turn])
 
     def emit_session(self, turns: Sequence[Turn]) -> list[ReadableSpan]:
-        """A whole session via `log_conversation` (or `log_session`), with the same ids as `emit`."""
+        """A whole session via `log_conversation` (or `log_session`); the same ids as `emit`."""
         if not turns:
             return []
         log = getattr(self._weave, "log_conversation", None)
@@ -251,14 +251,16 @@ class Emitter:
         """`log_turn` emits only flat children: emit each sub-agent's own spans under it."""
         spans = list(em.spans)
         roots = [i for i, s in enumerate(spans) if s.parent is None]
-        for turn, root_at in zip(turns, roots):
+        for turn, root_at in zip(turns, roots, strict=False):
             children = spans[root_at + 1 : root_at + 1 + len(turn.spans)]
-            for call, span in zip(turn.spans, children):
+            for call, span in zip(turn.spans, children, strict=False):
                 if isinstance(call, SubAgentCall) and call.spans:
                     spans.extend(self._nested(turn, call, span))
         return spans
 
-    def _nested(self, turn: Turn, parent_call: SubAgentCall, parent: ReadableSpan) -> list[ReadableSpan]:
+    def _nested(
+        self, turn: Turn, parent_call: SubAgentCall, parent: ReadableSpan
+    ) -> list[ReadableSpan]:
         from weave.conversation import conversation as wc
 
         em = _Emission([turn], [[]], index=0, namespace=f"nested|{parent.context.span_id:016x}")
@@ -283,7 +285,7 @@ class Emitter:
         finally:
             _current.reset(token)
         nested = list(em.spans)
-        for call, span in zip(parent_call.spans, list(nested)):
+        for call, span in zip(parent_call.spans, list(nested), strict=False):
             if isinstance(call, SubAgentCall) and call.spans:
                 nested.extend(self._nested(turn, call, span))
         return nested

@@ -6,7 +6,6 @@ take its lock.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -62,7 +61,8 @@ def session_spans(db_path: Path, session_id: str) -> list[dict[str, Any]]:
         return []
     with local.connect(db_path, readonly=True) as db:
         rows = db.execute(
-            "SELECT span_id, trace_id, parent_span_id, name, operation, start_ns, end_ns, attributes"
+            "SELECT span_id, trace_id, parent_span_id, name, operation, start_ns, end_ns,"
+            " attributes"
             " FROM spans WHERE session_id = ? ORDER BY start_ns, span_id",
             (session_id,),
         ).fetchall()
@@ -103,9 +103,8 @@ def render_sessions(rows: list[dict[str, Any]]) -> Iterator[str]:
 def _summary(span: dict[str, Any]) -> str:
     a = span["attributes"]
     if span["operation"] == "chat":
-        return (
-            f"in={a.get('gen_ai.usage.input_tokens', 0)} out={a.get('gen_ai.usage.output_tokens', 0)}"
-        )
+        tokens_in = a.get("gen_ai.usage.input_tokens", 0)
+        return f"in={tokens_in} out={a.get('gen_ai.usage.output_tokens', 0)}"
     if span["operation"] == "execute_tool":
         return _clip(str(a.get("gen_ai.tool.call.arguments", "")))
     return ""
@@ -162,7 +161,7 @@ def status(state_dir: Path) -> dict[str, Any]:
         if cp.removed_at is not None:
             continue
         try:
-            size: int | None = os.stat(cp.path).st_size
+            size: int | None = Path(cp.path).stat().st_size
         except OSError:
             size = None
         seen = live.get("files", {}).get(cp.path, {})

@@ -84,5 +84,8 @@ def _summary(daemon: Daemon) -> None:
     c = daemon.counters
     log.info(
         "done: %d files, %d turns emitted, %d dead letters, %d unacknowledged",
-        len(daemon.files), c.turns, c.dead_letters, len(daemon.outbox),
+        len(daemon.files),
+        c.turns,
+        c.dead_letters,
+        len(daemon.outbox),
     )

@@ -1,4 +1,4 @@
-"""Settings: defaults < TOML config file < command-line flags. One frozen model, checked strictly."""
+"""Settings: defaults < TOML config file < command-line flags; one frozen, strict model."""
 
 from __future__ import annotations
 

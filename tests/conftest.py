@@ -45,7 +45,9 @@ def tailerd_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_tailerd(*args: str | Path, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
+def run_tailerd(
+    *args: str | Path, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tailerd", *map(str, args)],
         capture_output=True,

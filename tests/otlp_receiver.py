@@ -56,6 +56,7 @@ class Receiver:
     """Spans received (in arrival order), requests seen, and the knobs for failure injection."""
 
     spans: list[dict[str, Any]] = field(default_factory=list)
+    arrived_at: list[float] = field(default_factory=list)  # time.monotonic() per span, as `spans`
     requests: list[dict[str, Any]] = field(default_factory=list)
     bodies: list[bytes] = field(default_factory=list)  # every request body, decompressed
     script: list[int] = field(default_factory=list)  # status codes to answer next, in order
@@ -85,6 +86,7 @@ def serve(receiver: Receiver) -> tuple[http.server.ThreadingHTTPServer, threadin
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            arrived = time.monotonic()
             if self.headers.get("Content-Encoding") == "gzip":
                 body = gzip.decompress(body)
             with receiver.lock:
@@ -99,6 +101,7 @@ def serve(receiver: Receiver) -> tuple[http.server.ThreadingHTTPServer, threadin
             if code == 200:
                 with receiver.lock:
                     receiver.spans.extend(spans)
+                    receiver.arrived_at.extend([arrived] * len(spans))
             payload = ExportTraceServiceResponse().SerializeToString() if code == 200 else b"nope"
             self.send_response(code)
             self.send_header("Content-Type", "application/x-protobuf")

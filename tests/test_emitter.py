@@ -26,8 +26,20 @@ def sample_turn(key: str = "native|s1|1") -> Turn:
         messages=(Message("user", "weather in Tokyo?"),),
         output_messages=(Message("assistant", "24°C"),),
         spans=(
-            LLMCall(model="gpt-4o", provider_name="openai", usage=Usage(100, 20), started_at=T0, ended_at=T0),
-            ToolCall(name="get_weather", arguments='{"city": "Tokyo"}', result="24", is_error=True, started_at=T0),
+            LLMCall(
+                model="gpt-4o",
+                provider_name="openai",
+                usage=Usage(100, 20),
+                started_at=T0,
+                ended_at=T0,
+            ),
+            ToolCall(
+                name="get_weather",
+                arguments='{"city": "Tokyo"}',
+                result="24",
+                is_error=True,
+                started_at=T0,
+            ),
             SubAgentCall(
                 name="helper",
                 spans=(LLMCall(model="m2", usage=Usage(5, 6)), ToolCall(name="grep")),
@@ -67,7 +79,9 @@ def test_ids_are_the_same_on_every_send_and_differ_between_turns():
     emitter = Emitter()
     first = [(s.context.trace_id, s.context.span_id) for s in emitter.emit(sample_turn())]
     again = [(s.context.trace_id, s.context.span_id) for s in emitter.emit(sample_turn())]
-    other = [(s.context.trace_id, s.context.span_id) for s in emitter.emit(sample_turn("native|s1|2"))]
+    other = [
+        (s.context.trace_id, s.context.span_id) for s in emitter.emit(sample_turn("native|s1|2"))
+    ]
     assert first == again
     assert len(set(first)) == 6
     assert not set(first) & set(other)

@@ -21,7 +21,9 @@ def once(logs: Path, state: Path, *extra: str | Path):
     return run_tailerd("--watch", logs, "--once", "--state-dir", state, "--data-dir", state, *extra)
 
 
-def test_otlp_sends_every_finished_turn_once_then_nothing_then_only_new(logs, tmp_path, receiver: Receiver):
+def test_otlp_sends_every_finished_turn_once_then_nothing_then_only_new(
+    logs, tmp_path, receiver: Receiver
+):
     state = tmp_path / "state"
     result = once(logs, state, "--sink", "otlp", "--otlp-endpoint", receiver.url)
     assert result.returncode == 0, result.stderr
@@ -32,9 +34,18 @@ def test_otlp_sends_every_finished_turn_once_then_nothing_then_only_new(logs, tm
     assert names == ["chat", "execute_tool", "invoke_agent"]
     for s in receiver.spans:
         root = next(r for r in receiver.roots() if r["trace_id"] == s["trace_id"])
-        assert s["attributes"]["gen_ai.conversation.id"] == root["attributes"]["gen_ai.conversation.id"]
-    assert {r["attributes"]["gen_ai.conversation.id"] for r in receiver.roots()} == {"wb-7f3a", "wb-91c2", "ra-0001"}
-    assert all(r["headers"].get("content-type") == "application/x-protobuf" for r in receiver.requests)
+        assert (
+            s["attributes"]["gen_ai.conversation.id"]
+            == root["attributes"]["gen_ai.conversation.id"]
+        )
+    assert {r["attributes"]["gen_ai.conversation.id"] for r in receiver.roots()} == {
+        "wb-7f3a",
+        "wb-91c2",
+        "ra-0001",
+    }
+    assert all(
+        r["headers"].get("content-type") == "application/x-protobuf" for r in receiver.requests
+    )
 
     again = once(logs, state, "--sink", "otlp", "--otlp-endpoint", receiver.url)
     assert again.returncode == 0, again.stderr
@@ -42,19 +53,31 @@ def test_otlp_sends_every_finished_turn_once_then_nothing_then_only_new(logs, tm
 
     with (logs / "research-agent" / "session-r1.jsonl").open("a") as fh:
         fh.write('{"type":"turn_end","session_id":"ra-0001","turn_id":"t3"}\n')
-        fh.write('{"type":"turn","session_id":"ra-0001","turn_id":"t4","messages":[{"role":"user","content":"x"}]}\n')
+        fh.write(
+            '{"type":"turn","session_id":"ra-0001","turn_id":"t4","messages":[{"role":"user","content":"x"}]}\n'
+        )
     third = once(logs, state, "--sink", "otlp", "--otlp-endpoint", receiver.url)
     assert third.returncode == 0, third.stderr
     new_roots = receiver.roots()[EXAMPLE_TURNS:]
-    assert sorted(r["attributes"]["gen_ai.conversation.id"] for r in new_roots) == ["ra-0001", "ra-0001"]
+    assert sorted(r["attributes"]["gen_ai.conversation.id"] for r in new_roots) == [
+        "ra-0001",
+        "ra-0001",
+    ]
     assert len(receiver.spans) == EXAMPLE_SPANS + 3  # t3: root + chat; t4: root
 
 
 def test_endpoint_from_standard_environment_variable(logs, tmp_path, receiver: Receiver):
     base = receiver.url.removesuffix("/v1/traces")
     result = run_tailerd(
-        "--watch", logs, "--once", "--state-dir", tmp_path / "s", "--sink", "otlp",
-        OTEL_EXPORTER_OTLP_ENDPOINT=base, OTEL_EXPORTER_OTLP_HEADERS="x-team=agents%20ops",
+        "--watch",
+        logs,
+        "--once",
+        "--state-dir",
+        tmp_path / "s",
+        "--sink",
+        "otlp",
+        OTEL_EXPORTER_OTLP_ENDPOINT=base,
+        OTEL_EXPORTER_OTLP_HEADERS="x-team=agents%20ops",
     )
     assert result.returncode == 0, result.stderr
     assert len(receiver.roots()) == EXAMPLE_TURNS
@@ -64,7 +87,8 @@ def test_endpoint_from_standard_environment_variable(logs, tmp_path, receiver: R
 def test_partial_last_line_is_sent_only_once_complete(tmp_path, receiver: Receiver):
     logs = tmp_path / "logs"
     logs.mkdir()
-    line = '{"type":"turn","session_id":"p","turn_id":"1","messages":[{"role":"user","content":"hi"}]}\n'
+    turn = {"type": "turn", "session_id": "p", "turn_id": "1", "messages": [{"role": "user"}]}
+    line = json.dumps(turn) + "\n"
     (logs / "a.jsonl").write_text(line + line.replace('"1"', '"2"')[:40])
     args = ("--sink", "otlp", "--otlp-endpoint", receiver.url)
     assert once(logs, tmp_path / "s", *args).returncode == 0
@@ -98,18 +122,30 @@ def test_invalid_line_is_a_dead_letter_and_later_turns_are_delivered(tmp_path, r
 def test_local_store_sessions_and_show(logs, tmp_path):
     state = tmp_path / "state"
     assert once(logs, state).returncode == 0
-    assert once(logs, state, "--state-dir", tmp_path / "fresh").returncode == 0  # re-sent: stored once
-    sessions = json.loads(run_tailerd("sessions", "--state-dir", state, "--data-dir", state, "--json").stdout)
+    assert (
+        once(logs, state, "--state-dir", tmp_path / "fresh").returncode == 0
+    )  # re-sent: stored once
+    sessions = json.loads(
+        run_tailerd("sessions", "--state-dir", state, "--data-dir", state, "--json").stdout
+    )
     by_id = {s["session_id"]: s for s in sessions}
     # Hand-summed from examples/logs: wb-7f3a 100+140+180+210 in, 20+12+18+10 out.
-    assert (by_id["wb-7f3a"]["turns"], by_id["wb-7f3a"]["input_tokens"], by_id["wb-7f3a"]["output_tokens"]) == (2, 630, 60)
+    assert (
+        by_id["wb-7f3a"]["turns"],
+        by_id["wb-7f3a"]["input_tokens"],
+        by_id["wb-7f3a"]["output_tokens"],
+    ) == (2, 630, 60)
     assert (by_id["ra-0001"]["turns"], by_id["ra-0001"]["agent"]) == (2, "research-agent")
     assert by_id["wb-91c2"]["first"] == "2026-11-24T11:30:00Z"
     shown = run_tailerd("show", "ra-0001", "--state-dir", state, "--data-dir", state)
     assert shown.returncode == 0
     assert "user: Which log shippers checkpoint" in shown.stdout
-    assert "    - chat claude-haiku-4-5  in=3000 out=150" in shown.stdout  # nested under the sub-agent
-    turns = json.loads(run_tailerd("show", "ra-0001", "--state-dir", state, "--data-dir", state, "--json").stdout)
+    assert (
+        "    - chat claude-haiku-4-5  in=3000 out=150" in shown.stdout
+    )  # nested under the sub-agent
+    turns = json.loads(
+        run_tailerd("show", "ra-0001", "--state-dir", state, "--data-dir", state, "--json").stdout
+    )
     assert [len(t["children"]) for t in turns] == [3, 1]
     db = state / "tailerd.db"
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
@@ -123,7 +159,16 @@ def test_import_adds_nothing_to_what_was_tailed(logs, tmp_path, receiver: Receiv
     state = tmp_path / "state"
     assert once(logs, state, "--sink", "otlp", "--otlp-endpoint", receiver.url).returncode == 0
     tailed = set(receiver.span_ids())
-    result = run_tailerd("import", logs, "--state-dir", tmp_path / "other", "--sink", "otlp", "--otlp-endpoint", receiver.url)
+    result = run_tailerd(
+        "import",
+        logs,
+        "--state-dir",
+        tmp_path / "other",
+        "--sink",
+        "otlp",
+        "--otlp-endpoint",
+        receiver.url,
+    )
     assert result.returncode == 0, result.stderr
     assert set(receiver.span_ids()) == tailed
     assert len(receiver.span_ids()) == 2 * len(tailed)  # sent again, with exactly the same ids
@@ -139,7 +184,9 @@ def test_config_errors_are_one_line_and_exit_78(tmp_path):
     for args in cases:
         result = run_tailerd(*args, "--state-dir", tmp_path / "s")
         assert result.returncode == 78, (args, result.stderr)
-        assert result.stderr.count("\n") == 1 and result.stderr.startswith("tailerd: "), result.stderr
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("tailerd: "), (
+            result.stderr
+        )
     bad = tmp_path / "bad.toml"
     bad.write_text("rescan_interval = -1\n")
     result = run_tailerd("--watch", tmp_path, "--config", bad, "--state-dir", tmp_path / "s")
@@ -176,8 +223,17 @@ def test_custom_jsonl_by_configuration_only(tmp_path, receiver: Receiver):
     """The README's worked example: 3 turns (hand count of examples/custom), 1 dead letter."""
     root = Path(__file__).resolve().parents[1]
     result = run_tailerd(
-        "--watch", root / "examples" / "custom", "--config", root / "config" / "custom-agent.example.toml",
-        "--once", "--sink", "otlp", "--otlp-endpoint", receiver.url, "--state-dir", tmp_path / "s",
+        "--watch",
+        root / "examples" / "custom",
+        "--config",
+        root / "config" / "custom-agent.example.toml",
+        "--once",
+        "--sink",
+        "otlp",
+        "--otlp-endpoint",
+        receiver.url,
+        "--state-dir",
+        tmp_path / "s",
     )
     assert result.returncode == 0, result.stderr
     roots = receiver.roots()
@@ -190,7 +246,9 @@ def test_shipped_example_config_is_valid(tmp_path):
     text = (root / "config" / "tailerd.toml").read_text().replace("/var/log/agents", str(tmp_path))
     cfg = tmp_path / "tailerd.toml"
     cfg.write_text(text)
-    result = run_tailerd("--config", cfg, "--once", "--state-dir", tmp_path / "s", "--data-dir", tmp_path / "s")
+    result = run_tailerd(
+        "--config", cfg, "--once", "--state-dir", tmp_path / "s", "--data-dir", tmp_path / "s"
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -198,7 +256,16 @@ def test_status_shows_a_failing_sink_and_what_is_pending(logs, tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text("once_timeout = 1.0\n")
     state = tmp_path / "s"
-    result = once(logs, state, "--config", cfg, "--sink", "otlp", "--otlp-endpoint", "http://127.0.0.1:9/v1/traces")
+    result = once(
+        logs,
+        state,
+        "--config",
+        cfg,
+        "--sink",
+        "otlp",
+        "--otlp-endpoint",
+        "http://127.0.0.1:9/v1/traces",
+    )
     assert result.returncode == 75  # turns left unacknowledged
     assert "5 unacknowledged" in result.stderr
     status = json.loads(run_tailerd("status", "--state-dir", state, "--json").stdout)

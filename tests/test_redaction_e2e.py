@@ -52,8 +52,15 @@ def test_no_corpus_secret_reaches_the_receiver(tmp_path: Path, receiver: Receive
     lines = [json.dumps(native_turn(n, e["place"], render(e))) for n, e in enumerate(ENTRIES)]
     (logs / "secrets.jsonl").write_text("\n".join(lines) + "\n")
     result = run_tailerd(
-        "--watch", logs, "--once", "--sink", "otlp", "--otlp-endpoint", receiver.url,
-        "--state-dir", tmp_path / "s",
+        "--watch",
+        logs,
+        "--once",
+        "--sink",
+        "otlp",
+        "--otlp-endpoint",
+        receiver.url,
+        "--state-dir",
+        tmp_path / "s",
     )
     assert result.returncode == 0, result.stderr
     assert len(receiver.roots()) == len(ENTRIES)

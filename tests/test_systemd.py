@@ -34,12 +34,20 @@ def test_ready_watchdog_and_stopping_reach_the_notify_socket(logs, tmp_path):
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(str(path))
         proc = popen_tailerd(
-            "--watch", logs, "--state-dir", tmp_path / "s", "--data-dir", tmp_path / "s",
-            NOTIFY_SOCKET=str(path), WATCHDOG_USEC="400000",
+            "--watch",
+            logs,
+            "--state-dir",
+            tmp_path / "s",
+            "--data-dir",
+            tmp_path / "s",
+            NOTIFY_SOCKET=str(path),
+            WATCHDOG_USEC="400000",
         )
         try:
             first = receive_all(sock, "READY=1")
-            assert any(m.startswith("READY=1") and "STATUS=tailing 2 files" in m for m in first), first
+            assert any(m.startswith("READY=1") and "STATUS=tailing 2 files" in m for m in first), (
+                first
+            )
             pings = receive_all(sock, "never", timeout=1.5)
             assert pings.count("WATCHDOG=1") >= 3  # every 0.2 s (half of WATCHDOG_USEC)
             proc.send_signal(signal.SIGTERM)
@@ -59,7 +67,10 @@ def test_shipped_unit_passes_systemd_analyze_verify(tmp_path):
     (tmp_path / "tailerd.service").write_text(unit)
     result = subprocess.run(
         ["systemd-analyze", "verify", str(tmp_path / "tailerd.service")],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout + result.stderr == ""

@@ -24,7 +24,9 @@ def weave_endpoint() -> Iterator[WeaveEndpoint]:
 
 def ship(logs, tmp_path, endpoint: WeaveEndpoint, *args: str, **env: str):
     env = {"WF_TRACE_SERVER_URL": endpoint.base_url, "HOME": str(tmp_path), **env}
-    return run_tailerd("--watch", logs, "--once", "--sink", "weave", "--state-dir", tmp_path / "s", *args, **env)
+    return run_tailerd(
+        "--watch", logs, "--once", "--sink", "weave", "--state-dir", tmp_path / "s", *args, **env
+    )
 
 
 def test_turns_reach_the_project_with_weave_routing_and_auth(logs, tmp_path, weave_endpoint):
@@ -40,7 +42,9 @@ def test_turns_reach_the_project_with_weave_routing_and_auth(logs, tmp_path, wea
 
 
 def test_project_from_wandb_environment(logs, tmp_path, weave_endpoint):
-    result = ship(logs, tmp_path, weave_endpoint, WANDB_API_KEY=KEY, WANDB_ENTITY="e", WANDB_PROJECT="p")
+    result = ship(
+        logs, tmp_path, weave_endpoint, WANDB_API_KEY=KEY, WANDB_ENTITY="e", WANDB_PROJECT="p"
+    )
     assert result.returncode == 0, result.stderr
     assert len(weave_endpoint.stored["e/p"]) == EXAMPLE_SPANS
 
@@ -65,7 +69,9 @@ def test_key_from_netrc_as_wandb_login_writes_it(logs, tmp_path, weave_endpoint)
         ((), {"WANDB_API_KEY": KEY}, "needs a project"),
     ],
 )
-def test_bad_credentials_or_routing_fail_at_start(logs, tmp_path, weave_endpoint, args, env, message):
+def test_bad_credentials_or_routing_fail_at_start(  # noqa: PLR0917 - pytest parametrization
+    logs, tmp_path, weave_endpoint, args, env, message
+):
     result = ship(logs, tmp_path, weave_endpoint, *args, **env)
     assert result.returncode == 78
     assert message in result.stderr and result.stderr.count("\n") == 1

@@ -51,7 +51,7 @@ def serve(endpoint: WeaveEndpoint) -> http.server.ThreadingHTTPServer:
             self.end_headers()
             self.wfile.write(body)
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             with endpoint.lock:
                 scripted = endpoint.fail_next.pop(0) if endpoint.fail_next else None

@@ -46,7 +46,7 @@ class DeliveryLedger:
         if parser_pending is not None:
             bound = min(bound, parser_pending)
         if self._unresolved:
-            bound = min(bound, min(self._unresolved.values()))
+            bound = min(bound, *self._unresolved.values())
         self.committed = max(self.committed, bound)
         self._resolved_ahead = {
             k: s for k, s in self._resolved_ahead.items() if s < 0 or s >= self.committed

@@ -8,6 +8,7 @@ import os
 import socket
 import sys
 import time
+from typing import ClassVar
 
 
 class Notifier:
@@ -59,7 +60,13 @@ class Notifier:
 class _JournalFormatter(logging.Formatter):
     """journald adds its own timestamps; `<N>` sets the priority of each line."""
 
-    _PRIORITY = {"DEBUG": 7, "INFO": 6, "WARNING": 4, "ERROR": 3, "CRITICAL": 2}
+    _PRIORITY: ClassVar[dict[str, int]] = {
+        "DEBUG": 7,
+        "INFO": 6,
+        "WARNING": 4,
+        "ERROR": 3,
+        "CRITICAL": 2,
+    }
 
     def format(self, record: logging.LogRecord) -> str:
         return f"<{self._PRIORITY.get(record.levelname, 6)}>{record.getMessage()}"

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import PurePath
 from typing import Any
 
-from tailerd.formats import claude_code, codex, gemini, native
 from tailerd.errors import ConfigError
+from tailerd.formats import claude_code, codex, gemini, native
 from tailerd.formats.base import Format
 from tailerd.formats.mapped import formats_from_config
 

@@ -175,7 +175,14 @@ class SessionEnd(_Open):
 
 
 NativeLine = Annotated[
-    Union[NativeTurn, TurnStart, LLMEvent, ToolEvent, SubAgentEvent, MessageEvent, TurnEnd, SessionEnd],  # noqa: UP007
+    NativeTurn
+    | TurnStart
+    | LLMEvent
+    | ToolEvent
+    | SubAgentEvent
+    | MessageEvent
+    | TurnEnd
+    | SessionEnd,
     Field(discriminator="type"),
 ]
 _LINE = TypeAdapter(NativeLine)
@@ -291,7 +298,7 @@ class NativeParser:
             return [DeadLetter(line.start, line.end, _validation_reason(raw, exc))]
         return self._apply(record, line)
 
-    def _apply(self, record: Any, line: Line) -> list[Turn | DeadLetter]:  # noqa: PLR0911
+    def _apply(self, record: Any, line: Line) -> list[Turn | DeadLetter]:
         if isinstance(record, NativeTurn):
             return [self._whole_turn(record, line)]
         if isinstance(record, SessionEnd):
@@ -313,7 +320,9 @@ class NativeParser:
             return list(replaced)
         turn = self._open.get(slot)
         if turn is None:
-            return [DeadLetter(line.start, line.end, f"{record.type} for a turn that was not started")]
+            return [
+                DeadLetter(line.start, line.end, f"{record.type} for a turn that was not started")
+            ]
         if isinstance(record, MessageEvent):
             turn.messages.append(_message(record))
         elif isinstance(record, TurnEnd):
@@ -325,7 +334,8 @@ class NativeParser:
 
     def _whole_turn(self, r: NativeTurn, line: Line) -> Turn:
         messages, output = split_output(
-            _messages(r.messages), None if r.output_messages is None else _messages(r.output_messages)
+            _messages(r.messages),
+            None if r.output_messages is None else _messages(r.output_messages),
         )
         return Turn(
             key=self._key(r.session_id, r.turn_id, line.start),
@@ -422,7 +432,12 @@ class NativeFormat:
             raw = orjson.loads(first)
         except orjson.JSONDecodeError:
             return False
-        return isinstance(raw, dict) and isinstance(raw.get("type"), str) and raw["type"] in _TYPES and "session_id" in raw
+        return (
+            isinstance(raw, dict)
+            and isinstance(raw.get("type"), str)
+            and raw["type"] in _TYPES
+            and "session_id" in raw
+        )
 
     def is_auxiliary(self, path: PurePath) -> bool:
         return False

@@ -43,7 +43,7 @@ def resolve_api_key() -> str:
 
     try:
         key = weave_env.weave_wandb_api_key()
-    except Exception as exc:  # noqa: BLE001 - a broken netrc is a config problem, said in one line
+    except Exception as exc:
         raise ConfigError(f"cannot read W&B credentials: {exc}") from None
     if not key:
         raise ConfigError(

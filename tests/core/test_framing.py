@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -11,7 +13,9 @@ from tailerd.domain import DeadLetter, Line
 payloads = st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=20)
 
 
-def frame(chunks: list[bytes], max_line: int = 1 << 20) -> tuple[list[Line | DeadLetter], LineFramer]:
+def frame(
+    chunks: list[bytes], max_line: int = 1 << 20
+) -> tuple[list[Line | DeadLetter], LineFramer]:
     framer = LineFramer(max_line=max_line)
     out: list[Line | DeadLetter] = []
     for chunk in chunks:
@@ -22,10 +26,14 @@ def frame(chunks: list[bytes], max_line: int = 1 << 20) -> tuple[list[Line | Dea
 def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(data) + 1) for c in cuts})
     edges = [0, *points, len(data)]
-    return [data[a:b] for a, b in zip(edges, edges[1:])]
+    return [data[a:b] for a, b in itertools.pairwise(edges)]
 
 
-@given(payloads, st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"")), st.lists(st.integers(0, 10_000)))
+@given(
+    payloads,
+    st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"")),
+    st.lists(st.integers(0, 10_000)),
+)
 def test_any_chunking_yields_the_same_lines_and_offsets(lines, tail, cuts):
     """However the bytes arrive, the same complete lines come out, with exact byte offsets."""
     data = b"".join(line + b"\n" for line in lines) + tail

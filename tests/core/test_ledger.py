@@ -15,7 +15,7 @@ def histories(draw):
     gaps = draw(st.lists(st.integers(0, 50), min_size=n, max_size=n))
     sizes = draw(st.lists(st.integers(1, 100), min_size=n, max_size=n))
     turns, pos = [], 0
-    for i, (gap, size) in enumerate(zip(gaps, sizes)):
+    for i, (gap, size) in enumerate(zip(gaps, sizes, strict=True)):
         turns.append((f"t{i}", pos + gap, pos + gap + size))
         pos += gap + size
     order = draw(st.permutations(range(n)))
@@ -42,7 +42,7 @@ def test_committed_never_passes_an_unresolved_turn(history):
 
 @given(histories(), st.integers(0, 500))
 def test_open_turn_in_the_parser_bounds_the_offset(history, pending):
-    turns, _resolved, consumed = history
+    _turns, _resolved, consumed = history
     ledger = DeliveryLedger()
     assert ledger.advance(consumed, pending) == min(consumed, pending)
 

@@ -16,7 +16,9 @@ from tailerd.formats.base import Source
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "logs"
 
 
-def parse(data: bytes, path: str = "x.jsonl") -> tuple[list[Turn], list[DeadLetter], native.NativeParser]:
+def parse(
+    data: bytes, path: str = "x.jsonl"
+) -> tuple[list[Turn], list[DeadLetter], native.NativeParser]:
     parser = native.NativeParser(Source(path))
     turns: list[Turn] = []
     dead: list[DeadLetter] = []
@@ -60,7 +62,13 @@ def test_event_lines_example():
 
 def test_invalid_lines_are_dead_letters_and_later_turns_still_come():
     good = b'{"type":"turn","session_id":"s","turn_id":"%d"}\n'
-    data = (good % 1) + b"{not json\n" + b'{"type":"turn"}\n' + b'{"type":"bogus","session_id":"s"}\n' + (good % 2)
+    data = (
+        (good % 1)
+        + b"{not json\n"
+        + b'{"type":"turn"}\n'
+        + b'{"type":"bogus","session_id":"s"}\n'
+        + (good % 2)
+    )
     turns, dead, _ = parse(data)
     assert [t.key for t in turns] == ["native|s|1", "native|s|2"]
     assert len(dead) == 3
@@ -101,8 +109,13 @@ def test_parser_never_raises_on_any_bytes(data):
 @given(
     st.dictionaries(
         st.sampled_from(["type", "session_id", "turn_id", "messages", "spans", "started_at"]),
-        st.one_of(st.none(), st.text(max_size=5), st.integers(), st.lists(st.integers(), max_size=2),
-                  st.sampled_from(["turn", "turn_start", "llm", "turn_end"])),
+        st.one_of(
+            st.none(),
+            st.text(max_size=5),
+            st.integers(),
+            st.lists(st.integers(), max_size=2),
+            st.sampled_from(["turn", "turn_start", "llm", "turn_end"]),
+        ),
     )
 )
 def test_parser_never_raises_on_any_json_object(obj):
@@ -111,4 +124,6 @@ def test_parser_never_raises_on_any_json_object(obj):
 
 def test_checked_in_schema_is_generated_from_the_models():
     """Regenerate with `python -m tailerd.formats.native` after changing the models."""
-    assert json.loads(native.SCHEMA_PATH.read_text()) == json.loads(json.dumps(native.json_schema()))
+    assert json.loads(native.SCHEMA_PATH.read_text()) == json.loads(
+        json.dumps(native.json_schema())
+    )
