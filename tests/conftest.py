@@ -40,7 +40,7 @@ def logs(tmp_path: Path) -> Path:
 def tailerd_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TAILERD_"))}
     env.pop("STATE_DIRECTORY", None)
-    env["WANDB_ERROR_REPORTING"] = "false"
+    env.pop("WANDB_ERROR_REPORTING", None)
     env.update(extra)
     return env
 
