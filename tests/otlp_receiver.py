@@ -84,7 +84,7 @@ class Receiver:
 
 def serve(receiver: Receiver) -> tuple[http.server.ThreadingHTTPServer, threading.Thread]:
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             arrived = time.monotonic()
             if self.headers.get("Content-Encoding") == "gzip":
@@ -92,7 +92,13 @@ def serve(receiver: Receiver) -> tuple[http.server.ThreadingHTTPServer, threadin
             with receiver.lock:
                 receiver.bodies.append(body)
                 code = receiver.script.pop(0) if receiver.script else 200
-                receiver.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "code": code})
+                receiver.requests.append(
+                    {
+                        "path": self.path,
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                        "code": code,
+                    }
+                )
             if receiver.delay:
                 time.sleep(receiver.delay)
             spans = decode(body)
