@@ -22,7 +22,9 @@ install() {
         return
     fi
     "${PHOENIX_PYTHON:-python3}" -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "arize-phoenix==$PHOENIX_VERSION"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "arize-phoenix==$PHOENIX_VERSION" \
+        >"$VENV/pip-install.log" 2>&1 \
+        || { grep -v "^WARNING: Location" "$VENV/pip-install.log" >&2; exit 1; }
     touch "$MARKER"
     echo "installed arize-phoenix $PHOENIX_VERSION in $VENV"
 }
