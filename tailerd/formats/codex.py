@@ -18,23 +18,46 @@ of the previous `total_token_usage` are ignored. Usage is in Weave's convention 
 `encrypted_content` is never read.
 
 Tool calls: `function_call`, `custom_tool_call`, `local_shell_call`, `tool_search_call` paired with
-their outputs by `call_id`; `web_search_call` has no output record. `collab_agent_spawn_end`
-tags the spawning call with `codex.child_thread_id`. Sub-agent rollouts are ordinary files whose
-turns carry `codex.parent_thread_id`; they are not nested under the parent's call, because the
-child's file name (which starts with a local timestamp) cannot be derived from the parent.
+their outputs by `call_id`; `web_search_call` has no output record.
+
+Sub-agents. A child thread has its own rollout, `rollout-<local time>-<child id>.jsonl[.zst]`,
+somewhere under the Codex home (`sessions/` or `archived_sessions/`); its first `session_meta`
+names the parent (`parent_thread_id` or `source.subagent.thread_spawn.parent_thread_id`). The
+parent's spawn call is tied to the child by `collab_agent_spawn_end{call_id, new_thread_id}`
+(written in the extended persistence mode only) or by the call's own output
+`{"agent_id": <child id>}`. When the parent's turn finishes, the child's rollout is found
+through `Source.find_related` (searched from the directory holding `sessions/`, else from the
+parent's directory), read through `Source.read_related` and parsed by a nested parser; the
+spawn call becomes a `SubAgentCall` holding every LLM and tool call of the child's turns, in
+order (grandchildren nest the same way, at most 3 levels deep). The child is read as it is at
+that moment: child turns written after the parent's turn closed are not shipped. A child that
+cannot be found or read leaves the plain tool call, tagged
+`codex.subagent_transcript = "unavailable"`.
+Since a spawned child's calls travel inside its parent's turn, its own rollout
+(`source.subagent.thread_spawn`) emits no turns when tailed: it is read and checkpointed, and
+nothing else. Other sub-threads (review, compaction, guardian: no spawn call points at them)
+emit their own turns, tagged `codex.parent_thread_id`; with `nest_subagents = false` every
+child does, and nothing is nested.
+In a child rollout the copy of the parent's history is skipped: records whose `ordinal` is
+below the header's `subagent_history_start_ordinal` (or `history_base.end_ordinal_exclusive`),
+or, in a fork without ordinals (`forked_from_id`), records stamped before the child's creation.
 
 Options (`source.options`):
 * `idle_close` (default 30 s): quiet time after which an old-style turn (no task events) with
   no tool call awaiting its output is finished.
 * `abandon_close` (default 6 h): quiet time after which any open turn is closed as interrupted
   (an explicit turn may legitimately wait this long for an approval).
+* `nest_subagents` (default true): nest child threads under the spawning call (see above).
+* `subagent_cap` (default 64 MiB): bytes read of a child rollout (decompressed size for `.zst`).
 """
 
 from __future__ import annotations
 
+import io
 import json
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePath
@@ -42,11 +65,25 @@ from typing import Any
 
 import orjson
 
-from tailerd.domain import DeadLetter, Line, LLMCall, Message, SpanCall, ToolCall, Turn, Usage
+from tailerd.core.framing import LineFramer
+from tailerd.domain import (
+    DeadLetter,
+    Line,
+    LLMCall,
+    Message,
+    SpanCall,
+    SubAgentCall,
+    ToolCall,
+    Turn,
+    Usage,
+)
 from tailerd.formats.base import Source, TurnParser, parse_time, turn_key
 
 DEFAULT_IDLE_CLOSE = 30.0
 DEFAULT_ABANDON_CLOSE = 6 * 3600.0
+DEFAULT_SUBAGENT_CAP = 64 * 1024 * 1024
+MAX_SUBAGENT_DEPTH = 3
+SUBAGENT_NAME = "codex-subagent"
 AGENT_NAME = "codex"
 PROVIDER = "openai"
 
@@ -64,6 +101,8 @@ _CALL_TYPES = frozenset(
     {"function_call", "custom_tool_call", "local_shell_call", "tool_search_call"}
 )
 _OUTPUT_TYPES = frozenset({"function_call_output", "custom_tool_call_output", "tool_search_output"})
+_SAFE_THREAD_ID = re.compile(r"[\w.-]+")  # nothing a glob or a path would interpret
+_FALSE = frozenset({"0", "false", "no", "off"})
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -76,6 +115,18 @@ def _str(value: Any) -> str:
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _ordinal(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _flag(value: Any, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value.strip().lower() not in _FALSE
+    return bool(value)
 
 
 def _jsonish(value: Any) -> str:
@@ -130,6 +181,17 @@ def _tool_output(output: Any) -> tuple[str, bool, dict[str, Any]]:
     return _content_text(output), False, {}
 
 
+def _spawned_thread(tool_name: str, output: Any) -> str:
+    """The child thread id in a spawn tool's result (`{"agent_id": <thread id>, ...}`)."""
+    if "spawn" not in tool_name or not isinstance(output, str):
+        return ""
+    try:
+        agent = _dict(orjson.loads(output)).get("agent_id")
+    except orjson.JSONDecodeError:
+        return ""
+    return agent if isinstance(agent, str) and _THREAD_ID.fullmatch(agent) else ""
+
+
 @dataclass(slots=True)
 class _Tool:
     name: str
@@ -172,7 +234,7 @@ class _Request:
     def empty(self) -> bool:
         return not self.has_items and self.usage is None
 
-    def spans(self) -> list[SpanCall]:
+    def spans(self, span_of: Callable[[_Tool], SpanCall]) -> list[SpanCall]:
         out: list[SpanCall] = []
         if not self.empty:
             out.append(
@@ -187,7 +249,7 @@ class _Request:
                     ended_at=self.ended_at,
                 )
             )
-        out.extend(t.build() for t in self.tools)
+        out.extend(span_of(t) for t in self.tools)
         return out
 
 
@@ -219,7 +281,15 @@ class _OpenTurn:
 
 
 class CodexParser:
-    def __init__(self, source: Source, context: Mapping[str, Any] | None) -> None:
+    def __init__(
+        self,
+        source: Source,
+        context: Mapping[str, Any] | None,
+        *,
+        depth: int = 0,
+        nested: bool = False,
+    ) -> None:
+        """`nested`: this parser reads a child rollout for its parent, at nesting `depth`."""
         ctx = dict(context or {})
         self._source = source
         self._session_id = _str(ctx.get("session_id"))
@@ -231,6 +301,13 @@ class CodexParser:
         self._turn: _OpenTurn | None = None
         self._idle_close = float(source.options.get("idle_close", DEFAULT_IDLE_CLOSE))
         self._abandon = float(source.options.get("abandon_close", DEFAULT_ABANDON_CLOSE))
+        self._nested = nested
+        self._nest = nested or _flag(source.options.get("nest_subagents"), True)
+        self._children = _Children(source, depth) if self._nest else None
+        self._spawned = ctx.get("spawned") is True  # a thread started by another's spawn call
+        self._history_start = _ordinal(ctx.get("history_start"))
+        self._born = parse_time(ctx.get("born"))
+        self._born_text = _str(ctx.get("born"))
         self.ignored = 0  # well-formed records outside any turn or of kinds we do not use
 
     # -- protocol -------------------------------------------------------------------------
@@ -251,6 +328,9 @@ class CodexParser:
         when = parse_time(raw.get("timestamp"))
         if kind == "session_meta":
             self._session_meta(payload)
+        elif self._hidden or self._inherited(raw.get("ordinal"), when):
+            self.ignored += 1
+            return []
         elif kind == "turn_context":
             self._turn_context(payload)
         elif kind == "event_msg":
@@ -282,6 +362,18 @@ class CodexParser:
 
     # -- records --------------------------------------------------------------------------
 
+    @property
+    def _hidden(self) -> bool:
+        """A child thread tailed on its own: its calls are shipped inside its parent's turn."""
+        return self._spawned and self._nest and not self._nested
+
+    def _inherited(self, ordinal: Any, when: datetime | None) -> bool:
+        """A record of the parent's history, copied into a child rollout."""
+        if self._history_start is not None:
+            number = _ordinal(ordinal)
+            return number is not None and number < self._history_start
+        return self._born is not None and when is not None and when < self._born
+
     def _context(self) -> dict[str, Any]:
         return {
             "session_id": self._session_id,
@@ -289,6 +381,9 @@ class CodexParser:
             "model": self._model,
             "last_total": self._last_total,
             "implicit": list(self._implicit),
+            "spawned": self._spawned,
+            "history_start": self._history_start,
+            "born": self._born_text,
         }
 
     def _session_meta(self, p: dict[str, Any]) -> None:
@@ -300,10 +395,21 @@ class CodexParser:
                 self._attrs[f"codex.{name}"] = p[name]
         if p.get("source") is not None:
             self._attrs["codex.source"] = _jsonish(p["source"])
-        spawn = _dict(_dict(_dict(p.get("source")).get("subagent")).get("thread_spawn"))
-        parent = _str(p.get("parent_thread_id")) or _str(spawn.get("parent_thread_id"))
+        spawn = _dict(_dict(p.get("source")).get("subagent")).get("thread_spawn")
+        parent = _str(p.get("parent_thread_id")) or _str(_dict(spawn).get("parent_thread_id"))
         if parent:
             self._attrs["codex.parent_thread_id"] = parent
+        # Review, compaction or guardian sub-threads have no spawn call to nest under.
+        self._spawned = isinstance(spawn, dict)
+        base = _dict(p.get("history_base"))
+        self._history_start = _ordinal(p.get("subagent_history_start_ordinal"))
+        if self._history_start is None:
+            self._history_start = _ordinal(base.get("end_ordinal_exclusive"))
+        if self._history_start is None and _str(p.get("forked_from_id")):
+            self._born = parse_time(p.get("timestamp"))
+            self._born_text = _str(p.get("timestamp")) if self._born else ""
+        if self._hidden:
+            self._turn = None  # records written before the header belong to the parent
 
     def _turn_context(self, p: dict[str, Any]) -> None:
         self._model = _str(p.get("model")) or self._model
@@ -331,7 +437,7 @@ class CodexParser:
         if kind == "token_count":
             self._token_count(_dict(p.get("info")), when)
         elif kind == "collab_agent_spawn_end" and self._turn is not None:
-            self._tag_spawn(_str(p.get("call_id")), _str(p.get("new_thread_id")))
+            self._tag_spawn(p)
         else:
             self.ignored += 1
         return []
@@ -457,14 +563,22 @@ class CodexParser:
         else:
             tool.result, tool.is_error, attrs = _tool_output(p.get("output"))
             tool.attributes.update(attrs)
+            child = _spawned_thread(tool.name, p.get("output"))
+            if child:  # the default persistence mode does not write collab_agent_spawn_end
+                tool.attributes.setdefault("codex.child_thread_id", child)
         tool.ended_at = when
 
-    def _tag_spawn(self, call_id: str, child: str) -> None:
+    def _tag_spawn(self, p: dict[str, Any]) -> None:
         assert self._turn is not None
+        call_id, child = _str(p.get("call_id")), _str(p.get("new_thread_id"))
         for r in self._turn.requests:
             for tool in r.tools:
                 if tool.call_id == call_id and child:
                     tool.attributes["codex.child_thread_id"] = child
+                    for field_name in ("new_agent_role", "new_agent_nickname", "model"):
+                        if _str(p.get(field_name)):
+                            key = field_name.removeprefix("new_")
+                            tool.attributes[f"codex.{key}"] = p[field_name]
 
     # -- turns ----------------------------------------------------------------------------
 
@@ -495,6 +609,12 @@ class CodexParser:
         )
         return self._turn
 
+    def _span_of(self, tool: _Tool) -> SpanCall:
+        child = tool.attributes.get("codex.child_thread_id")
+        if self._children is None or not isinstance(child, str):
+            return tool.build()
+        return self._children.call(tool, child)
+
     def _session(self) -> str:
         if self._session_id:
             return self._session_id
@@ -507,7 +627,7 @@ class CodexParser:
         self._turn = None
         for tool in t.awaiting.values():
             tool.attributes["codex.output_missing"] = True
-        spans = [s for r in t.requests for s in r.spans()]
+        spans = [s for r in t.requests for s in r.spans(self._span_of)]
         models = [s.model for s in spans if isinstance(s, LLMCall) and s.model]
         session = self._session()
         attributes = dict(self._attrs)
@@ -529,6 +649,143 @@ class CodexParser:
             ended_at=t.ended_at,
             interrupted=interrupted,
             attributes=attributes,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Child threads, found through Source.find_related and read through Source.read_related
+
+
+def _search_root(path: str) -> str:
+    """The Codex home holding `sessions/` and `archived_sessions/`, else the file's directory."""
+    here = PurePath(path)
+    for ancestor in here.parents:
+        if ancestor.name in ("sessions", "archived_sessions"):
+            return str(ancestor.parent)
+    return str(here.parent)
+
+
+def _unpack(data: bytes, cap: int) -> bytes:
+    """Up to `cap` decompressed bytes; a frame cut short (by the read cap) keeps its head."""
+    import zstandard
+
+    reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while size < cap:
+            chunk = reader.read(min(1 << 20, cap - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except zstandard.ZstdError:
+        pass
+    return b"".join(chunks)
+
+
+@dataclass(frozen=True, slots=True)
+class _Children:
+    """Turns a spawn call into a SubAgentCall holding the child thread's own calls."""
+
+    source: Source
+    depth: int
+
+    @property
+    def cap(self) -> int:
+        return int(self.source.options.get("subagent_cap", DEFAULT_SUBAGENT_CAP))
+
+    def call(self, tool: _Tool, child: str) -> SpanCall:
+        if self.depth >= MAX_SUBAGENT_DEPTH:
+            return self._plain(tool, "depth_limit")
+        path = self._locate(child)
+        data = self._read(path) if path else None
+        if path is None or data is None:
+            return self._plain(tool, "unavailable")
+        turns, unfinished = self._child_turns(path, data)
+        return self._subagent(tool, child, turns, unfinished)
+
+    def _plain(self, tool: _Tool, why: str) -> ToolCall:
+        tool.attributes["codex.subagent_transcript"] = why
+        return tool.build()
+
+    def _locate(self, child: str) -> str | None:
+        if not _SAFE_THREAD_ID.fullmatch(child):
+            return None
+        try:
+            found = self.source.find_related(
+                _search_root(self.source.path), f"rollout-*-{child}.jsonl*"
+            )
+        except Exception:  # a failing search is a missing child, not a parser crash
+            return None
+        names = (f"-{child}.jsonl", f"-{child}.jsonl.zst")
+        matches = [p for p in found if PurePath(p).name.endswith(names)]
+        # Codex prefers the plain file while a compressed copy is being materialised.
+        matches.sort(key=lambda p: (p.endswith(".zst"), p))
+        return matches[0] if matches else None
+
+    def _read(self, path: str) -> bytes | None:
+        try:
+            data = self.source.read_related(path, self.cap)
+        except Exception:  # an unreadable neighbour is a missing child, not a parser crash
+            return None
+        if data is None or not path.endswith(".zst"):
+            return data
+        return _unpack(data, self.cap)
+
+    def _child_turns(self, path: str, data: bytes) -> tuple[list[Turn], bool]:
+        """The child's turns as of now, and whether its last one was still running."""
+        source = Source(
+            path,
+            self.source.agent_name,
+            self.source.options,
+            self.source.read_related,
+            self.source.find_related,
+        )
+        parser = CodexParser(source, None, depth=self.depth + 1, nested=True)
+        turns: list[Turn] = []
+        for line in LineFramer().feed(data if data.endswith(b"\n") else data + b"\n"):
+            if isinstance(line, Line):
+                turns.extend(x for x in parser.feed(line) if isinstance(x, Turn))
+        unfinished = parser.pending_from() is not None
+        turns.extend(parser.close_idle(math.inf))
+        return turns, unfinished
+
+    def _subagent(
+        self, tool: _Tool, child: str, turns: list[Turn], unfinished: bool
+    ) -> SubAgentCall:
+        attrs = dict(tool.attributes)
+        attrs["codex.spawn_arguments"] = tool.arguments
+        attrs["codex.spawn_result"] = tool.result
+        attrs["codex.subagent_turns"] = len(turns)
+        if unfinished:
+            attrs["codex.subagent_unfinished"] = True
+        child_attrs = turns[0].attributes if turns else {}
+        name = next(
+            (
+                _str(a.get(k))
+                for k in ("codex.agent_role", "codex.agent_nickname")
+                for a in (attrs, child_attrs)
+                if _str(a.get(k))
+            ),
+            SUBAGENT_NAME,
+        )
+        prompt = next((t.messages[:1] for t in turns if t.messages), ())
+        answer = next((t.output_messages for t in reversed(turns) if t.output_messages), ())
+        starts = [x for x in (tool.started_at, *(t.started_at for t in turns)) if x]
+        ends = [x for x in (tool.ended_at, *(t.ended_at for t in turns)) if x]
+        return SubAgentCall(
+            name=name,
+            model=turns[-1].model if turns else _str(attrs.get("codex.model")),
+            agent_id=child,
+            input_messages=prompt,
+            output_messages=answer,
+            tool_name=tool.name,
+            tool_call_id=tool.call_id,
+            spans=tuple(s for t in turns for s in t.spans),
+            started_at=min(starts) if starts else None,
+            ended_at=max(ends) if ends else None,
+            attributes=attrs,
         )
 
 

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tailerd.core.framing import LineFramer
-from tailerd.domain import DeadLetter, Line, LLMCall, ToolCall, Turn
+from tailerd.daemon import find_related, read_related
+from tailerd.domain import DeadLetter, Line, LLMCall, SubAgentCall, ToolCall, Turn
 from tailerd.formats import codex
 from tailerd.formats.base import Source
 
@@ -34,8 +35,10 @@ def lines_of(data: bytes) -> list[Line]:
     return [x for x in out if isinstance(x, Line)]
 
 
-def run(data: bytes, path: str = "rollout-x.jsonl") -> list[Turn | DeadLetter]:
-    parser = codex.FORMAT.new_parser(Source(path), None)
+def run(
+    data: bytes, path: str = "rollout-x.jsonl", source: Source | None = None
+) -> list[Turn | DeadLetter]:
+    parser = codex.FORMAT.new_parser(source or Source(path), None)
     out: list[Turn | DeadLetter] = []
     for line in lines_of(data):
         out.extend(parser.feed(line))
@@ -175,10 +178,11 @@ def test_schema_coverage_against_golden(name: str) -> None:
         assert usage_by_model([turn]) == g["usage"]
 
 
-def resumed(lines: list[Line], cut: int, path: str) -> list[Turn]:
+def resumed(lines: list[Line], cut: int, path: str, source: Source | None = None) -> list[Turn]:
     """Feed `cut` lines, restart from snapshot()/pending_from(), skip keys already emitted."""
     fmt = codex.FORMAT
-    first = fmt.new_parser(Source(path), None)
+    source = source or Source(path)
+    first = fmt.new_parser(source, None)
     emitted = [t for line in lines[:cut] for t in turns_of(first.feed(line))]
     context = json.loads(json.dumps(first.snapshot()))
     pending = first.pending_from()
@@ -186,7 +190,7 @@ def resumed(lines: list[Line], cut: int, path: str) -> list[Turn]:
         cut if pending is None else next(i for i, x in enumerate(lines) if x.start == pending)
     )
     assert resume_at <= cut
-    second = fmt.new_parser(Source(path), context)
+    second = fmt.new_parser(source, context)
     seen = {t.key for t in emitted}
     for line in lines[resume_at:]:
         emitted.extend(t for t in turns_of(second.feed(line)) if t.key not in seen)
@@ -334,25 +338,310 @@ def test_repeated_and_empty_token_counts_are_not_double_counted() -> None:
     assert tools_of(turn)[0].result == "ok"
 
 
-def test_subagent_rollout_is_tagged_and_spawn_call_names_its_child() -> None:
-    child_meta = env(
-        "session_meta",
-        {"id": "C", "parent_thread_id": "P", "source": {"subagent": {"thread_spawn": {}}}},
+# -- sub-agent threads -------------------------------------------------------------------------
+# No real fixture has a parent/child pair, so this one follows the shapes of the real 0.104 files
+# (madshn-localpush) and of the schema-coverage sample (ordinals, collab_agent_spawn_end, the
+# child's session_meta with `source.subagent.thread_spawn` and a copied parent prefix).
+
+PARENT_ID = "019c8a70-dda7-7f33-98ea-f30553340001"
+CHILD_ID = "019c8a71-2b10-7c02-9a11-0be5d7a90002"
+DAY = "sessions/2026/02/23"
+PARENT_NAME = f"rollout-2026-02-23T12-40-23-{PARENT_ID}.jsonl"
+CHILD_NAME = f"rollout-2026-02-23T12-41-04-{CHILD_ID}.jsonl"
+
+
+def rec(kind: str, payload: dict[str, Any], second: int, ordinal: int | None = None) -> bytes:
+    body: dict[str, Any] = {
+        "timestamp": f"2026-02-23T11:{40 + second // 60:02d}:{second % 60:02d}.000Z"
+    }
+    if ordinal is not None:
+        body["ordinal"] = ordinal
+    body.update(type=kind, payload=payload)
+    return orjson.dumps(body) + b"\n"
+
+
+def tokens(last: tuple[int, int, int, int], total: tuple[int, int, int, int]) -> dict[str, Any]:
+    def block(v: tuple[int, int, int, int]) -> dict[str, int]:
+        inp, cached, out, reasoning = v
+        return {
+            "input_tokens": inp,
+            "cached_input_tokens": cached,
+            "output_tokens": out,
+            "reasoning_output_tokens": reasoning,
+            "total_tokens": inp + out,
+        }
+
+    info = {"total_token_usage": block(total), "last_token_usage": block(last)}
+    return {"type": "token_count", "info": {**info, "model_context_window": 258400}}
+
+
+def say(role: str, text: str) -> dict[str, Any]:
+    kind = "output_text" if role == "assistant" else "input_text"
+    return {"type": "message", "role": role, "content": [{"type": kind, "text": text}]}
+
+
+def parent_rollout() -> bytes:
+    spawn_args = json.dumps({"agent_type": "explorer", "message": "Find the flaky test"})
+    ctx = {"turn_id": "pt1", "cwd": "/w", "model": "gpt-5.5", "approval_policy": "on-request"}
+    lines: list[tuple[str, dict[str, Any]]] = [
+        ("session_meta", {"id": PARENT_ID, "timestamp": "2026-02-23T11:40:23.000Z", "cwd": "/w",
+                          "originator": "codex_cli_rs", "cli_version": "0.150.0", "source": "cli",
+                          "model_provider": "openai"}),
+        ("event_msg", {"type": "task_started", "turn_id": "pt1", "model_context_window": 258400}),
+        ("event_msg", {"type": "user_message", "message": "Why is CI red?", "images": []}),
+        ("turn_context", ctx),
+        ("response_item", {"type": "reasoning", "summary": [], "encrypted_content": "x"}),
+        ("response_item", {"type": "function_call", "name": "spawn_agent",
+                           "arguments": spawn_args, "call_id": "call_spawn"}),
+        ("event_msg", tokens((1000, 200, 50, 10), (1000, 200, 50, 10))),
+        ("event_msg", {"type": "collab_agent_spawn_end", "call_id": "call_spawn",
+                       "sender_thread_id": PARENT_ID, "new_thread_id": CHILD_ID,
+                       "new_agent_nickname": "Ada", "new_agent_role": "explorer",
+                       "prompt": "Find the flaky test", "model": "gpt-5.5-mini",
+                       "status": "pending_init"}),
+        ("response_item", {"type": "function_call_output", "call_id": "call_spawn",
+                           "output": json.dumps({"agent_id": CHILD_ID, "nickname": "Ada"})}),
+        ("turn_context", ctx),
+        ("response_item", {"type": "function_call", "name": "wait",
+                           "arguments": json.dumps({"ids": [CHILD_ID]}), "call_id": "call_wait"}),
+        ("event_msg", tokens((1300, 1000, 20, 0), (2300, 1200, 70, 10))),
+        ("event_msg", {"type": "collab_waiting_end", "sender_thread_id": PARENT_ID,
+                       "call_id": "call_wait", "agent_statuses": [], "statuses": {}}),
+        ("response_item", {"type": "function_call_output", "call_id": "call_wait",
+                           "output": "completed: It is test_retry"}),
+        ("turn_context", ctx),
+        ("response_item", say("assistant", "CI is red because test_retry is flaky.")),
+        ("event_msg", tokens((1500, 1200, 40, 5), (3800, 2400, 110, 15))),
+        ("event_msg", {"type": "task_complete", "turn_id": "pt1",
+                       "last_agent_message": "CI is red because test_retry is flaky."}),
+    ]  # fmt: skip
+    return b"".join(rec(kind, payload, i) for i, (kind, payload) in enumerate(lines))
+
+
+def child_rollout() -> bytes:
+    """Own header, a copy of the parent's history (ordinals 1-5), then the child's own turn."""
+    spawn = {"parent_thread_id": PARENT_ID, "depth": 1, "agent_path": None,
+             "agent_nickname": "Ada", "agent_role": "explorer"}  # fmt: skip
+    ctx = {"turn_id": "ct1", "cwd": "/w", "model": "gpt-5.5-mini"}
+    lines: list[tuple[str, dict[str, Any]]] = [
+        ("session_meta", {"id": CHILD_ID, "session_id": PARENT_ID, "parent_thread_id": PARENT_ID,
+                          "forked_from_id": PARENT_ID, "timestamp": "2026-02-23T11:40:08.000Z",
+                          "cwd": "/w", "originator": "codex_cli_rs", "cli_version": "0.150.0",
+                          "source": {"subagent": {"thread_spawn": spawn}},
+                          "agent_nickname": "Ada", "agent_role": "explorer",
+                          "model_provider": "openai", "subagent_history_start_ordinal": 6}),
+        # the copied parent prefix: must not count (its usage is deliberately huge)
+        ("session_meta", {"id": PARENT_ID, "timestamp": "2026-02-23T11:40:23.000Z", "cwd": "/w",
+                          "source": "cli"}),
+        ("event_msg", {"type": "task_started", "turn_id": "pt1"}),
+        ("event_msg", {"type": "user_message", "message": "Why is CI red?"}),
+        ("turn_context", {"turn_id": "pt1", "model": "gpt-5.5"}),
+        ("event_msg", tokens((5_000_000, 0, 1, 0), (5_000_000, 0, 1, 0))),
+        # the child's own history
+        ("event_msg", {"type": "task_started", "turn_id": "ct1", "model_context_window": 258400}),
+        ("event_msg", {"type": "user_message", "message": "Find the flaky test"}),
+        ("turn_context", ctx),
+        ("response_item", {"type": "function_call", "name": "exec_command",
+                           "arguments": json.dumps({"cmd": "pytest -x"}), "call_id": "call_c1"}),
+        ("event_msg", tokens((3000, 2000, 120, 40), (3000, 2000, 120, 40))),
+        ("response_item", {"type": "function_call_output", "call_id": "call_c1",
+                           "output": "FAILED test_retry"}),
+        ("turn_context", ctx),
+        ("response_item", say("assistant", "It is test_retry")),
+        ("event_msg", tokens((3500, 3000, 80, 0), (6500, 5000, 200, 40))),
+        ("event_msg", {"type": "task_complete", "turn_id": "ct1",
+                       "last_agent_message": "It is test_retry"}),
+    ]  # fmt: skip
+    return b"".join(rec(kind, p, 8 + i, ordinal=i) for i, (kind, p) in enumerate(lines))
+
+
+# Hand sums of the child's own two requests: (input, output, cache read, reasoning).
+CHILD_USAGE = (3000 + 3500, 120 + 80, 2000 + 3000, 40 + 0)
+PARENT_USAGE = (1000 + 1300 + 1500, 50 + 20 + 40, 200 + 1000 + 1200, 10 + 0 + 5)
+
+
+@pytest.fixture
+def codex_home(tmp_path: Path) -> Path:
+    day = tmp_path / DAY
+    day.mkdir(parents=True)
+    (day / PARENT_NAME).write_bytes(parent_rollout())
+    (day / CHILD_NAME).write_bytes(child_rollout())
+    return tmp_path
+
+
+def related_source(path: Path, **options: Any) -> Source:
+    return Source(str(path), "", options, read_related, find_related)
+
+
+def llm_sums(spans: tuple[Any, ...] | list[Any]) -> tuple[int, int, int, int]:
+    calls = [s for s in spans if isinstance(s, LLMCall)]
+    return (
+        sum(c.usage.input_tokens for c in calls),
+        sum(c.usage.output_tokens for c in calls),
+        sum(c.usage.cache_read_input_tokens for c in calls),
+        sum(c.usage.reasoning_tokens for c in calls),
     )
-    child = turns_of(run(child_meta + ev("task_started", turn_id="t") + ev("task_complete")))
-    assert child[0].attributes["codex.parent_thread_id"] == "P"
-    parent = b"".join(
+
+
+def parent_turn(home: Path) -> Turn:
+    path = home / DAY / PARENT_NAME
+    (turn,) = turns_of(run(path.read_bytes(), str(path), related_source(path)))
+    return turn
+
+
+def test_child_thread_nests_under_the_spawn_call(codex_home: Path) -> None:
+    turn = parent_turn(codex_home)
+    kinds = [type(s).__name__ for s in turn.spans]
+    assert kinds == ["LLMCall", "SubAgentCall", "LLMCall", "ToolCall", "LLMCall"]
+    sub = turn.spans[1]
+    assert isinstance(sub, SubAgentCall)
+    assert (sub.agent_id, sub.name, sub.model) == (CHILD_ID, "explorer", "gpt-5.5-mini")
+    assert (sub.tool_name, sub.tool_call_id) == ("spawn_agent", "call_spawn")
+    assert [type(s).__name__ for s in sub.spans] == ["LLMCall", "ToolCall", "LLMCall"]
+    (child_tool,) = [s for s in sub.spans if isinstance(s, ToolCall)]
+    assert (child_tool.tool_call_id, child_tool.result) == ("call_c1", "FAILED test_retry")
+    assert llm_sums(sub.spans) == CHILD_USAGE  # the copied 5 000 000-token prefix is skipped
+    assert llm_sums(turn.spans) == PARENT_USAGE  # the parent's own calls are unchanged
+    assert [m.content for m in sub.input_messages] == ["Find the flaky test"]
+    assert [m.content for m in sub.output_messages] == ["It is test_retry"]
+    assert sub.started_at is not None and sub.ended_at is not None
+    assert sub.started_at <= sub.spans[0].started_at  # type: ignore[operator]
+    assert sub.ended_at >= sub.spans[-1].ended_at  # type: ignore[operator]
+    assert sub.attributes["codex.child_thread_id"] == CHILD_ID
+    assert sub.attributes["codex.subagent_turns"] == 1
+    assert "codex.subagent_unfinished" not in sub.attributes
+
+
+def test_child_rollout_alone_emits_nothing_by_default(codex_home: Path) -> None:
+    path = codex_home / DAY / CHILD_NAME
+    parser = codex.FORMAT.new_parser(related_source(path), None)
+    out: list[Turn | DeadLetter] = []
+    for line in lines_of(path.read_bytes()):
+        out.extend(parser.feed(line))
+        assert parser.pending_from() is None  # checkpoints move past every line
+    out.extend(parser.close_idle(10**9))
+    assert out == []
+
+
+def test_child_rollout_emits_its_own_turns_when_nesting_is_off(codex_home: Path) -> None:
+    path = codex_home / DAY / CHILD_NAME
+    (turn,) = turns_of(
+        run(path.read_bytes(), str(path), related_source(path, nest_subagents=False))
+    )
+    assert turn.key == f"codex|{CHILD_ID}|ct1"
+    assert turn.attributes["codex.parent_thread_id"] == PARENT_ID
+    assert [m.content for m in turn.messages] == ["Find the flaky test"]
+    assert llm_sums(turn.spans) == CHILD_USAGE
+    # ... and the parent then keeps the plain spawn call, so nothing is counted twice.
+    parent = codex_home / DAY / PARENT_NAME
+    source = related_source(parent, nest_subagents="false")
+    (top,) = turns_of(run(parent.read_bytes(), str(parent), source))
+    spawn = tools_of(top)[0]
+    assert spawn.attributes["codex.child_thread_id"] == CHILD_ID
+    assert "codex.subagent_transcript" not in spawn.attributes
+    assert not any(isinstance(s, SubAgentCall) for s in top.spans)
+
+
+def test_compressed_archived_child_is_found(codex_home: Path) -> None:
+    plain = codex_home / DAY / CHILD_NAME
+    archived = codex_home / "archived_sessions" / f"{CHILD_NAME}.zst"
+    archived.parent.mkdir()
+    archived.write_bytes(zstandard.ZstdCompressor().compress(plain.read_bytes()))
+    expected = parent_turn(codex_home)
+    plain.unlink()
+    turn = parent_turn(codex_home)
+    assert turn == expected
+    assert llm_sums(turn.spans[1].spans) == CHILD_USAGE  # type: ignore[union-attr]
+
+
+def test_missing_child_keeps_the_tool_call(codex_home: Path) -> None:
+    (codex_home / DAY / CHILD_NAME).unlink()
+    turn = parent_turn(codex_home)
+    assert not any(isinstance(s, SubAgentCall) for s in turn.spans)
+    spawn = tools_of(turn)[0]
+    assert spawn.tool_call_id == "call_spawn"
+    assert spawn.attributes["codex.subagent_transcript"] == "unavailable"
+    assert spawn.attributes["codex.child_thread_id"] == CHILD_ID
+
+
+def test_without_spawn_events_the_spawn_output_names_the_child(codex_home: Path) -> None:
+    """The default persistence mode writes no collab_agent_spawn_end."""
+    path = codex_home / DAY / PARENT_NAME
+    kept = [x for x in path.read_bytes().splitlines(True) if b"collab_agent_spawn_end" not in x]
+    path.write_bytes(b"".join(kept))
+    sub = parent_turn(codex_home).spans[1]
+    assert isinstance(sub, SubAgentCall)
+    assert (sub.agent_id, sub.name) == (CHILD_ID, "explorer")  # the role from the child's header
+    assert llm_sums(sub.spans) == CHILD_USAGE
+
+
+def test_a_sub_thread_no_spawn_call_points_at_still_emits_its_turns() -> None:
+    meta = {"id": "R", "parent_thread_id": "P", "source": {"subagent": "review"}}
+    data = b"".join(
         [
-            META,
-            ev("task_started", turn_id="T"),
-            item("function_call", name="spawn_agent", call_id="s1", arguments="{}"),
-            ev("collab_agent_spawn_end", call_id="s1", new_thread_id="C"),
-            item("function_call_output", call_id="s1", output="spawned"),
-            ev("task_complete", turn_id="T"),
+            rec("session_meta", meta, 0),
+            rec("event_msg", {"type": "task_started", "turn_id": "r1"}, 1),
+            rec("event_msg", {"type": "task_complete", "turn_id": "r1"}, 2),
         ]
     )
-    (turn,) = turns_of(run(parent))
-    assert tools_of(turn)[0].attributes["codex.child_thread_id"] == "C"
+    (turn,) = turns_of(run(data))
+    assert turn.key == "codex|R|r1"
+    assert turn.attributes["codex.parent_thread_id"] == "P"
+
+
+def test_a_child_that_spawns_itself_stops_at_the_depth_limit(codex_home: Path) -> None:
+    loop = rec(
+        "event_msg",
+        {"type": "collab_agent_spawn_end", "call_id": "call_c1", "new_thread_id": CHILD_ID},
+        30,
+        ordinal=99,
+    )
+    child = codex_home / DAY / CHILD_NAME
+    data = child.read_bytes()
+    cut = data.index(b'"function_call_output"')
+    cut = data.rindex(b"\n", 0, cut) + 1
+    child.write_bytes(data[:cut] + loop + data[cut:])
+    span: Any = parent_turn(codex_home).spans[1]
+    depth = 0
+    while isinstance(span, SubAgentCall):
+        depth += 1
+        span = next(s for s in span.spans if isinstance(s, (SubAgentCall, ToolCall)))
+    assert depth == codex.MAX_SUBAGENT_DEPTH
+    assert span.attributes["codex.subagent_transcript"] == "depth_limit"
+
+
+def test_forked_child_without_ordinals_skips_records_older_than_itself() -> None:
+    meta = {"id": "C", "parent_thread_id": "P", "forked_from_id": "P",
+            "timestamp": "2026-02-23T11:41:00.000Z"}  # fmt: skip
+    data = b"".join(
+        [
+            rec("session_meta", meta, 60),
+            rec("event_msg", {"type": "task_started", "turn_id": "copied"}, 5),
+            rec("event_msg", tokens((900, 0, 9, 0), (900, 0, 9, 0)), 6),
+            rec("event_msg", {"type": "task_complete", "turn_id": "copied"}, 7),
+            rec("event_msg", {"type": "task_started", "turn_id": "own"}, 61),
+            rec("turn_context", {"model": "m"}, 61),
+            rec("event_msg", tokens((10, 0, 2, 0), (910, 0, 11, 0)), 62),
+            rec("event_msg", {"type": "task_complete", "turn_id": "own"}, 63),
+        ]
+    )
+    source = Source("rollout-x.jsonl", options={"nest_subagents": False})
+    turns = turns_of(run(data, source=source))
+    assert [t.key for t in turns] == ["codex|C|own"]
+    assert llm_sums(turns[0].spans) == (10, 2, 0, 0)
+
+
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(fraction=st.floats(min_value=0, max_value=1))
+def test_restart_anywhere_in_a_parent_yields_the_same_nested_turn(
+    codex_home: Path, fraction: float
+) -> None:
+    path = codex_home / DAY / PARENT_NAME
+    lines = lines_of(path.read_bytes())
+    cut = round(fraction * len(lines))
+    assert resumed(lines, cut, str(path), related_source(path)) == [parent_turn(codex_home)]
 
 
 def test_encrypted_reasoning_is_never_shipped() -> None:
@@ -401,7 +690,9 @@ SUBKINDS = st.sampled_from(
 )  # fmt: skip
 FIELDS = st.dictionaries(
     st.sampled_from(["turn_id", "message", "info", "call_id", "role", "content", "summary",
-                     "output", "item", "id", "source", "model", "arguments", "status"]),
+                     "output", "item", "id", "source", "model", "arguments", "status",
+                     "parent_thread_id", "forked_from_id", "subagent_history_start_ordinal",
+                     "timestamp", "new_thread_id"]),
     JSONISH,
     max_size=5,
 )  # fmt: skip
@@ -413,6 +704,7 @@ def envelope_lines(draw: st.DrawFn) -> bytes:
     payload["type"] = draw(SUBKINDS)
     body = {
         "timestamp": draw(JSONISH),
+        "ordinal": draw(JSONISH),
         "type": draw(KINDS),
         "payload": draw(JSONISH | st.just(payload)),
     }
