@@ -8,11 +8,14 @@ spilled tool result) asks through `Source.read_related`, which the daemon provid
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import PurePath
 from typing import Any, Protocol
+
+import orjson
 
 from tailerd.domain import DeadLetter, Line, Turn
 
@@ -86,6 +89,28 @@ class DocumentFormat(Format, Protocol):
     def reads_whole(self, path: PurePath) -> bool: ...
 
     def document_turns(self, data: bytes, source: Source, *, final: bool) -> list[Turn]: ...
+
+
+def json_text(value: Any) -> str:
+    """A payload as text: strings as they are, None as empty, anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def decode_object(line: Line) -> dict[str, Any] | DeadLetter | None:
+    """The JSON object on a line; None for a blank line; a DeadLetter for anything else."""
+    if not line.data.strip():
+        return None
+    try:
+        raw = orjson.loads(line.data)
+    except orjson.JSONDecodeError as exc:
+        return DeadLetter(line.start, line.end, f"invalid JSON: {exc}")
+    if not isinstance(raw, dict):
+        return DeadLetter(line.start, line.end, f"not a JSON object: {type(raw).__name__}")
+    return raw
 
 
 def turn_key(*parts: str | int) -> str:

@@ -54,7 +54,6 @@ Options (`source.options`):
 from __future__ import annotations
 
 import io
-import json
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -77,7 +76,7 @@ from tailerd.domain import (
     Turn,
     Usage,
 )
-from tailerd.formats.base import Source, TurnParser, parse_time, turn_key
+from tailerd.formats.base import Source, TurnParser, decode_object, json_text, parse_time, turn_key
 
 DEFAULT_IDLE_CLOSE = 30.0
 DEFAULT_ABANDON_CLOSE = 6 * 3600.0
@@ -127,14 +126,6 @@ def _flag(value: Any, default: bool) -> bool:
     if isinstance(value, str):
         return value.strip().lower() not in _FALSE
     return bool(value)
-
-
-def _jsonish(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return ""
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def _content_text(content: Any) -> str:
@@ -313,13 +304,10 @@ class CodexParser:
     # -- protocol -------------------------------------------------------------------------
 
     def feed(self, line: Line) -> list[Turn | DeadLetter]:
-        if not line.data.strip():
-            return []
-        try:
-            raw = orjson.loads(line.data)
-        except orjson.JSONDecodeError as exc:
-            return [DeadLetter(line.start, line.end, f"invalid JSON: {exc}")]
-        if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+        raw = decode_object(line)
+        if not isinstance(raw, dict):
+            return [] if raw is None else [raw]
+        if not isinstance(raw.get("type"), str):
             return [DeadLetter(line.start, line.end, "not a Codex envelope")]
         if "payload" not in raw:
             return [DeadLetter(line.start, line.end, f"{raw['type']!r} record without payload")]
@@ -394,7 +382,7 @@ class CodexParser:
             if isinstance(p.get(name), str) and p[name]:
                 self._attrs[f"codex.{name}"] = p[name]
         if p.get("source") is not None:
-            self._attrs["codex.source"] = _jsonish(p["source"])
+            self._attrs["codex.source"] = json_text(p["source"])
         spawn = _dict(_dict(p.get("source")).get("subagent")).get("thread_spawn")
         parent = _str(p.get("parent_thread_id")) or _str(_dict(spawn).get("parent_thread_id"))
         if parent:
@@ -493,7 +481,7 @@ class CodexParser:
         total = info.get("total_token_usage")
         if not info or total is None:
             return
-        fingerprint = _jsonish(total)
+        fingerprint = json_text(total)
         if fingerprint == self._last_total:
             return  # a repeated snapshot, not a new request
         self._last_total = fingerprint
@@ -535,15 +523,15 @@ class CodexParser:
     def _tool_call(self, t: _OpenTurn, kind: str, p: dict[str, Any], when: datetime | None) -> None:
         call_id = _str(p.get("call_id"))
         if kind == "function_call":
-            name, args = _str(p.get("name")), _jsonish(p.get("arguments"))
+            name, args = _str(p.get("name")), json_text(p.get("arguments"))
         elif kind == "custom_tool_call":
-            name, args = _str(p.get("name")), _jsonish(p.get("input"))
+            name, args = _str(p.get("name")), json_text(p.get("input"))
         elif kind == "local_shell_call":
-            name, args = "local_shell", _jsonish(p.get("action"))
+            name, args = "local_shell", json_text(p.get("action"))
         elif kind == "tool_search_call":
-            name, args = "tool_search", _jsonish(p.get("arguments"))
+            name, args = "tool_search", json_text(p.get("arguments"))
         else:
-            name, args = "web_search", _jsonish(p.get("action"))
+            name, args = "web_search", json_text(p.get("action"))
         tool = _Tool(name, args, call_id, when, attributes={"codex.item_type": kind})
         if isinstance(p.get("status"), str):
             tool.attributes["codex.status"] = p["status"]
@@ -559,7 +547,7 @@ class CodexParser:
             self.ignored += 1
             return
         if p.get("type") == "tool_search_output":
-            tool.result = _jsonish(p.get("tools"))
+            tool.result = json_text(p.get("tools"))
         else:
             tool.result, tool.is_error, attrs = _tool_output(p.get("output"))
             tool.attributes.update(attrs)

@@ -26,7 +26,6 @@ the document, keyed by message ids so that a re-read can be diffed by key.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import PurePath
@@ -35,7 +34,7 @@ from typing import Any
 import orjson
 
 from tailerd.domain import DeadLetter, Line, LLMCall, Message, SpanCall, ToolCall, Turn, Usage
-from tailerd.formats.base import Source, TurnParser, parse_time, turn_key
+from tailerd.formats.base import Source, TurnParser, decode_object, json_text, parse_time, turn_key
 
 DEFAULT_IDLE_CLOSE = 30.0
 AGENT_NAME = "gemini"
@@ -53,14 +52,6 @@ def _str(value: Any) -> str:
 
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _jsonish(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return ""
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def _text(record: Record) -> str:
@@ -107,9 +98,9 @@ def _tool(call: Record, fallback_time: datetime | None) -> ToolCall:
         if isinstance(response, dict):
             if "error" in response:
                 error = True
-                outputs.append(_jsonish(response["error"]))
+                outputs.append(json_text(response["error"]))
             else:
-                outputs.append(_jsonish(response.get("output", response)))
+                outputs.append(json_text(response.get("output", response)))
     status = _str(call.get("status"))
     attributes = {"gemini.status": status} if status else {}
     if _str(call.get("displayName")):
@@ -117,7 +108,7 @@ def _tool(call: Record, fallback_time: datetime | None) -> ToolCall:
     when = parse_time(call.get("timestamp")) or fallback_time
     return ToolCall(
         name=_str(call.get("name")),
-        arguments=_jsonish(call.get("args")),
+        arguments=json_text(call.get("args")),
         result="\n".join(outputs),
         tool_call_id=_str(call.get("id")),
         is_error=error or status not in ("", "success"),
@@ -243,14 +234,9 @@ class GeminiParser:
         self.ignored = 0
 
     def feed(self, line: Line) -> list[Turn | DeadLetter]:
-        if not line.data.strip():
-            return []
-        try:
-            raw = orjson.loads(line.data)
-        except orjson.JSONDecodeError as exc:
-            return [DeadLetter(line.start, line.end, f"invalid JSON: {exc}")]
+        raw = decode_object(line)
         if not isinstance(raw, dict):
-            return [DeadLetter(line.start, line.end, "not a JSON object")]
+            return [] if raw is None else [raw]
         if "$set" in raw:
             self.ignored += 1
         elif "$rewindTo" in raw:

@@ -78,7 +78,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tailerd.domain import DeadLetter, Line, LLMCall, Message, SpanCall, ToolCall, Turn, Usage
 from tailerd.errors import ConfigError
-from tailerd.formats.base import COMPRESSION_SUFFIXES, Source, TurnParser, parse_time, turn_key
+from tailerd.formats.base import (
+    COMPRESSION_SUFFIXES,
+    Source,
+    TurnParser,
+    decode_object,
+    parse_time,
+    turn_key,
+)
 from tailerd.formats.native import split_output
 
 DEFAULT_IDLE_CLOSE = 30.0
@@ -401,14 +408,9 @@ class MappedParser:
         self._stale_close = float(source.options.get("stale_close", self._spec.stale_close))
 
     def feed(self, line: Line) -> list[Turn | DeadLetter]:
-        if not line.data.strip():
-            return []
-        try:
-            raw = orjson.loads(line.data)
-        except orjson.JSONDecodeError as exc:
-            return [DeadLetter(line.start, line.end, f"invalid JSON: {exc}")]
+        raw = decode_object(line)
         if not isinstance(raw, dict):
-            return [DeadLetter(line.start, line.end, f"not a JSON object: {type(raw).__name__}")]
+            return [] if raw is None else [raw]
         try:
             record = _Reader(self._spec, self._fmt.compiled, raw).read()
         except _Unreadable as exc:

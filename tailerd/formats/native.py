@@ -34,7 +34,7 @@ from tailerd.domain import (
     Turn,
     Usage,
 )
-from tailerd.formats.base import Source, TurnParser, turn_key
+from tailerd.formats.base import Source, TurnParser, decode_object, json_text, turn_key
 
 DEFAULT_IDLE_CLOSE = 600.0  # seconds a started turn may stay quiet before it is closed, interrupted
 
@@ -46,12 +46,6 @@ class _Open(BaseModel):
 
     def extras(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
-
-
-def _jsonish(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 class NativeMessage(_Open):
@@ -193,7 +187,7 @@ _EVENT_KEYS = frozenset({"type", "session_id", "turn_id"})
 
 
 def _message(m: NativeMessage) -> Message:
-    return Message(m.role, _jsonish(m.content), m.tool_call_id, m.tool_name)
+    return Message(m.role, json_text(m.content), m.tool_call_id, m.tool_name)
 
 
 def _messages(ms: list[NativeMessage]) -> tuple[Message, ...]:
@@ -230,8 +224,8 @@ def _span(s: NativeLLM | NativeTool | NativeSubAgent) -> SpanCall:
     if isinstance(s, NativeTool):
         return ToolCall(
             name=s.name,
-            arguments=_jsonish(s.arguments),
-            result=_jsonish(s.result),
+            arguments=json_text(s.arguments),
+            result=json_text(s.result),
             tool_call_id=s.tool_call_id,
             is_error=s.is_error,
             started_at=s.started_at,
@@ -286,12 +280,9 @@ class NativeParser:
         self._idle_close = float(source.options.get("idle_close", DEFAULT_IDLE_CLOSE))
 
     def feed(self, line: Line) -> list[Turn | DeadLetter]:
-        if not line.data.strip():
-            return []
-        try:
-            raw = orjson.loads(line.data)
-        except orjson.JSONDecodeError as exc:
-            return [DeadLetter(line.start, line.end, f"invalid JSON: {exc}")]
+        raw = decode_object(line)
+        if not isinstance(raw, dict):
+            return [] if raw is None else [raw]
         try:
             record = _LINE.validate_python(raw)
         except ValidationError as exc:
@@ -412,9 +403,7 @@ class NativeParser:
         return {}  # every native line names its session and turn: nothing to carry over
 
 
-def _validation_reason(raw: object, exc: ValidationError) -> str:
-    if not isinstance(raw, dict):
-        return f"a line must be a JSON object, not {type(raw).__name__}"
+def _validation_reason(raw: dict[str, Any], exc: ValidationError) -> str:
     kind = raw.get("type")
     if not isinstance(kind, str) or kind not in _TYPES:
         return f"unknown record type {kind!r}"
