@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.otlp_receiver import Receiver, serve
+from tests.otlp_receiver import Receiver, running
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "logs"
@@ -20,12 +20,8 @@ os.environ["WANDB_ERROR_REPORTING"] = "false"
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    rec = Receiver()
-    server, thread = serve(rec)
-    yield rec
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with running() as rec:
+        yield rec
 
 
 @pytest.fixture

@@ -6,11 +6,12 @@ attributes match a predicate, to play a backend's failures.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import http.server
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,3 +124,16 @@ def serve(receiver: Receiver) -> tuple[http.server.ThreadingHTTPServer, threadin
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return server, thread
+
+
+@contextlib.contextmanager
+def running() -> Iterator[Receiver]:
+    """A receiver serving on a free loopback port for the duration of the block."""
+    rec = Receiver()
+    server, thread = serve(rec)
+    try:
+        yield rec
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

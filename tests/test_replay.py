@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import EXAMPLES, FIXTURES, popen_tailerd, run_tailerd
-from tests.otlp_receiver import Receiver, serve
+from tests.otlp_receiver import Receiver, running
 
 pytestmark = pytest.mark.slow
 
@@ -194,12 +194,8 @@ def replay(lines: list[bytes], waits: list[float], dest: Path, seed: int) -> lis
 @pytest.fixture
 def live_receiver() -> Iterator[Receiver]:
     """A second receiver, so the reference and the live run never share spans."""
-    rec = Receiver()
-    server, thread = serve(rec)
-    yield rec
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with running() as rec:
+        yield rec
 
 
 class Daemon:
