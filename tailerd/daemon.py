@@ -205,6 +205,10 @@ class Daemon:
             self._write_status()
 
     def _backpressured(self) -> bool:
+        """Stop reading while a sink is failing (the log files are the buffer), or while too
+        many spans wait for acknowledgement."""
+        if self.outbox and any(h.failing_since is not None for h in self.health.values()):
+            return True
         return sum(len(p.spans) for p in self.outbox) >= self.settings.max_pending_spans
 
     def _next_retry(self) -> float:

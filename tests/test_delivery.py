@@ -66,3 +66,32 @@ def test_preview_shows_redacted_spans_and_sends_nothing(tmp_path, receiver: Rece
     assert secret not in result.stdout + result.stderr
     assert "github_token=1" in result.stderr
     assert receiver.requests == []
+
+
+def test_reading_pauses_while_the_sink_is_down(tmp_path, receiver: Receiver):
+    """The log file is the buffer: turns are not read into memory while delivery fails."""
+    logs, state = tmp_path / "logs", tmp_path / "s"
+    logs.mkdir()
+    path = logs / "a.jsonl"
+    path.write_bytes(turn_line("s", "t0"))
+    daemon = otlp_daemon(logs, state, receiver.url)
+    try:
+        assert poll(lambda: labels(receiver) == ["t0"], timeout=10) is not None, daemon.log
+        receiver.script = [503] * 4
+        append(path, turn_line("s", "t1"))
+        assert poll(lambda: len(receiver.requests) >= 3, timeout=10) is not None, daemon.log
+        backlog = b"".join(turn_line("s", f"t{i}") for i in range(2, 200))
+        append(path, backlog)
+        status = json.loads(run_tailerd("status", "--state-dir", state, "--json").stdout)
+        assert poll(lambda: json.loads((state / "status.json").read_text())["sinks"]["otlp"]
+                    ["failing_since"] is not None, timeout=5) is not None  # fmt: skip
+        live = json.loads((state / "status.json").read_text())
+        [file_status] = live["files"].values()
+        assert file_status["pending_turns"] == 1  # only t1 is held in memory
+        assert file_status["read"] < path.stat().st_size - len(backlog) + 1
+        assert status["files"][0]["lag_bytes"] >= len(backlog)
+        expected = {f"t{i}" for i in range(200)}
+        assert poll(lambda: set(labels(receiver)) == expected, timeout=60), daemon.log
+        assert len(labels(receiver)) == 200
+    finally:
+        daemon.stop()
