@@ -9,22 +9,20 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import random
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import cast
 
 import orjson
-from opentelemetry.sdk.trace import ReadableSpan
 
 from tailerd import formats
 from tailerd.core.framing import LineFramer
 from tailerd.core.ledger import DeliveryLedger
-from tailerd.domain import DeadLetter, Outcome, Rejected, Retry, Turn
+from tailerd.delivery import Delivery, Pending
+from tailerd.domain import DeadLetter, Outcome, Rejected, Turn
 from tailerd.edges import dead_letter_store
 from tailerd.edges.checkpoint_store import CheckpointStore, FileCheckpoint
 from tailerd.edges.discovery import Globs, walk
@@ -39,29 +37,8 @@ from tailerd.sinks.base import Sink
 log = logging.getLogger("tailerd")
 
 REMOVED_RETENTION = 7 * 24 * 3600.0
-BACKOFF_MAX = 60.0
 STATUS = "status.json"
 STATUS_INTERVAL = 1.0  # seconds; status.json also shows a sink failing while nothing else changes
-
-
-@dataclass(slots=True)
-class Pending:
-    """A turn turned into spans, waiting for every sink to acknowledge it."""
-
-    file: SourceFile
-    turn: Turn
-    spans: list[ReadableSpan]
-    waiting: set[str]
-
-
-@dataclass(slots=True)
-class SinkHealth:
-    delivered: int = 0
-    rejected: int = 0
-    failures: int = 0
-    retry_at: float = 0.0
-    failing_since: float | None = None
-    last_error: str = ""
 
 
 @dataclass(slots=True)
@@ -98,8 +75,13 @@ class Daemon:
     ) -> None:
         self.settings = settings
         self.state_dir = state_dir
-        self.sinks = list(sinks)
-        self.health = {s.name: SinkHealth() for s in self.sinks}
+        self.delivery = Delivery(
+            sinks,
+            settings.batch_spans,
+            settings.max_pending_spans,
+            on_settled=self._settled,
+            on_batch_acknowledged=self.commit,  # a crash then re-sends at most one batch
+        )
         self.redactor = redactor
         self.emitter = Emitter(include_content=redactor is None or redactor.content != "none")
         self.store = CheckpointStore(state_dir)
@@ -109,7 +91,6 @@ class Daemon:
         self.files: dict[str, SourceFile] = {}
         self.by_path: dict[str, str] = {}
         self.checkpoints: dict[str, FileCheckpoint] = {}
-        self.outbox: deque[Pending] = deque()
         self.counters = Counters()
         self._watcher: Watcher | None = None
         self._next_rescan = 0.0
@@ -146,44 +127,43 @@ class Daemon:
         deadline = time.monotonic() + self.settings.once_timeout
         while True:
             for f in list(self.files.values()):
-                while f.dirty and not self._backpressured():
+                while f.dirty and not self.delivery.backpressured():
                     self.pump(f)
                     self.deliver()
             self.close_idle()
             self.deliver()
             self.commit(force=True)
-            done = not self.outbox and not any(
+            done = not self.delivery and not any(
                 f.dirty for f in self.files.values() if not f.unrecognised
             )
             if done or time.monotonic() > deadline:
-                return not self.outbox
-            time.sleep(min(0.2, max(0.0, self._next_retry() - time.monotonic())))
+                return not self.delivery
+            time.sleep(min(0.2, max(0.0, self.delivery.next_retry() - time.monotonic())))
 
     def drain(self, timeout: float) -> None:
         if self._watcher:
             self._watcher.stop()
         deadline = time.monotonic() + timeout
-        while self.outbox and time.monotonic() < deadline:
+        while self.delivery and time.monotonic() < deadline:
             self.deliver()
-            if self.outbox:
+            if self.delivery:
                 time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
         self.commit(force=True)
         self._write_status()
-        if self.outbox:
+        if self.delivery:
             log.warning(
                 "stopping with %d turns unacknowledged; they are re-read on next start",
-                len(self.outbox),
+                len(self.delivery),
             )
         for f in self.files.values():
             f.close()
-        for sink in self.sinks:
-            sink.close()
+        self.delivery.close()
 
     # ---- one tick ---------------------------------------------------------------------------
 
     def tick(self, max_wait: float = 1.0) -> None:
         now = time.monotonic()
-        wait = min(self._next_rescan, self._next_retry(), now + max_wait) - now
+        wait = min(self._next_rescan, self.delivery.next_retry(), now + max_wait) - now
         if not any(f.dirty for f in self.files.values()):
             self.hints.wake.wait(max(0.0, wait))
         paths, rescan = self.hints.take()
@@ -195,7 +175,7 @@ class Daemon:
             targets = [self.files[self.by_path[p]] for p in paths]
             targets += [f for f in self.files.values() if f.dirty and f not in targets]
         for f in targets:
-            if self._backpressured():
+            if self.delivery.backpressured():
                 break
             self.pump(f)
         self.close_idle()
@@ -203,18 +183,6 @@ class Daemon:
         self.commit()
         if time.monotonic() - self._last_status >= STATUS_INTERVAL:
             self._write_status()
-
-    def _backpressured(self) -> bool:
-        """Stop reading while a sink is failing (the log files are the buffer), or while too
-        many spans wait for acknowledgement."""
-        if self.outbox and any(h.failing_since is not None for h in self.health.values()):
-            return True
-        return sum(len(p.spans) for p in self.outbox) >= self.settings.max_pending_spans
-
-    def _next_retry(self) -> float:
-        if not self.outbox:
-            return float("inf")
-        return min(h.retry_at for h in self.health.values())
 
     # ---- discovery --------------------------------------------------------------------------
 
@@ -419,7 +387,7 @@ class Daemon:
             self._dead_letter(f, item.start, item.end, f"cannot build spans: {exc!r}")
             return
         f.ledger.emitted(item.key, item.start)
-        self.outbox.append(Pending(f, item, spans, {s.name for s in self.sinks}))
+        self.delivery.add(f, item, spans)
         f.checkpoint.turns_emitted += 1
         self.counters.turns += 1
 
@@ -453,71 +421,21 @@ class Daemon:
     # ---- delivery ---------------------------------------------------------------------------
 
     def deliver(self) -> None:
-        now = time.monotonic()
-        for sink in self.sinks:
-            health = self.health[sink.name]
-            if health.retry_at > now:
-                continue
-            while True:
-                batch = self._batch_for(sink.name)
-                if not batch or not self._send(sink, batch):
-                    break
-                self.commit()  # after each acknowledged batch: a crash re-sends at most one
-        while self.outbox and not self.outbox[0].waiting:
-            self.outbox.popleft()
-        if any(not p.waiting for p in self.outbox):
-            self.outbox = deque(p for p in self.outbox if p.waiting)
+        self.delivery.deliver()
 
-    def _batch_for(self, sink_name: str) -> list[Pending]:
-        batch: list[Pending] = []
-        spans = 0
-        for p in self.outbox:
-            if sink_name not in p.waiting:
-                continue
-            if batch and spans + len(p.spans) > self.settings.batch_spans:
-                break
-            batch.append(p)
-            spans += len(p.spans)
-        return batch
-
-    def _send(self, sink: Sink, batch: list[Pending]) -> bool:
-        """Send one batch; True if the sink took it (delivered or rejected for good)."""
-        outcome = _safe_send(sink, [s for p in batch for s in p.spans])
-        health = self.health[sink.name]
-        if isinstance(outcome, Retry):
-            health.failures += 1
-            delay = min(BACKOFF_MAX, 0.5 * 2 ** min(health.failures, 8))
-            health.retry_at = time.monotonic() + delay * random.uniform(0.5, 1.0)  # noqa: S311
-            health.failing_since = health.failing_since or time.time()
-            if health.failures == 1 or health.last_error != outcome.reason:
-                log.warning("sink %s failed, retrying: %s", sink.name, outcome.reason)
-            health.last_error = outcome.reason
-            return False
-        if health.failing_since is not None:
-            log.info("sink %s recovered after %d failures", sink.name, health.failures)
-        health.failures, health.retry_at, health.failing_since = 0, 0.0, None
-        if isinstance(outcome, Rejected) and len(batch) > 1:
-            return all(self._send(sink, [p]) for p in batch)  # isolate the rejected turn
-        for p in batch:
-            self._settle(p, sink.name, outcome)
-        return True
-
-    def _settle(self, p: Pending, sink_name: str, outcome: Outcome) -> None:
-        health = self.health[sink_name]
+    def _settled(self, p: Pending, sink_name: str, outcome: Outcome) -> None:
+        """One sink is done with a turn; once all are, the file's checkpoint may pass it."""
+        f: SourceFile = p.origin
         if isinstance(outcome, Rejected):
-            health.rejected += 1
-            health.last_error = outcome.reason
             reason = f"{sink_name} rejected turn {p.turn.key}: {outcome.reason}"
-            self._dead_letter(p.file, p.turn.start, p.turn.end, reason, (p.turn.key, sink_name))
-        else:
-            health.delivered += 1
-        p.waiting.discard(sink_name)
-        if not p.waiting:
-            p.file.ledger.resolved(p.turn.key)
-            if p.file.document:
-                p.file.sent_keys.add(p.turn.key)
-                p.file.checkpoint.sent_keys = sorted(p.file.sent_keys)
-                self._changed = True
+            self._dead_letter(f, p.turn.start, p.turn.end, reason, (p.turn.key, sink_name))
+        if p.waiting:
+            return
+        f.ledger.resolved(p.turn.key)
+        if f.document:
+            f.sent_keys.add(p.turn.key)
+            f.checkpoint.sent_keys = sorted(f.sent_keys)
+            self._changed = True
 
     # ---- checkpoints ------------------------------------------------------------------------
 
@@ -548,10 +466,7 @@ class Daemon:
             "started": self.counters.started,
             "turns_emitted": self.counters.turns,
             "dead_letters": self.counters.dead_letters,
-            "sinks": {
-                name: {**_health(h), "pending": sum(name in p.waiting for p in self.outbox)}
-                for name, h in self.health.items()
-            },
+            "sinks": self.delivery.report(),
             "redactions": self.redactor.counts() if self.redactor else {},
             "files": {str(f.path): _file_status(f) for f in self.files.values()},
         }
@@ -574,20 +489,3 @@ def _file_status(f: SourceFile) -> dict[str, object]:
         "pending_turns": f.ledger.unresolved,
         "unknown_record_types": unknown() if callable(unknown) else {},
     }
-
-
-def _health(h: SinkHealth) -> dict[str, object]:
-    return {
-        "delivered": h.delivered,
-        "rejected": h.rejected,
-        "pending_failures": h.failures,
-        "failing_since": h.failing_since,
-        "last_error": h.last_error,
-    }
-
-
-def _safe_send(sink: Sink, spans: list[ReadableSpan]) -> Outcome:
-    try:
-        return sink.send(spans)
-    except Exception as exc:
-        return Retry(f"{type(exc).__name__}: {exc}")

@@ -57,7 +57,7 @@ def _serve(daemon: Daemon) -> int:
     notifier = Notifier()
     daemon.start(watch=True)
     watched = ", ".join(str(p) for p in daemon.settings.watch)
-    log.info("watching %s; sinks %s", watched, ",".join(s.name for s in daemon.sinks))
+    log.info("watching %s; sinks %s", watched, ",".join(s.name for s in daemon.delivery.sinks))
     notifier.ready(f"tailing {len(daemon.files)} files")
 
     def on_tick() -> None:
@@ -87,5 +87,5 @@ def _summary(daemon: Daemon) -> None:
         len(daemon.files),
         c.turns,
         c.dead_letters,
-        len(daemon.outbox),
+        len(daemon.delivery),
     )
