@@ -322,13 +322,14 @@ class Daemon:
                 log.info("no format recognises path=%s; ignoring it", f.path)
             f.unrecognised = True
             return False
+        # A parser context saved by another format (the file was replaced) means nothing here.
+        context = f.checkpoint.context if f.checkpoint.format == fmt.name else None
         f.fmt, f.unrecognised = fmt, False
         f.checkpoint.format = fmt.name
         reads_whole = getattr(fmt, "reads_whole", None)
         if reads_whole is not None and reads_whole(PurePath(f.path)):
             f.document = f.checkpoint.document = True
             return True
-        context = f.checkpoint.context if f.checkpoint.format == fmt.name else None
         f.parser = fmt.new_parser(self._source(f, fmt), context)
         return True
 
