@@ -12,6 +12,7 @@ import contextvars
 import hashlib
 import inspect
 import os
+import socket
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -104,7 +105,14 @@ def install_provider() -> TracerProvider:
         os.environ["WANDB_ERROR_REPORTING"] = "false"  # no phoning home at exit
         os.environ.pop("WEAVE_DISABLED", None)  # would turn log_turn into a silent no-op
         _provider = TracerProvider(
-            resource=Resource.create({"service.name": "tailerd", "service.version": __version__}),
+            # host.name tells hosts apart when a fleet feeds one Collector.
+            resource=Resource.create(
+                {
+                    "service.name": "tailerd",
+                    "service.version": __version__,
+                    "host.name": socket.gethostname(),
+                }
+            ),
             id_generator=TurnKeyedIdGenerator(),
         )
         _provider.add_span_processor(_CapturingProcessor())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import stat
 from pathlib import Path
 
@@ -47,6 +48,7 @@ def test_otlp_sends_every_finished_turn_once_then_nothing_then_only_new(
     assert all(
         r["headers"].get("content-type") == "application/x-protobuf" for r in receiver.requests
     )
+    assert {s["resource"]["host.name"] for s in receiver.spans} == {socket.gethostname()}
 
     again = once(logs, state, "--sink", "otlp", "--otlp-endpoint", receiver.url)
     assert again.returncode == 0, again.stderr
