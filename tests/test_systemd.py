@@ -74,3 +74,26 @@ def test_shipped_unit_passes_systemd_analyze_verify(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout + result.stderr == ""
+
+
+@pytest.mark.parametrize("use_libsystemd", [True, False])
+def test_notifier_reaches_the_socket_with_or_without_libsystemd(
+    tmp_path, monkeypatch, use_libsystemd
+):
+    """Both paths: systemd-python's sd_notify, and the plain datagram used without it."""
+    from tailerd.edges import systemd as sd
+
+    if not use_libsystemd:
+        monkeypatch.setattr(sd, "_libsystemd", lambda: None)
+    elif sd._libsystemd() is None:
+        pytest.skip("systemd-python not installed")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(tmp_path / "n.sock"))
+        monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "n.sock"))
+        notifier = sd.Notifier()
+        notifier.ready("tailing 3 files")
+        notifier.stopping()
+        assert receive_all(sock, "STOPPING=1", timeout=5) == [
+            "READY=1\nSTATUS=tailing 3 files",
+            "STOPPING=1",
+        ]

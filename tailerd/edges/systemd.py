@@ -1,5 +1,8 @@
-"""sd_notify over the $NOTIFY_SOCKET datagram socket (READY, STATUS, WATCHDOG, STOPPING), and a
-log format that journald understands. Outside systemd every call is a cheap no-op."""
+"""sd_notify (READY, STATUS, WATCHDOG, STOPPING) and logging to the journal.
+
+libsystemd's own calls (systemd-python) are used when installed (`pip install tailerd[systemd]`);
+otherwise a datagram to $NOTIFY_SOCKET, which is all sd_notify does, and `<N>`-prefixed stderr
+lines, which journald reads as priorities. Outside systemd every call is a cheap no-op."""
 
 from __future__ import annotations
 
@@ -8,7 +11,16 @@ import os
 import socket
 import sys
 import time
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+
+def _libsystemd() -> Any:
+    try:
+        from systemd import daemon, journal
+    except ImportError:
+        return None
+    return daemon, journal
 
 
 class Notifier:
@@ -17,6 +29,8 @@ class Notifier:
         if address.startswith("@"):
             address = "\0" + address[1:]
         self._address = address
+        native = _libsystemd()
+        self._native: Callable[[str], object] | None = native[0].notify if native else None
         usec = os.environ.get("WATCHDOG_USEC", "")
         self._watchdog_every = int(usec) / 2e6 if usec.isdigit() else None
         self._last_ping = 0.0
@@ -32,6 +46,9 @@ class Notifier:
 
     def notify(self, message: str) -> None:
         if not self._address:
+            return
+        if self._native is not None:
+            self._native(message)
             return
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
             try:
@@ -73,8 +90,12 @@ class _JournalFormatter(logging.Formatter):
 
 
 def configure_logging(verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if os.environ.get("JOURNAL_STREAM"):
+    handler: logging.Handler = logging.StreamHandler(sys.stderr)
+    native = _libsystemd()
+    if os.environ.get("JOURNAL_STREAM") and native:
+        # stderr is connected to journald, so its socket is there: native fields, priorities.
+        handler = native[1].JournalHandler(SYSLOG_IDENTIFIER="tailerd")
+    elif os.environ.get("JOURNAL_STREAM"):
         handler.setFormatter(_JournalFormatter())
     else:
         handler.setFormatter(logging.Formatter("tailerd %(levelname)s %(message)s"))
