@@ -97,6 +97,7 @@ class Daemon:
         self._last_save = 0.0
         self._last_status = 0.0
         self._changed = False
+        self._unreadable: set[str] = set()  # file keys already reported as unreadable
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -216,12 +217,12 @@ class Daemon:
     def _track(self, path: Path, key: str, st: os.stat_result) -> None:
         try:
             reader = open_reader(path)
-        except OSError as exc:
-            log.warning("cannot open path=%s error=%s", path, exc.strerror)
-            return
         except Exception as exc:
-            log.warning("cannot read path=%s error=%s", path, exc)
+            if key not in self._unreadable:
+                self._unreadable.add(key)
+                log.warning("cannot read path=%s error=%s", path, getattr(exc, "strerror", exc))
             return
+        self._unreadable.discard(key)
         head = reader.read(0, HEAD_BYTES)
         cp = self._resume_point(path, key, reader.stat(), head)
         f = SourceFile(

@@ -272,3 +272,19 @@ def test_sigterm_while_a_request_hangs_still_exits_in_time_and_loses_nothing(
         r["trace_id"] for r in receiver.roots() if r["attributes"]["test_turn"] == "in-flight"
     }
     assert len({s["span_id"] for s in receiver.spans if s["trace_id"] == trace}) == 2
+
+
+def test_unreadable_file_is_reported_once_not_on_every_rescan(tmp_path):
+    """A file that cannot be read (here a corrupt .zst) is one warning, not one per rescan."""
+    logs, state = tmp_path / "logs", tmp_path / "s"
+    logs.mkdir()
+    (logs / "rollout-x.jsonl.zst").write_bytes(b"not zstd at all")
+    daemon = RunningTailerd(
+        "--watch", logs, "--state-dir", state, "--data-dir", state, "--sink", "console"
+    )  # fmt: skip
+    try:
+        assert poll(lambda: "cannot read path=" in daemon.log, timeout=10) is not None
+        time.sleep(4.5)  # two more full rescans (one every 2 s) must not repeat it
+        assert daemon.log.count("cannot read path=") == 1, daemon.log
+    finally:
+        daemon.stop()
