@@ -242,13 +242,17 @@ class Daemon:
         self, path: Path, key: str, st: os.stat_result, head: bytes
     ) -> FileCheckpoint:
         """The checkpoint to resume from: the same inode with the same first bytes, or the same
-        content under another name (a rollout compressed or archived); else a fresh start at 0."""
+        content under another name; else a fresh start at 0."""
         stable = Source(str(path)).stable_name
         for doc in self.checkpoints.values():
             if doc.document and doc.path == str(path):
                 return dataclasses.replace(doc, device=st.st_dev, inode=st.st_ino, removed_at=None)
+        # Another name with the same content: a rollout compressed or archived (same stable
+        # name), or a copy made by copytruncate rotation (a full identical head, 1 KiB).
         candidates: list[FileCheckpoint | None] = [self.checkpoints.get(key)] + [
-            c for c in self.checkpoints.values() if c.stable_name == stable and c.key != key
+            c
+            for c in self.checkpoints.values()
+            if c.key != key and (c.stable_name == stable or c.head_len == HEAD_BYTES)
         ]
         for cp in candidates:
             if cp is None or cp.head_len > len(head) or cp.offset > st.st_size:

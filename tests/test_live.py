@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import statistics
 import time
@@ -288,3 +289,21 @@ def test_unreadable_file_is_reported_once_not_on_every_rescan(tmp_path):
         assert daemon.log.count("cannot read path=") == 1, daemon.log
     finally:
         daemon.stop()
+
+
+def test_copytruncate_copy_is_not_sent_again(logs: Path, receiver: Receiver, start: Start):
+    """logrotate's copytruncate: the copy resumes where the original was, the original restarts."""
+    path = logs / "a.jsonl"
+    filler = "x" * 1200  # the first KiB identifies the content
+    path.write_bytes(b"".join(turn_line("s", f"old{i}", pad=filler) for i in range(3)))
+    daemon = start(logs)
+    assert poll(lambda: sorted(labels(receiver)) == ["old0", "old1", "old2"], timeout=10), (
+        daemon.log
+    )
+    shutil.copyfile(path, logs / "a-1.jsonl")
+    os.truncate(path, 0)
+    append(path, turn_line("s", "new0"))
+    want = ["new0", "old0", "old1", "old2"]
+    assert poll(lambda: sorted(labels(receiver)) == want, timeout=10), daemon.log
+    assert quiet(receiver, for_seconds=2.5, timeout=10)  # after a full rescan: nothing again
+    assert sorted(labels(receiver)) == want
