@@ -15,7 +15,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path, PurePath
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from opentelemetry.sdk.trace import ReadableSpan
@@ -23,56 +23,49 @@ from opentelemetry.sdk.trace import ReadableSpan
 from tailerd import formats, sinks
 from tailerd.content_policy import build_redactor
 from tailerd.core.framing import LineFramer
-from tailerd.daemon import find_related, read_related
 from tailerd.domain import DeadLetter, Delivered, Outcome, Retry, Turn
 from tailerd.edges import dead_letter_store
 from tailerd.edges.discovery import Globs, walk
+from tailerd.edges.related_files import as_document, document_idle_close, source_for
 from tailerd.edges.source_file import open_reader
 from tailerd.edges.state_dir import prepare, resolve_data_dir, resolve_state_dir
 from tailerd.emitter import Emitter
 from tailerd.errors import EX_TEMPFAIL, ConfigError
-from tailerd.formats.base import DocumentFormat, Format, Source
+from tailerd.formats.base import Format
 from tailerd.settings import Settings
 from tailerd.sinks.base import Sink, span_record
 
 log = logging.getLogger("tailerd")
 
 
-def finished_turns(
-    path: Path, settings: Settings, mapped: tuple[Format, ...] = ()
-) -> tuple[list[Turn], int]:
-    """Every finished turn in one file, and how many dead letters it has."""
+def finished_turns(path: Path, settings: Settings, mapped: tuple[Format, ...] = ()) -> list[Turn]:
+    """Every finished turn in one file; its dead letters are logged."""
     reader = open_reader(path)
     try:
-        size = reader.stat().st_size
-        data = reader.read(0, size)
-        mtime = reader.stat().st_mtime
+        st = reader.stat()
+        data = reader.read(0, st.st_size)
     finally:
         reader.close()
     fmt = formats.choose(PurePath(path), data[: 64 * 1024], settings.format, mapped)
     if fmt is None:
         log.info("no format recognises path=%s; skipped", path)
-        return [], 0
-    options = settings.format_options.get(fmt.name, {})
-    source = Source(str(path), settings.agent_name, options, read_related, find_related)
-    quiet = max(0.0, time.time() - mtime)
-    reads_whole = getattr(fmt, "reads_whole", None)
-    if reads_whole is not None and reads_whole(PurePath(path)):
-        final = quiet >= float(options.get("idle_close", 30))
-        return cast(DocumentFormat, fmt).document_turns(data, source, final=final), 0
+        return []
+    source = source_for(path, fmt, settings)
+    quiet = max(0.0, time.time() - st.st_mtime)
+    document = as_document(fmt, path)
+    if document is not None:
+        final = quiet >= document_idle_close(fmt, settings)
+        return document.document_turns(data, source, final=final)
     parser = fmt.new_parser(source, None)
     turns: list[Turn] = []
-    dead = 0
     for item in LineFramer(max_line=settings.max_line_bytes).feed(data):
-        results = [item] if isinstance(item, DeadLetter) else parser.feed(item)
-        for out in results:
+        for out in [item] if isinstance(item, DeadLetter) else parser.feed(item):
             if isinstance(out, DeadLetter):
-                dead += 1
                 log.warning("dead letter path=%s offset=%d reason=%s", path, out.start, out.reason)
             else:
                 turns.append(out)
     turns.extend(parser.close_idle(quiet))
-    return turns, dead
+    return turns
 
 
 def _files(paths: Sequence[Path], settings: Settings) -> list[Path]:
@@ -91,8 +84,7 @@ def _turns_by_session(settings: Settings, paths: Sequence[Path]) -> dict[str, li
     by_session: dict[str, list[Turn]] = defaultdict(list)
     mapped = formats.configured(settings.mapping, settings.format)
     for path in _files(paths, settings):
-        turns, _dead = finished_turns(path, settings, mapped)
-        for turn in turns:
+        for turn in finished_turns(path, settings, mapped):
             by_session[turn.session_id].append(turn)
     return by_session
 
@@ -102,7 +94,7 @@ def run(settings: Settings, paths: Sequence[Path]) -> int:
     state_dir = prepare(resolve_state_dir(settings.state_dir))
     redactor = build_redactor(settings)
     outputs = sinks.build(settings, resolve_data_dir(settings.data_dir, state_dir))
-    emitter = Emitter(include_content=redactor.content != "none")
+    emitter = Emitter(include_content=redactor.keeps_content)
     by_session = _turns_by_session(settings, paths)
     failed = 0
     for session_id, turns in by_session.items():
@@ -124,7 +116,7 @@ def run(settings: Settings, paths: Sequence[Path]) -> int:
 def preview(settings: Settings, paths: Sequence[Path]) -> int:
     """`tailerd preview`: exactly the spans that would be sent, after redaction; sends nothing."""
     redactor = build_redactor(settings)
-    emitter = Emitter(include_content=redactor.content != "none")
+    emitter = Emitter(include_content=redactor.keeps_content)
     out = sys.stdout
     for turns in _turns_by_session(settings, paths).values():
         for turn in turns:
@@ -147,12 +139,12 @@ def retry(settings: Settings) -> int:
     outputs = {
         s.name: s for s in sinks.build(settings, resolve_data_dir(settings.data_dir, state_dir))
     }
-    emitter = Emitter(include_content=redactor.content != "none")
+    emitter = Emitter(include_content=redactor.keeps_content)
     mapped = formats.configured(settings.mapping, settings.format)
     failed = 0
     for path, records in _group(pending, "path").items():
         wanted = {r["key"]: r for r in records}
-        turns = [t for t in finished_turns(Path(path), settings, mapped)[0] if t.key in wanted]
+        turns = [t for t in finished_turns(Path(path), settings, mapped) if t.key in wanted]
         for turn in turns:
             record = wanted.pop(turn.key)
             sink = outputs.get(record["sink"])

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import cast
 
 import orjson
 
@@ -26,10 +25,11 @@ from tailerd.domain import DeadLetter, Outcome, Rejected, Turn
 from tailerd.edges import dead_letter_store
 from tailerd.edges.checkpoint_store import CheckpointStore, FileCheckpoint
 from tailerd.edges.discovery import Globs, walk
+from tailerd.edges.related_files import as_document, document_idle_close, source_for
 from tailerd.edges.source_file import HEAD_BYTES, SourceFile, head_hash, open_reader
 from tailerd.edges.watcher import Hints, Watcher
 from tailerd.emitter import Emitter
-from tailerd.formats.base import DocumentFormat, Format, Source
+from tailerd.formats.base import Source
 from tailerd.redaction import Redactor
 from tailerd.settings import Settings
 from tailerd.sinks.base import Sink
@@ -46,23 +46,6 @@ class Counters:
     turns: int = 0
     dead_letters: int = 0
     started: float = field(default_factory=time.time)
-
-
-def read_related(path: str, cap: int) -> bytes | None:
-    """What formats may read besides their file: a neighbouring transcript or spilled output."""
-    try:
-        with Path(path).open("rb") as fh:
-            return fh.read(cap)
-    except OSError:
-        return None
-
-
-def find_related(root: str, pattern: str) -> list[str]:
-    """Files under `root` whose name matches `pattern` (recursively), sorted."""
-    try:
-        return sorted(str(p) for p in Path(root).rglob(pattern) if p.is_file())
-    except OSError:
-        return []
 
 
 class Daemon:
@@ -83,7 +66,7 @@ class Daemon:
             on_batch_acknowledged=self.commit,  # a crash then re-sends at most one batch
         )
         self.redactor = redactor
-        self.emitter = Emitter(include_content=redactor is None or redactor.content != "none")
+        self.emitter = Emitter(include_content=redactor is None or redactor.keeps_content)
         self.store = CheckpointStore(state_dir)
         self.globs = Globs(settings.include, settings.exclude)
         self.mapped = formats.configured(settings.mapping, settings.format)
@@ -331,24 +314,18 @@ class Daemon:
         context = f.checkpoint.context if f.checkpoint.format == fmt.name else None
         f.fmt, f.unrecognised = fmt, False
         f.checkpoint.format = fmt.name
-        reads_whole = getattr(fmt, "reads_whole", None)
-        if reads_whole is not None and reads_whole(PurePath(f.path)):
+        if as_document(fmt, f.path):
             f.document = f.checkpoint.document = True
             return True
-        f.parser = fmt.new_parser(self._source(f, fmt), context)
+        f.parser = fmt.new_parser(source_for(f.path, fmt, self.settings), context)
         return True
-
-    def _source(self, f: SourceFile, fmt: Format) -> Source:
-        options = self.settings.format_options.get(fmt.name, {})
-        return Source(str(f.path), self.settings.agent_name, options, read_related, find_related)
 
     def _pump_document(self, f: SourceFile, final: bool) -> None:
         """A file rewritten whole: re-read it and send the turns whose key is new."""
-        assert f.fmt is not None
-        data = f.reader.read(0, f.size)
-        turns = cast(DocumentFormat, f.fmt).document_turns(
-            data, self._source(f, f.fmt), final=final
-        )
+        document = as_document(f.fmt, f.path) if f.fmt else None
+        assert document is not None
+        source = source_for(f.path, document, self.settings)
+        turns = document.document_turns(f.reader.read(0, f.size), source, final=final)
         for turn in turns:
             if turn.key not in f.sent_keys and not f.ledger.is_pending(turn.key):
                 self._accept(f, turn)
@@ -401,8 +378,7 @@ class Daemon:
         now = time.time()
         for f in list(self.files.values()):
             if f.document and not f.document_final and f.fmt is not None:
-                idle = float(self.settings.format_options.get(f.fmt.name, {}).get("idle_close", 30))
-                if now - f.mtime >= idle:
+                if now - f.mtime >= document_idle_close(f.fmt, self.settings):
                     self._pump_document(f, final=True)
                 continue
             if f.parser is None or f.parser.pending_from() is None:

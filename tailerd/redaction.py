@@ -381,6 +381,11 @@ class Redactor:
         self._always_scan = bool(custom)  # custom patterns have no triggers
         self._counts: dict[str, int] = {}
 
+    @property
+    def keeps_content(self) -> bool:
+        """False for content="none": only structure, timing and tokens are shipped."""
+        return self.content != "none"
+
     def counts(self) -> dict[str, int]:
         """Matches redacted so far, per kind (a copy)."""
         return dict(self._counts)

@@ -82,6 +82,9 @@ class Format(Protocol):
     def new_parser(self, source: Source, context: Mapping[str, Any] | None) -> TurnParser: ...
 
 
+DEFAULT_DOCUMENT_IDLE_CLOSE = 30.0  # seconds before a rewritten-whole file's last turn is final
+
+
 class DocumentFormat(Format, Protocol):
     """A format some of whose files are rewritten whole (e.g. Gemini's legacy .json): for those,
     the daemon re-reads the whole file on change and sends only turns whose key is new."""

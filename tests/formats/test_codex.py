@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tailerd.core.framing import LineFramer
-from tailerd.daemon import find_related, read_related
 from tailerd.domain import DeadLetter, Line, LLMCall, SubAgentCall, ToolCall, Turn
+from tailerd.edges.related_files import find_related, read_related
 from tailerd.formats import codex
 from tailerd.formats.base import Source
 
