@@ -15,6 +15,8 @@ import orjson
 
 from tailerd import __version__
 from tailerd.errors import EX_SOFTWARE, ConfigError, TailerdError
+from tailerd.settings import SINK_NAMES
+from tailerd.sinks.local import DB_FILE
 
 COMMANDS = ("status", "sessions", "show", "import", "preview", "dead-letters", "retry")
 
@@ -36,7 +38,7 @@ def _run_parser() -> _Parser:
     p.add_argument(
         "--sink",
         action="append",
-        choices=["local", "otlp", "console", "weave"],
+        choices=SINK_NAMES,
         help="where turns go (default local; repeatable)",
     )
     p.add_argument(
@@ -81,7 +83,7 @@ def _report_parser(command: str) -> _Parser:
         p.add_argument("--format")
         p.add_argument("--agent-name")
     if command in {"import", "retry"}:
-        p.add_argument("--sink", action="append", choices=["local", "otlp", "console", "weave"])
+        p.add_argument("--sink", action="append", choices=SINK_NAMES)
         p.add_argument("--otlp-endpoint", metavar="URL")
         p.add_argument("--project", metavar="ENTITY/PROJECT")
     return p
@@ -124,7 +126,7 @@ def _report(command: str, argv: Sequence[str]) -> int:
     args = _report_parser(command).parse_args(argv)
     cfg = _settings(args)
     state_dir = resolve_state_dir(cfg.state_dir)
-    db = resolve_data_dir(cfg.data_dir, state_dir) / "tailerd.db"
+    db = resolve_data_dir(cfg.data_dir, state_dir) / DB_FILE
     if command == "status":
         _print(reports.status(state_dir), args.json, reports.render_status)
     elif command == "sessions":

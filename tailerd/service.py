@@ -60,10 +60,7 @@ def _serve(daemon: Daemon) -> int:
     log.info("watching %s; sinks %s", watched, ",".join(s.name for s in daemon.delivery.sinks))
     notifier.ready(f"tailing {len(daemon.files)} files")
 
-    def on_tick() -> None:
-        notifier.watchdog()
-
-    daemon.run(stop, on_tick, max_wait=min(1.0, notifier.watchdog_interval or 1.0))
+    daemon.run(stop, notifier.watchdog, max_wait=min(1.0, notifier.watchdog_interval or 1.0))
     notifier.stopping()
     _summary(daemon)
     return 0

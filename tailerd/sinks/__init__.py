@@ -10,9 +10,9 @@ from tailerd.sinks.base import Sink
 
 
 def _local(settings: Settings, data_dir: Path) -> Sink:
-    from tailerd.sinks.local import LocalSink
+    from tailerd.sinks.local import DB_FILE, LocalSink
 
-    return LocalSink(data_dir / "tailerd.db")
+    return LocalSink(data_dir / DB_FILE)
 
 
 def _otlp(settings: Settings, data_dir: Path) -> Sink:

@@ -14,6 +14,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from tailerd.domain import Delivered, Outcome, Retry
 from tailerd.sinks.base import span_record
 
+DB_FILE = "tailerd.db"  # in the data dir
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spans (
     span_id TEXT PRIMARY KEY,
