@@ -144,7 +144,6 @@ class Emitter:
         self._include_content = include_content
         params = inspect.signature(weave.log_turn).parameters
         self._id_kw = "conversation_id" if "conversation_id" in params else "session_id"
-        self._tracer = trace.get_tracer("weave.conversation")
 
     def emit(self, turn: Turn) -> list[ReadableSpan]:
         """One turn via `log_turn`; its spans, root first."""

@@ -40,10 +40,6 @@ class Notifier:
         """How often to ping: half of WatchdogSec, as sd_watchdog_enabled(3) advises."""
         return self._watchdog_every
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self._address)
-
     def notify(self, message: str) -> None:
         if not self._address:
             return
@@ -58,9 +54,6 @@ class Notifier:
 
     def ready(self, status: str) -> None:
         self.notify(f"READY=1\nSTATUS={status}")
-
-    def status(self, status: str) -> None:
-        self.notify(f"STATUS={status}")
 
     def stopping(self) -> None:
         self.notify("STOPPING=1")

@@ -7,7 +7,6 @@ spilled tool result) asks through `Source.read_related`, which the daemon provid
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -119,10 +118,6 @@ def decode_object(line: Line) -> dict[str, Any] | DeadLetter | None:
 def turn_key(*parts: str | int) -> str:
     """A stable turn key: the same turn gets the same key on every host and every re-read."""
     return "|".join(str(p) for p in parts)
-
-
-def stable_digest(text: str, size: int = 8) -> str:
-    return hashlib.blake2b(text.encode(), digest_size=size).hexdigest()
 
 
 def parse_time(value: object) -> datetime | None:
