@@ -81,6 +81,7 @@ class Delivery:
         self.sinks = list(sinks)
         self.health = {s.name: SinkHealth() for s in self.sinks}
         self.outbox: deque[Pending] = deque()
+        self._pending_spans = 0  # spans in the outbox; asked once per file read, kept running
         self._batch_spans = batch_spans
         self._max_pending_spans = max_pending_spans
         self._on_settled = on_settled
@@ -88,6 +89,7 @@ class Delivery:
 
     def add(self, origin: object, turn: Turn, spans: list[ReadableSpan]) -> None:
         self.outbox.append(Pending(origin, turn, spans, {s.name for s in self.sinks}))
+        self._pending_spans += len(spans)
 
     def __len__(self) -> int:
         return len(self.outbox)
@@ -97,7 +99,7 @@ class Delivery:
         many spans wait for acknowledgement."""
         if self.outbox and any(h.failing_since is not None for h in self.health.values()):
             return True
-        return sum(len(p.spans) for p in self.outbox) >= self._max_pending_spans
+        return self._pending_spans >= self._max_pending_spans
 
     def next_retry(self) -> float:
         if not self.outbox:
@@ -114,6 +116,7 @@ class Delivery:
                 self._on_batch_acknowledged()
         if any(not p.waiting for p in self.outbox):
             self.outbox = deque(p for p in self.outbox if p.waiting)
+            self._pending_spans = sum(len(p.spans) for p in self.outbox)
 
     def report(self) -> dict[str, dict[str, object]]:
         return {

@@ -102,3 +102,14 @@ def test_a_sink_that_raises_is_retried_not_fatal():
     delivery.deliver()
     assert settled == []
     assert "RuntimeError: bug" in str(delivery.report()["b"]["last_error"])
+
+
+def test_too_many_waiting_spans_pause_reading_until_they_are_acknowledged():
+    sink = ScriptedSink("a")
+    delivery = Delivery([sink], 100, 4, lambda *_: None, lambda: None)  # type: ignore[list-item]
+    delivery.add(None, turn(0), ["s1", "s2"])  # type: ignore[list-item]
+    assert not delivery.backpressured()
+    delivery.add(None, turn(1), ["s3", "s4"])  # type: ignore[list-item]
+    assert delivery.backpressured()
+    delivery.deliver()
+    assert not delivery.backpressured()
