@@ -1,4 +1,7 @@
-"""Agent formats, one module each. A new format is one new file plus one line in FORMATS."""
+"""Agent formats, one module each. A new format is one new file plus one line in FORMATS.
+
+Every format the registry hands out (FORMATS, BY_NAME, `choose`, `configured`) is wrapped by
+`formats.guard`, so no record, in any format, can raise out of a format into tailerd."""
 
 from __future__ import annotations
 
@@ -9,15 +12,13 @@ from typing import Any
 from tailerd.errors import ConfigError
 from tailerd.formats import claude_code, codex, gemini, native
 from tailerd.formats.base import Format
+from tailerd.formats.guard import guard
 from tailerd.formats.mapped import formats_from_config
 
 # Order matters: the first format whose `claims` accepts a file wins; native comes last
 # because its test (a `type` key we know) is the least specific.
-FORMATS: tuple[Format, ...] = (
-    claude_code.FORMAT,
-    codex.FORMAT,
-    gemini.FORMAT,
-    native.FORMAT,
+FORMATS: tuple[Format, ...] = tuple(
+    guard(f) for f in (claude_code.FORMAT, codex.FORMAT, gemini.FORMAT, native.FORMAT)
 )
 BY_NAME: dict[str, Format] = {f.name: f for f in FORMATS}
 
@@ -26,8 +27,9 @@ def choose(
     path: PurePath, head: bytes, forced: str | None = None, extra: tuple[Format, ...] = ()
 ) -> Format | None:
     """The format of a file, from its path and first bytes; None when no format claims it yet.
-    `extra` are configured mappings: they come first, being the operator's explicit choice."""
-    candidates = (*extra, *FORMATS)
+    `extra` are configured mappings: they come first, being the operator's explicit choice.
+    The result is always a guarded format (formats.guard)."""
+    candidates = (*(guard(f) for f in extra), *FORMATS)
     if forced:
         return next(f for f in candidates if f.name == forced)
     for fmt in candidates:
@@ -37,8 +39,8 @@ def choose(
 
 
 def configured(raw_mappings: Sequence[Mapping[str, Any]], forced: str | None) -> tuple[Format, ...]:
-    """Formats from the config's [[mapping]] tables; checks --format names one."""
-    mapped = tuple(formats_from_config([dict(m) for m in raw_mappings]))
+    """Formats from the config's [[mapping]] tables, guarded; checks --format names one."""
+    mapped = tuple(guard(f) for f in formats_from_config([dict(m) for m in raw_mappings]))
     clash = sorted({f.name for f in mapped} & set(BY_NAME))
     if clash:
         raise ConfigError(f"mapping name {clash[0]!r} is a built-in format; choose another")
