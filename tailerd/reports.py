@@ -150,8 +150,11 @@ def _render_children(children: list[dict[str, Any]], indent: str) -> Iterator[st
 
 def status(state_dir: Path) -> dict[str, Any]:
     """Per watched file: offset, size, lag, turns emitted, dead letters; per sink: its health."""
-    store = CheckpointStore(state_dir)
-    checkpoints = store.load()
+    store = CheckpointStore(state_dir, readonly=True)  # never blocks nor alters the daemon's
+    try:
+        checkpoints = store.load()
+    finally:
+        store.close()
     status_path = state_dir / "status.json"
     live: dict[str, Any] = {}
     if status_path.exists():
