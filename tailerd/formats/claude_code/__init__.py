@@ -1,0 +1,90 @@
+"""Claude Code transcripts: `~/.claude/projects/<slug>/<sessionId>.jsonl`.
+
+One JSON record per line (see agent-formats.md §1). A turn starts at a real user prompt (or a
+slash command that makes the model work, or assistant activity with no prompt before it: a
+continuation) and ends at the first of `system/turn_duration`, a Stop hook (`stop_hook_summary`,
+`progress`/`attachment` with `hookEvent == "Stop"`), an interruption marker (the turn is marked
+interrupted), the next prompt, or quiescence (see `close_idle`). Compaction never ends a turn.
+
+An API response is written as one line per content block sharing `message.id`; the lines are
+merged into one `LLMCall` whose usage is the last line's. `tool_use.id` pairs with
+`tool_result.tool_use_id`. `Task`/`Agent` calls become `SubAgentCall`s with the sub-agent's own
+calls nested, read from `<dir>/<session>/subagents/agent-<id>.jsonl` (2.1.x) or
+`<dir>/agent-<id>.jsonl` (2.0.x) through `Source.read_related`.
+
+Options (`source.options`):
+
+* `idle_close` (30.0): seconds of quiet after which an open turn with no tool call waiting for
+  its result is finished.
+* `stale_close` (21600.0): seconds of quiet after which an open turn is finished even with tool
+  calls still waiting (marked interrupted: the agent most likely died).
+* `tool_result_cap` (262144): characters kept of a tool result (spilled results included).
+* `subagent_cap` (67108864): bytes read of a sub-agent transcript.
+* `dedup_window` (50000): record uuids remembered to drop duplicated records.
+
+This package: `records` (one record), `spans` (LLM/tool calls of a turn), `subagents`
+(neighbouring files), `turns` (the state machine); the format itself is below.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import PurePath
+from typing import Any
+
+import orjson
+
+from tailerd.formats.base import Source, TurnParser
+from tailerd.formats.claude_code.records import KNOWN_TYPES, NAME
+from tailerd.formats.claude_code.turns import ClaudeCodeParser
+
+__all__ = ["FORMAT", "NAME", "ClaudeCodeFormat", "ClaudeCodeParser"]
+
+# Records that identify a transcript even without a uuid.
+_HEADER_TYPES = frozenset({"summary", "file-history-snapshot", "queue-operation"})
+
+
+def _is_claude_record(raw: object) -> bool:
+    if not isinstance(raw, dict):
+        return False
+    kind = raw.get("type")
+    if kind not in KNOWN_TYPES:
+        return False
+    if kind in _HEADER_TYPES:
+        return True
+    return "uuid" in raw and ("sessionId" in raw or "parentUuid" in raw)
+
+
+_HEAD_TYPE = re.compile(rb'"type":\s*"(user|assistant|system|progress|attachment)"')
+
+
+def _looks_like_claude_record(prefix: bytes) -> bool:
+    return bool(_HEAD_TYPE.search(prefix)) and b'"sessionId":' in prefix and b'"uuid":' in prefix
+
+
+class ClaudeCodeFormat:
+    name = NAME
+
+    def claims(self, path: PurePath, head: bytes) -> bool:
+        if not Source(str(path)).stable_name.endswith(".jsonl"):
+            return False
+        parts = path.parts
+        if any(parts[i : i + 2] == (".claude", "projects") for i in range(len(parts) - 1)):
+            return True
+        first = next((ln for ln in head.split(b"\n") if ln.strip()), b"")
+        try:
+            return _is_claude_record(orjson.loads(first))
+        except orjson.JSONDecodeError:
+            return _looks_like_claude_record(first)  # a first line longer than the head
+
+    def is_auxiliary(self, path: PurePath) -> bool:
+        if "subagents" in path.parts or "tool-results" in path.parts:
+            return True
+        return path.name.startswith("agent-") and path.name.endswith(".jsonl")
+
+    def new_parser(self, source: Source, context: Mapping[str, Any] | None) -> TurnParser:
+        return ClaudeCodeParser(source, context)
+
+
+FORMAT = ClaudeCodeFormat()

@@ -1,0 +1,155 @@
+"""Claude Code neighbours: sub-agent transcripts and spilled tool results of a session.
+
+A `Task`/`Agent` call becomes a `SubAgentCall` with the sub-agent's own calls nested, read from
+`<dir>/<session>/subagents/agent-<id>.jsonl` (2.1.x) or `<dir>/agent-<id>.jsonl` (2.0.x);
+spilled tool results from `<dir>/<session>/tool-results/`. All reads go through
+`Source.read_related`; a neighbour that cannot be read marks the span, never fails the turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import Any
+
+import orjson
+
+from tailerd.core.framing import LineFramer
+from tailerd.domain import Line, Message, SpanCall, SubAgentCall
+from tailerd.formats.base import Source, parse_time
+from tailerd.formats.claude_code.records import as_dict, as_str, decode_line, user_kind
+from tailerd.formats.claude_code.spans import SpanBuilder, ToolDraft
+
+DEFAULT_TOOL_RESULT_CAP = 256 * 1024
+DEFAULT_SUBAGENT_CAP = 64 * 1024 * 1024
+MAX_SUBAGENT_DEPTH = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Related:
+    """Where a session's neighbouring files live, and how to read them."""
+
+    source: Source
+    session_dirs: tuple[str, ...]  # <dir>/<session>, for subagents/ and tool-results/
+    flat_dir: str  # <dir>, for the 2.0.x agent-<id>.jsonl layout
+    result_cap: int
+    subagent_cap: int
+
+    @classmethod
+    def of(cls, source: Source, session_id: str) -> Related:
+        path = PurePath(source.path)
+        stem = source.stable_name.removesuffix(".jsonl")
+        names = dict.fromkeys(n for n in (stem, session_id) if n)
+        return cls(
+            source,
+            tuple(str(path.parent / n) for n in names),
+            str(path.parent),
+            int(source.options.get("tool_result_cap", DEFAULT_TOOL_RESULT_CAP)),
+            int(source.options.get("subagent_cap", DEFAULT_SUBAGENT_CAP)),
+        )
+
+    def read(self, path: str, cap: int) -> bytes | None:
+        try:
+            return self.source.read_related(path, cap)
+        except Exception:  # a neighbour that cannot be read is not fatal
+            return None
+
+    def spilled(self, name: str, tool_call_id: str) -> str | None:
+        for base in self.session_dirs:
+            for file_name in dict.fromkeys((name, f"{tool_call_id}.txt")):
+                data = self.read(f"{base}/tool-results/{file_name}", self.result_cap + 1)
+                if data is not None:
+                    return data.decode("utf-8", "replace")
+        return None
+
+    def subagent_paths(self, agent_id: str) -> Iterator[str]:
+        for base in self.session_dirs:
+            yield f"{base}/subagents/agent-{agent_id}.jsonl"
+        yield f"{self.flat_dir}/agent-{agent_id}.jsonl"
+
+    def agent_type(self, agent_id: str) -> str:
+        for base in self.session_dirs:
+            data = self.read(f"{base}/subagents/agent-{agent_id}.meta.json", 64 * 1024)
+            if data is not None:
+                try:
+                    return as_str(as_dict(orjson.loads(data)).get("agentType"))
+                except orjson.JSONDecodeError:
+                    return ""
+        return ""
+
+    def builder(self, depth: int) -> SpanBuilder:
+        return SpanBuilder(lambda tool: self.subagent(tool, depth), self.spilled, self.result_cap)
+
+    def subagent(self, tool: ToolDraft, depth: int) -> SubAgentCall:
+        args = tool.arguments if isinstance(tool.arguments, dict) else {}
+        prompt = as_str(args.get("prompt"))
+        attributes: dict[str, Any] = dict(tool.attributes)
+        if as_str(args.get("description")):
+            attributes["claude_code.description"] = args["description"]
+        spans: tuple[SpanCall, ...] = ()
+        model = ""
+        data = self._subagent_bytes(tool.agent_id) if depth < MAX_SUBAGENT_DEPTH else None
+        if data is None:
+            attributes["claude_code.subagent_transcript"] = (
+                "unavailable" if tool.agent_id else "unresolved"
+            )
+        else:
+            builder = self.builder(depth + 1)
+            feed_subagent(builder, data)
+            spans, model = builder.build(), builder.last_model()
+        name = as_str(args.get("subagent_type"))
+        if not name and tool.agent_id:
+            name = self.agent_type(tool.agent_id)
+        return SubAgentCall(
+            name=name or "general-purpose",
+            model=model,
+            agent_id=tool.agent_id,
+            input_messages=(Message("user", prompt),) if prompt else (),
+            output_messages=(Message("assistant", tool.result),) if tool.result else (),
+            tool_name=tool.name,
+            tool_call_id=tool.tool_call_id,
+            spans=spans,
+            started_at=tool.started_at,
+            ended_at=tool.ended_at,
+            attributes=attributes,
+        )
+
+    def _subagent_bytes(self, agent_id: str) -> bytes | None:
+        if not agent_id or agent_id.startswith("acompact"):
+            return None
+        for path in self.subagent_paths(agent_id):
+            data = self.read(path, self.subagent_cap)
+            if data is not None:
+                return data
+        return None
+
+
+def feed_subagent(builder: SpanBuilder, data: bytes) -> None:
+    """Every LLM and tool call of a sub-agent transcript, in file order, duplicates dropped."""
+    framer = LineFramer()
+    lines = framer.feed(data if data.endswith(b"\n") else data + b"\n")
+    seen: set[str] = set()
+    for line in lines:
+        if not isinstance(line, Line):
+            continue
+        for rec in decode_line(line)[0]:
+            uuid = as_str(rec.get("uuid"))
+            if uuid and uuid in seen:
+                continue
+            seen.add(uuid)
+            ts = parse_time(rec.get("timestamp"))
+            kind = rec.get("type")
+            if kind == "assistant":
+                builder.add_assistant(rec, ts)
+            elif kind == "user" and user_kind(rec) == "tool_result":
+                builder.add_results(rec, ts)
+            elif kind == "progress":
+                note_progress(builder, rec)
+
+
+def note_progress(builder: SpanBuilder, rec: Mapping[str, Any]) -> None:
+    """Remember the agentId an `agent_progress` record gives a Task/Agent tool call."""
+    data = as_dict(rec.get("data"))
+    if data.get("type") == "agent_progress":
+        builder.note_agent(as_str(rec.get("parentToolUseID")), as_str(data.get("agentId")))
