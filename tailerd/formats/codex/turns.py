@@ -1,0 +1,333 @@
+"""Codex turn assembly: the per-rollout state machine that cuts records into finished turns.
+
+`task_started` opens a turn, `task_complete`/`turn_aborted` finish it; older rollouts only have
+`user_message`, each one finishing the previous turn. `turn_context` and `token_count` place the
+cuts between model requests; `session_meta` gives the thread's identity and, for a child thread,
+where the parent's copied history ends. `snapshot` is the context as it was before the open turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from tailerd.domain import DeadLetter, Line, LLMCall, Message, SpanCall, Turn
+from tailerd.formats.base import Source, decode_object, json_text, parse_time, turn_key
+from tailerd.formats.codex.children import Children
+from tailerd.formats.codex.records import (
+    AGENT_NAME,
+    SESSION_ATTRS,
+    THREAD_ID,
+    as_dict,
+    as_str,
+    content_text,
+    flag,
+    ordinal,
+    usage_of,
+)
+from tailerd.formats.codex.spans import OpenTurn, Request, ToolDraft, add_response_item, tag_spawn
+
+DEFAULT_IDLE_CLOSE = 30.0
+DEFAULT_ABANDON_CLOSE = 6 * 3600.0
+
+
+class CodexParser:
+    def __init__(
+        self,
+        source: Source,
+        context: Mapping[str, Any] | None,
+        *,
+        depth: int = 0,
+        nested: bool = False,
+    ) -> None:
+        """`nested`: this parser reads a child rollout for its parent, at nesting `depth`."""
+        ctx = dict(context or {})
+        self._source = source
+        self._session_id = as_str(ctx.get("session_id"))
+        self._attrs: dict[str, Any] = dict(as_dict(ctx.get("attrs")))
+        self._model = as_str(ctx.get("model"))
+        self._last_total = as_str(ctx.get("last_total"))
+        implicit = ctx.get("implicit")
+        self._implicit: list[Any] = list(implicit) if isinstance(implicit, list) else ["", 0]
+        self._turn: OpenTurn | None = None
+        self._idle_close = float(source.options.get("idle_close", DEFAULT_IDLE_CLOSE))
+        self._abandon = float(source.options.get("abandon_close", DEFAULT_ABANDON_CLOSE))
+        self._nested = nested
+        self._nest = nested or flag(source.options.get("nest_subagents"), True)
+        self._children = Children(source, depth, _nested_parser) if self._nest else None
+        self._spawned = ctx.get("spawned") is True  # a thread started by another's spawn call
+        self._history_start = ordinal(ctx.get("history_start"))
+        self._born = parse_time(ctx.get("born"))
+        self._born_text = as_str(ctx.get("born"))
+        self.ignored = 0  # well-formed records outside any turn or of kinds we do not use
+
+    # -- protocol -------------------------------------------------------------------------
+
+    def feed(self, line: Line) -> list[Turn | DeadLetter]:
+        raw = decode_object(line)
+        if not isinstance(raw, dict):
+            return [] if raw is None else [raw]
+        if not isinstance(raw.get("type"), str):
+            return [DeadLetter(line.start, line.end, "not a Codex envelope")]
+        if "payload" not in raw:
+            return [DeadLetter(line.start, line.end, f"{raw['type']!r} record without payload")]
+        out: list[Turn | DeadLetter] = []
+        kind, payload = raw["type"], as_dict(raw.get("payload"))
+        when = parse_time(raw.get("timestamp"))
+        if kind == "session_meta":
+            self._session_meta(payload)
+        elif self._hidden or self._inherited(raw.get("ordinal"), when):
+            self.ignored += 1
+            return []
+        elif kind == "turn_context":
+            self._turn_context(payload)
+        elif kind == "event_msg":
+            out.extend(self._event(payload, raw.get("timestamp"), when, line))
+        elif kind == "response_item":
+            if self._turn is None or not add_response_item(self._turn, payload, when):
+                self.ignored += 1
+        else:
+            self.ignored += 1
+        if self._turn is not None and self._turn.start <= line.start:
+            self._turn.end = max(self._turn.end, line.end)
+            self._turn.ended_at = when or self._turn.ended_at
+        return out
+
+    def close_idle(self, quiet_for: float) -> list[Turn]:
+        t = self._turn
+        if t is None:
+            return []
+        if not t.explicit and not t.awaiting and quiet_for >= self._idle_close:
+            return [self._close(interrupted=False)]
+        if quiet_for >= self._abandon:
+            return [self._close(interrupted=True)]
+        return []
+
+    def pending_from(self) -> int | None:
+        return None if self._turn is None else self._turn.start
+
+    def snapshot(self) -> dict[str, Any]:
+        return dict(self._turn.context) if self._turn is not None else self._context()
+
+    # -- records --------------------------------------------------------------------------
+
+    @property
+    def _hidden(self) -> bool:
+        """A child thread tailed on its own: its calls are shipped inside its parent's turn."""
+        return self._spawned and self._nest and not self._nested
+
+    def _inherited(self, raw_ordinal: Any, when: datetime | None) -> bool:
+        """A record of the parent's history, copied into a child rollout."""
+        if self._history_start is not None:
+            number = ordinal(raw_ordinal)
+            return number is not None and number < self._history_start
+        return self._born is not None and when is not None and when < self._born
+
+    def _context(self) -> dict[str, Any]:
+        return {
+            "session_id": self._session_id,
+            "attrs": dict(self._attrs),
+            "model": self._model,
+            "last_total": self._last_total,
+            "implicit": list(self._implicit),
+            "spawned": self._spawned,
+            "history_start": self._history_start,
+            "born": self._born_text,
+        }
+
+    def _session_meta(self, p: dict[str, Any]) -> None:
+        if self._session_id or not as_str(p.get("id")):
+            return  # the first session_meta is the identity; forks repeat their parents'
+        self._session_id = p["id"]
+        for name in SESSION_ATTRS:
+            if isinstance(p.get(name), str) and p[name]:
+                self._attrs[f"codex.{name}"] = p[name]
+        if p.get("source") is not None:
+            self._attrs["codex.source"] = json_text(p["source"])
+        spawn = as_dict(as_dict(p.get("source")).get("subagent")).get("thread_spawn")
+        parent = as_str(p.get("parent_thread_id")) or as_str(as_dict(spawn).get("parent_thread_id"))
+        if parent:
+            self._attrs["codex.parent_thread_id"] = parent
+        # Review, compaction or guardian sub-threads have no spawn call to nest under.
+        self._spawned = isinstance(spawn, dict)
+        base = as_dict(p.get("history_base"))
+        self._history_start = ordinal(p.get("subagent_history_start_ordinal"))
+        if self._history_start is None:
+            self._history_start = ordinal(base.get("end_ordinal_exclusive"))
+        if self._history_start is None and as_str(p.get("forked_from_id")):
+            self._born = parse_time(p.get("timestamp"))
+            self._born_text = as_str(p.get("timestamp")) if self._born else ""
+        if self._hidden:
+            self._turn = None  # records written before the header belong to the parent
+
+    def _turn_context(self, p: dict[str, Any]) -> None:
+        self._model = as_str(p.get("model")) or self._model
+        t = self._turn
+        if t is None:
+            return
+        if t.request.empty:
+            t.request.model = self._model
+        else:
+            t.requests.append(Request(self._model, t.ended_at))
+
+    def _event(
+        self, p: dict[str, Any], stamp: Any, when: datetime | None, line: Line
+    ) -> list[Turn | DeadLetter]:
+        kind = as_str(p.get("type"))
+        if kind in ("task_started", "turn_started"):
+            return self._task_started(as_str(p.get("turn_id")), when, line)
+        if kind in ("task_complete", "turn_complete", "turn_aborted"):
+            return self._task_end(p, kind == "turn_aborted", when, line)
+        if kind == "user_message":
+            return self._prompt(as_str(p.get("message")), stamp, when, line)
+        item = as_dict(p.get("item"))
+        if kind == "item_completed" and item.get("type") == "UserMessage":
+            return self._prompt(content_text(item.get("content")), stamp, when, line)
+        if kind == "token_count":
+            self._token_count(as_dict(p.get("info")), when)
+        elif kind == "collab_agent_spawn_end" and self._turn is not None:
+            tag_spawn(self._turn, p)
+        else:
+            self.ignored += 1
+        return []
+
+    def _task_started(
+        self, turn_id: str, when: datetime | None, line: Line
+    ) -> list[Turn | DeadLetter]:
+        t = self._turn
+        if t is not None and not t.explicit and t.pristine():
+            t.turn_id = turn_id or t.implicit_id  # the prompt was written just before this
+            return []
+        closed: list[Turn | DeadLetter] = []
+        if t is not None:
+            closed.append(self._close(interrupted=t.explicit))
+        context = self._context()
+        implicit_id = "" if turn_id else self._next_implicit_id(None, when)
+        self._open(line, when, context, turn_id, implicit_id)
+        return closed
+
+    def _task_end(
+        self, p: dict[str, Any], aborted: bool, when: datetime | None, line: Line
+    ) -> list[Turn | DeadLetter]:
+        t = self._turn
+        turn_id = as_str(p.get("turn_id"))
+        if t is None or (t.explicit and turn_id and turn_id != t.turn_id):
+            self.ignored += 1
+            return []
+        t.end, t.ended_at = line.end, when or t.ended_at
+        if aborted and as_str(p.get("reason")):
+            t.attributes["codex.abort_reason"] = p["reason"]
+        t.final_message = as_str(p.get("last_agent_message"))
+        return [self._close(interrupted=aborted)]
+
+    def _prompt(
+        self, text: str, stamp: Any, when: datetime | None, line: Line
+    ) -> list[Turn | DeadLetter]:
+        message = Message("user", text)
+        t = self._turn
+        if t is not None and t.explicit:
+            t.request.inputs.append(message)  # steering input inside a running turn
+            t.messages.append(message)
+            return []
+        closed: list[Turn | DeadLetter] = []
+        if t is not None:
+            closed.append(self._close(interrupted=bool(t.awaiting)))
+        context = self._context()
+        opened = self._open(line, when, context, "", self._next_implicit_id(stamp, when))
+        opened.messages.append(message)
+        opened.request.inputs.append(message)
+        return closed
+
+    def _token_count(self, info: dict[str, Any], when: datetime | None) -> None:
+        total = info.get("total_token_usage")
+        if not info or total is None:
+            return
+        fingerprint = json_text(total)
+        if fingerprint == self._last_total:
+            return  # a repeated snapshot, not a new request
+        self._last_total = fingerprint
+        last = info.get("last_token_usage")
+        t = self._turn
+        if t is None or not isinstance(last, dict):
+            return
+        if t.request.usage is not None:
+            t.requests.append(Request(self._model, when))
+        t.request.usage = usage_of(last)
+        t.request.ended_at = when or t.request.ended_at
+
+    # -- turns ----------------------------------------------------------------------------
+
+    def _next_implicit_id(self, stamp: Any, when: datetime | None) -> str:
+        """An id from the prompt line's own timestamp, numbered if several lines share it."""
+        base = as_str(stamp) or (when.isoformat() if when else "")
+        count = self._implicit[1] + 1 if self._implicit[0] == base else 0
+        self._implicit = [base, count]
+        return f"u:{base}" if count == 0 else f"u:{base}#{count}"
+
+    def _open(
+        self,
+        line: Line,
+        when: datetime | None,
+        context: dict[str, Any],
+        turn_id: str,
+        implicit_id: str,
+    ) -> OpenTurn:
+        self._turn = OpenTurn(
+            start=line.start,
+            end=line.end,
+            context=context,
+            implicit_id=implicit_id,
+            turn_id=turn_id,
+            requests=[Request(self._model, when)],
+            started_at=when,
+            ended_at=when,
+        )
+        return self._turn
+
+    def _span_of(self, tool: ToolDraft) -> SpanCall:
+        child = tool.attributes.get("codex.child_thread_id")
+        if self._children is None or not isinstance(child, str):
+            return tool.build()
+        return self._children.call(tool, child)
+
+    def _session(self) -> str:
+        if self._session_id:
+            return self._session_id
+        found = THREAD_ID.findall(self._source.stable_name)
+        return found[-1] if found else self._source.stable_name
+
+    def _close(self, interrupted: bool) -> Turn:
+        t = self._turn
+        assert t is not None
+        self._turn = None
+        for tool in t.awaiting.values():
+            tool.attributes["codex.output_missing"] = True
+        spans = [s for r in t.requests for s in r.spans(self._span_of)]
+        models = [s.model for s in spans if isinstance(s, LLMCall) and s.model]
+        session = self._session()
+        attributes = dict(self._attrs)
+        attributes.update(t.attributes)
+        if t.explicit:
+            attributes["codex.turn_id"] = t.turn_id
+        output = (Message("assistant", t.final_message),) if t.final_message else ()
+        return Turn(
+            key=turn_key(AGENT_NAME, session, t.turn_id or t.implicit_id),
+            session_id=session,
+            start=t.start,
+            end=t.end,
+            agent_name=self._source.agent_name or AGENT_NAME,
+            model=models[-1] if models else self._model,
+            messages=tuple(t.messages),
+            output_messages=output,
+            spans=tuple(spans),
+            started_at=t.started_at,
+            ended_at=t.ended_at,
+            interrupted=interrupted,
+            attributes=attributes,
+        )
+
+
+def _nested_parser(source: Source, depth: int) -> CodexParser:
+    """A parser reading a child rollout for its parent, at nesting `depth`."""
+    return CodexParser(source, None, depth=depth, nested=True)
