@@ -483,7 +483,11 @@ class TailerModel(RuleBasedStateMachine):
 
     @invariant()
     def checkpoints_are_sane(self) -> None:
-        checkpoints = CheckpointStore(self.state).load()
+        store = CheckpointStore(self.state, readonly=True)  # as `tailerd status` reads it
+        try:
+            checkpoints = store.load()
+        finally:
+            store.close()
         for f in self.live.values():
             assert f.path is not None
             st_ = f.path.stat()

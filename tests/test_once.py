@@ -153,7 +153,7 @@ def test_local_store_sessions_and_show(logs, tmp_path):
     db = state / "tailerd.db"
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
-    assert stat.S_IMODE((state / "checkpoints.json").stat().st_mode) == 0o600
+    assert stat.S_IMODE((state / "checkpoints.db").stat().st_mode) == 0o600
     missing = run_tailerd("show", "nope", "--state-dir", state, "--data-dir", state)
     assert missing.returncode == 78
 
@@ -215,11 +215,13 @@ def test_second_tailerd_on_the_same_state_dir_is_refused(logs, tmp_path):
 def test_corrupt_checkpoint_is_reported_not_reset(logs, tmp_path):
     state = tmp_path / "state"
     assert once(logs, state, "--sink", "console").returncode == 0
-    (state / "checkpoints.json").write_text('{"version": 1, "files": {}, "checksum": "x"}')
-    (state / "checkpoints.json.prev").unlink(missing_ok=True)
+    garbage = b"not a database, whatever it once was\n" * 200
+    (state / "checkpoints.db").write_bytes(garbage)
     result = once(logs, state, "--sink", "console")
     assert result.returncode == 65
-    assert "checksum" in result.stderr and result.stdout == ""
+    assert "move it aside" in result.stderr and result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert (state / "checkpoints.db").read_bytes() == garbage  # never reset
 
 
 def test_custom_jsonl_by_configuration_only(tmp_path, receiver: Receiver):

@@ -279,7 +279,7 @@ def test_tailerd_runs_hardened_under_a_real_systemd_manager(
 
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
     modes = {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in state.iterdir()}
-    assert {"lock", "checkpoints.json", "tailerd.db"} <= modes.keys()
+    assert {"lock", "checkpoints.db", "tailerd.db"} <= modes.keys()
     assert set(modes.values()) == {"0o600"}, modes
 
     stopped = manager.systemctl("stop", "tailerd")
