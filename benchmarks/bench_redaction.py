@@ -1,4 +1,5 @@
-"""Throughput of the redaction stage on realistic agent text, with and without secrets.
+"""Throughput of the redaction stage on realistic agent text, with and without secrets:
+the pure-Python trigger scan (engine "regex", the fallback) against Hyperscan, side by side.
 
     .venv/bin/python benchmarks/bench_redaction.py
 
@@ -6,6 +7,9 @@ The clean corpus is every string value in the real agent transcripts under
 ../shared/fixtures/agents (prompts, tool arguments, tool outputs, file contents); when they are
 absent a synthetic corpus of agent-like text is used instead. The "with secrets" corpus is the same
 text with a fake secret from tests/data/secrets_corpus.json spliced into every 10th string.
+
+Rows: one `redact_text` call per string; one `redact_many` call per JSONL record (the strings of
+one transcript line, as a turn hands them over); the two engines' outputs are checked equal.
 """
 
 from __future__ import annotations
@@ -45,17 +49,18 @@ def string_leaves(node: Any) -> Iterator[str]:
             yield from string_leaves(value)
 
 
-def clean_corpus() -> tuple[list[str], str]:
-    texts: list[str] = []
+def clean_corpus() -> tuple[list[list[str]], str]:
+    """Strings of the fixtures, grouped per JSONL record."""
+    records: list[list[str]] = []
     for path in sorted(FIXTURES.rglob("*.jsonl")):
         for line in path.read_text("utf-8", errors="replace").splitlines():
             try:
-                texts.extend(string_leaves(json.loads(line)))
+                records.append(list(string_leaves(json.loads(line))))
             except ValueError:
                 continue
-    if texts:
-        return texts, f"strings from {FIXTURES.resolve()}"
-    return SYNTHETIC * 2000, "synthetic agent text"
+    if records:
+        return records, f"strings from {FIXTURES.resolve()}"
+    return [SYNTHETIC] * 2000, "synthetic agent text"
 
 
 def with_secrets(texts: list[str]) -> list[str]:
@@ -72,33 +77,49 @@ def with_secrets(texts: list[str]) -> list[str]:
     ]
 
 
-def throughput(texts: list[str], redact: Callable[[str], str], repeat: int = 3) -> float:
-    size = sum(len(t.encode()) for t in texts)
+def throughput(batches: list[list[str]], redact: Callable[[list[str]], Any], repeat: int) -> float:
+    size = sum(len(t.encode()) for batch in batches for t in batch)
     best = float("inf")
     for _ in range(repeat):
         started = time.perf_counter()
-        for text in texts:
-            redact(text)
+        for batch in batches:
+            redact(batch)
         best = min(best, time.perf_counter() - started)
     return size / best / 1e6
 
 
+def per_string(redactor: Redactor) -> Callable[[list[str]], list[str]]:
+    return lambda batch: [redactor.redact_text(t) for t in batch]
+
+
 def main() -> None:
-    clean, source = clean_corpus()
-    dirty = with_secrets(clean)
-    redactor = Redactor(max_attribute_chars=10**9)
-    mb = sum(len(t.encode()) for t in clean) / 1e6
-    print(f"corpus: {len(clean)} {source}, {mb:.1f} MB")
-    print(f"clean text:             {throughput(clean, redactor.redact_text):7.1f} MB/s")
-    print(f"with secrets (1 in 10): {throughput(dirty, redactor.redact_text):7.1f} MB/s")
-    chunks = ["\n".join(clean[i : i + 200]) for i in range(0, len(clean), 200)]
-    print(f"clean, 200 strings/call: {throughput(chunks, redactor.redact_text):6.1f} MB/s")
-    everything = Redactor(max_attribute_chars=10**9)
-    print(
-        "clean, no pre-check:    "
-        f"{throughput(clean, lambda t: everything.scrub(t, precheck=False)):7.1f} MB/s"
-    )
-    print(f"redactions per kind (with secrets): {sorted(redactor.counts().items())}")
+    repeat = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    records, source = clean_corpus()
+    dirty_strings = with_secrets([t for r in records for t in r])
+    dirty, at = [], 0
+    for record in records:
+        dirty.append(dirty_strings[at : at + len(record)])
+        at += len(record)
+    old = Redactor(max_attribute_chars=10**9, engine="regex")
+    new = Redactor(max_attribute_chars=10**9, engine="hyperscan")
+    strings = sum(len(r) for r in records)
+    mb = sum(len(t.encode()) for r in records for t in r) / 1e6
+    print(f"corpus: {strings} {source} in {len(records)} records, {mb:.1f} MB; best of {repeat}")
+    for name, batches in (("clean", records), ("with secrets (1 in 10)", dirty)):
+        flat = [t for batch in batches for t in batch]
+        assert new.redact_many(flat) == [old.redact_text(t) for t in flat], name
+        rows = (
+            ("per string", per_string(old), per_string(new)),
+            ("per record", old.redact_many, new.redact_many),
+        )
+        for how, run_old, run_new in rows:
+            before = throughput(batches, run_old, repeat)
+            after = throughput(batches, run_new, repeat)
+            print(
+                f"{name + ', ' + how:36s} regex {before:7.1f} MB/s   hyperscan {after:7.1f} MB/s"
+                f"   x{after / before:5.1f}"
+            )
+    print(f"redactions per kind (hyperscan): {sorted(new.counts().items())}")
 
 
 if __name__ == "__main__":
