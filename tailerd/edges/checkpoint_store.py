@@ -136,7 +136,9 @@ class CheckpointStore:
     def _read_all(self, db: sqlite3.Connection) -> dict[str, FileCheckpoint]:
         try:
             rows = db.execute(_SELECT_FILES).fetchall()
-            keys = db.execute("SELECT file_key, kind, turn_key FROM turn_keys").fetchall()
+            keys = db.execute(  # the primary key's order: no sort
+                "SELECT file_key, kind, turn_key FROM turn_keys ORDER BY file_key, kind, turn_key"
+            ).fetchall()
         except sqlite3.DatabaseError as exc:
             raise self._corrupt(f"unreadable ({exc})") from None
         grouped: dict[tuple[str, str], list[str]] = {}
@@ -150,12 +152,14 @@ class CheckpointStore:
                 cp = _from_row(row)
             except ValueError as exc:
                 raise self._corrupt(str(exc)) from None
-            cp.sent_keys = sorted(grouped.get((cp.key, "sent"), ()))
-            cp.resolved_ahead = sorted(grouped.get((cp.key, "ahead"), ()))
-            result[cp.key] = cp
-            self._rows[cp.key] = tuple(row)
-            for kind, turn_keys in (("sent", cp.sent_keys), ("ahead", cp.resolved_ahead)):
-                self._turn_keys[(cp.key, kind)] = frozenset(turn_keys)
+            key = row[0]
+            cp.sent_keys = grouped.get((key, "sent"), [])
+            cp.resolved_ahead = grouped.get((key, "ahead"), [])
+            result[key] = cp
+            if not self.readonly:  # what a writer's next save is diffed against
+                self._rows[key] = tuple(row)
+                self._turn_keys[(key, "sent")] = frozenset(cp.sent_keys)
+                self._turn_keys[(key, "ahead")] = frozenset(cp.resolved_ahead)
         return result
 
     # ---- writing ----------------------------------------------------------------------------
