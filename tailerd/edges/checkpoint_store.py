@@ -175,7 +175,10 @@ class CheckpointStore:
         Callers should pass only the checkpoints that changed: the cost is O(len(changed)).
         A Mapping is accepted (its values are taken as changed; rows equal to what is stored
         are skipped), so passing every checkpoint still works, but keys missing from it are
-        *not* deleted: pass those in `removed`. Raises OSError if the write fails.
+        *not* deleted: pass those in `removed`. A key both in `changed` and in `removed` is
+        kept (upserted). A checkpoint whose key changed (new device/inode) is a new row: pass
+        the old key in `removed`. Raises OSError if the write fails (the database is then
+        unchanged and this store stays usable).
         """
         if self.readonly:
             raise PermissionError(f"checkpoint store opened read-only: {self.path}")
