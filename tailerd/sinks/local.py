@@ -34,12 +34,14 @@ CREATE INDEX IF NOT EXISTS spans_trace ON spans (trace_id);
 """
 
 
-def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+def connect(path: Path, readonly: bool = False, shared: bool = False) -> sqlite3.Connection:
+    """Open the store (creating it unless `readonly`). `shared`: the connection may be used
+    from a thread other than the one that made it (one thread at a time; the caller ensures it)."""
     if readonly:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
     else:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        db = sqlite3.connect(path, timeout=30)
+        db = sqlite3.connect(path, timeout=30, check_same_thread=not shared)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(_SCHEMA)
@@ -65,11 +67,16 @@ def _row(span: ReadableSpan) -> tuple[Any, ...]:
 
 
 class LocalSink:
+    """The store as a sink. The connection is made here (so a bad data dir fails at start) and
+    then used by one thread at a time: delivery's worker for this sink calls `send`, and
+    `close` runs after that worker was stopped (or abandoned in a hung write: sqlite3 serialises
+    the close behind it)."""
+
     name = "local"
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db = connect(path)
+        self._db = connect(path, shared=True)
 
     def send(self, spans: Sequence[ReadableSpan]) -> Outcome:
         try:
