@@ -184,12 +184,12 @@ def _growth(s: dict[str, Any]) -> Iterator[str]:
             if "skipped" in r:
                 rows.append([name, "skipped: " + r["skipped"], *["-"] * 6])
                 continue
-            per_mb = r["wall_s"] / r["mb"] if r["mb"] else None
+            per_mb = r["wall_s"] / r["mb"] if r["mb"] and "error" not in r else None
             base = base or per_mb
             rows.append([
                 name, f"{r['mb']:,}",
                 f"{r['wall_s']:,}" + (f" ({r['error']})" if "error" in r else ""),
-                _num(r.get("mb_per_s")), _num(r.get("turns_per_s")), f"{r['cpu_s']:,}",
+                _num(r.get("mb_per_s"), "{:,.2f}"), _num(r.get("turns_per_s")), f"{r['cpu_s']:,}",
                 f"{r['peak_rss_mb']:,}", _ratio(per_mb, base),
             ])  # fmt: skip
         yield from _table(
