@@ -24,6 +24,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tailerd.domain import LLMCall, Message, ToolCall, Turn  # noqa: E402
 from tailerd.redaction import Redactor  # noqa: E402
 
 FIXTURES = REPO / ".." / "shared" / "fixtures" / "agents"
@@ -77,24 +78,35 @@ def with_secrets(texts: list[str]) -> list[str]:
     ]
 
 
-def throughput(batches: list[list[str]], redact: Callable[[list[str]], Any], repeat: int) -> float:
-    size = sum(len(t.encode()) for batch in batches for t in batch)
-    best = float("inf")
+def throughput(
+    batches: list[Any], runs: tuple[Callable[[Any], Any], ...], size: int, repeat: int
+) -> list[float]:
+    """MB/s of each run over all batches; runs alternate, best of `repeat` (the box is shared)."""
+    best = [float("inf")] * len(runs)
     for _ in range(repeat):
-        started = time.perf_counter()
-        for batch in batches:
-            redact(batch)
-        best = min(best, time.perf_counter() - started)
-    return size / best / 1e6
+        for i, run in enumerate(runs):
+            started = time.perf_counter()
+            for batch in batches:
+                run(batch)
+            best[i] = min(best[i], time.perf_counter() - started)
+    return [size / b / 1e6 for b in best]
 
 
 def per_string(redactor: Redactor) -> Callable[[list[str]], list[str]]:
     return lambda batch: [redactor.redact_text(t) for t in batch]
 
 
+def as_turn(record: list[str]) -> Turn:
+    """A record's strings as one turn: the first is the prompt, the rest tool results."""
+    tools = tuple(ToolCall(name="Bash", result=text) for text in record[1:])
+    return Turn(key="k", session_id="s", start=0, end=1, messages=(Message("user", record[0]),),
+                spans=(LLMCall(model="m"), *tools))  # fmt: skip
+
+
 def main() -> None:
-    repeat = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    repeat = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     records, source = clean_corpus()
+    records = [r for r in records if r]
     dirty_strings = with_secrets([t for r in records for t in r])
     dirty, at = [], 0
     for record in records:
@@ -105,21 +117,25 @@ def main() -> None:
     strings = sum(len(r) for r in records)
     mb = sum(len(t.encode()) for r in records for t in r) / 1e6
     print(f"corpus: {strings} {source} in {len(records)} records, {mb:.1f} MB; best of {repeat}")
+    print(f"{'':40s} {'regex (old)':>13s} {'hyperscan':>13s} {'ratio':>6s}")
     for name, batches in (("clean", records), ("with secrets (1 in 10)", dirty)):
         flat = [t for batch in batches for t in batch]
+        size = sum(len(t.encode()) for t in flat)
         assert new.redact_many(flat) == [old.redact_text(t) for t in flat], name
+        turns = [as_turn(batch) for batch in batches]
         rows = (
-            ("per string", per_string(old), per_string(new)),
-            ("per record", old.redact_many, new.redact_many),
+            ("redact_text per string", (per_string(old), per_string(new)), batches),
+            ("redact_many per record", (old.redact_many, new.redact_many), batches),
+            ("apply, one turn per record", (old.apply, new.apply), turns),
         )
-        for how, run_old, run_new in rows:
-            before = throughput(batches, run_old, repeat)
-            after = throughput(batches, run_new, repeat)
+        for how, runs, work in rows:
+            before, after = throughput(work, runs, size, repeat)
             print(
-                f"{name + ', ' + how:36s} regex {before:7.1f} MB/s   hyperscan {after:7.1f} MB/s"
-                f"   x{after / before:5.1f}"
+                f"{name + ', ' + how:40s} {before:8.1f} MB/s {after:8.1f} MB/s"
+                f" {after / before:5.1f}x"
             )
-    print(f"redactions per kind (hyperscan): {sorted(new.counts().items())}")
+    same = "same" if new.counts() == old.counts() else "DIFFERENT"
+    print(f"redactions per kind ({same} on both engines): {sorted(new.counts().items())}")
 
 
 if __name__ == "__main__":

@@ -41,9 +41,13 @@ class Gates(Protocol):
 
     name: str
 
-    def hits(self, text: str) -> Hits: ...
+    def hits(self, text: str, *, likely: bool = False) -> Hits:
+        """`likely`: the text probably has hits (a re-scan after a change); skip pre-checks."""
+        ...
 
-    def hits_many(self, texts: Sequence[str]) -> list[Hits]: ...
+    def hits_many(self, texts: Sequence[str]) -> tuple[Hits, dict[int, Hits]]:
+        """``(default, {index: hits})``: the hits of ``texts[index]``, `default` for the rest."""
+        ...
 
 
 def _prefix_tree_pattern(words: set[str]) -> str:
@@ -75,19 +79,16 @@ class TriggerGates:
         }
         self._any = re.compile(_prefix_tree_pattern(words)) if words else None
 
-    def hits(self, text: str) -> Hits:
+    def hits(self, text: str, *, likely: bool = False) -> Hits:
         lowered = text.lower()
         if self._any is None or self._any.search(lowered) is None:
             return self._always
         found = [i for i in self._triggered if self._detectors[i].may_match(text, lowered)]
         return {**self._always, **dict.fromkeys(found)}
 
-    def hits_many(self, texts: Sequence[str]) -> list[Hits]:
-        return [self.hits(text) for text in texts]
-
-
-def _encode(text: str) -> bytes:
-    return text.encode("utf-8", "surrogatepass")
+    def hits_many(self, texts: Sequence[str]) -> tuple[Hits, dict[int, Hits]]:
+        hits = (self.hits(text) for text in texts)
+        return self._always, {i: h for i, h in enumerate(hits) if h is not self._always}
 
 
 def _on_match(gate_id: int, start: int, end: int, _flags: int, found: list[Any]) -> None:
@@ -134,37 +135,38 @@ class HyperscanGates:
             self._local.scratches = scratches
         return scratches
 
-    def hits(self, text: str) -> Hits:
-        blob = _encode(text)
+    def hits(self, text: str, *, likely: bool = False) -> Hits:
+        blob = text.encode("utf-8", "surrogatepass")
         scratches = self._scratches()
         found: list[tuple[int, int, int]] = []
-        self._any.scan(blob, _on_match, 0, found, scratches[0])
-        if not found:
-            return self._always
-        found.clear()
+        if not likely:
+            self._any.scan(blob, _on_match, 0, found, scratches[0])
+            if not found:
+                return self._always
+            found.clear()
         self._locate.scan(blob, _on_match, 0, found, scratches[2])
-        return self._located(text, blob, found)
+        return self._located(text, blob, found) if found else self._always
 
-    def hits_many(self, texts: Sequence[str]) -> list[Hits]:
+    def hits_many(self, texts: Sequence[str]) -> tuple[Hits, dict[int, Hits]]:
         """One vectored pass over all `texts`, then a locating pass over those with a hit.
 
         A gate match spanning two strings marks the one it ends in: one more string to locate.
         """
-        blobs = [_encode(text) for text in texts]
+        blobs = [text.encode("utf-8", "surrogatepass") for text in texts]
         found: list[tuple[int, int, int]] = []
         scratches = self._scratches()
         if any(blobs):
             self._any_of_many.scan(blobs, _on_match, 0, found, scratches[1])
-        out: list[Hits] = [self._always] * len(texts)
+        out: dict[int, Hits] = {}
         if not found:
-            return out
+            return self._always, out
         ends = list(itertools.accumulate(len(blob) for blob in blobs))
         for index in sorted({bisect.bisect_left(ends, end) for _, _, end in found}):
             located: list[tuple[int, int, int]] = []
             self._locate.scan(blobs[index], _on_match, 0, located, scratches[2])
             if located:
                 out[index] = self._located(texts[index], blobs[index], located)
-        return out
+        return self._always, out
 
     def _located(
         self, text: str, blob: bytes, byte_spans: list[tuple[int, int, int]]

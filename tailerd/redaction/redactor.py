@@ -127,15 +127,24 @@ class Redactor:
 
     def redact_many(self, texts: Sequence[str]) -> list[str]:
         """`redact_text` of each string, with one batched scan for all of them."""
-        if not self._scans:
-            return [self.cap(text) for text in texts]
+        return self._redact_many(texts)[0]
+
+    def _redact_many(self, texts: Sequence[str]) -> tuple[list[str], bool]:
+        """The redacted strings, and whether any differs from its input."""
+        out = list(texts)
+        changed = False
+        if self._scans:
+            default, specific = self._gates.hits_many(texts)
+            for i in range(len(out)) if default else specific:
+                redacted = self._run(out[i], specific.get(i, default))
+                if redacted is not out[i]:
+                    out[i], changed = redacted, True
         limit = self.max_attribute_chars
-        out: list[str] = []
-        for text, hits in zip(texts, self._gates.hits_many(texts), strict=True):
-            if hits:
-                text = self._run(text, hits)  # noqa: PLW2901 - the redacted text
-            out.append(text if len(text) <= limit else self.cap(text, rescrub=True))
-        return out
+        if out and max(map(len, out)) > limit:
+            for i, text in enumerate(out):
+                if len(text) > limit:
+                    out[i], changed = self.cap(text, rescrub=self._scans), True
+        return out, changed
 
     def scrub(self, text: str, *, precheck: bool = True) -> str:
         """Replace every detected secret; `precheck=False` runs every detector (for tests)."""
@@ -161,7 +170,7 @@ class Redactor:
             if replaced != text:
                 text = replaced
                 if hits is not None:
-                    hits = self._gates.hits(text)
+                    hits = self._gates.hits(text, likely=True)
         return text
 
     def _sub(self, index: int, text: str, spans: list[Span] | None) -> str:
@@ -244,7 +253,10 @@ class Redactor:
             return text
 
         walk_turn(turn, _keep if self.content == "none" else collect, collect)
-        results: Iterator[str] = iter(self.redact_many(texts))
+        redacted_texts, changed = self._redact_many(texts)
+        if not changed and self.content != "none":
+            return turn  # the common case: nothing to redact, no second walk
+        results: Iterator[str] = iter(redacted_texts)
 
         def redacted(_text: str) -> str:
             return next(results)

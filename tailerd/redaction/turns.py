@@ -106,23 +106,27 @@ def _span(span: SpanCall, content: StringMap, metadata: StringMap) -> SpanCall:
 
 
 def _attributes(attributes: Mapping[str, Any], metadata: StringMap) -> Mapping[str, Any]:
+    if not attributes:
+        return attributes
     mapped = _value(attributes, metadata)
     return attributes if mapped is attributes else dict(mapped)
+
+
+_LEAVES = (int, float, bool, type(None))
 
 
 def _value(value: Any, metadata: StringMap) -> Any:
     """Strings mapped inside Mappings (rebuilt as dicts), lists and tuples; others as they are."""
     if isinstance(value, str):
         return metadata(value)
+    if type(value) in _LEAVES:
+        return value  # before the Mapping check: isinstance against an ABC is slow
     if isinstance(value, Mapping):
         items = {k: _value(v, metadata) for k, v in value.items()}
-        if all(items[k] is v for k, v in value.items()):
+        return value if all(items[k] is v for k, v in value.items()) else items
+    if isinstance(value, (list, tuple)):
+        values = [_value(v, metadata) for v in value]
+        if all(n is o for n, o in zip(values, value, strict=True)):
             return value
-        return items
-    if isinstance(value, list):
-        values = [_value(v, metadata) for v in value]
-        return value if all(n is o for n, o in zip(values, value, strict=True)) else values
-    if isinstance(value, tuple):
-        values = [_value(v, metadata) for v in value]
-        return value if all(n is o for n, o in zip(values, value, strict=True)) else tuple(values)
+        return values if isinstance(value, list) else tuple(values)
     return value
