@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from tailerd.domain import LLMCall, Message, SubAgentCall, ToolCall, Turn
 from tailerd.redaction import Redactor, redact_text
 from tailerd.redaction import engine as engine_module
+from tailerd.redaction.turns import turn_strings, walk_turn
 from tests.test_redaction import ENTRIES, FRAGMENTS, NEGATIVES, render, rich_turn
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "agents"
@@ -216,3 +217,21 @@ def test_apply_gives_the_same_turn_on_both_engines_for_every_corpus_slot() -> No
             new = Redactor(engine="hyperscan", content=content)
             assert new.apply(turn) == old.apply(turn), entry["id"]
             assert new.counts() == old.counts()
+
+
+def test_the_string_list_follows_the_walk_order() -> None:
+    turn = dataclasses.replace(
+        rich_turn(), session_name="name", attributes={"a": ["x", ("y", 1)], "b": {"c": "z"}}
+    )
+    for content in (True, False):
+        visited: list[str] = []
+
+        def visit(text: str, out: list[str] = visited) -> str:
+            out.append(text)
+            return text
+
+        walk_turn(turn, visit if content else (lambda t: t), visit)
+        assert turn_strings(turn, content=content) == visited
+    # hand count: name + prompt + answer + (llm: input, output, reasoning) + (tool: args, result)
+    # + sub-agent (input, output, its llm's 3, its tool's 2) + 3 attribute strings
+    assert len(turn_strings(turn)) == 1 + 2 + 3 + 2 + (2 + 3 + 2) + 3

@@ -42,7 +42,7 @@ from tailerd.redaction.detectors import (
     secret_span,
 )
 from tailerd.redaction.engine import Engine, Gates, Hits, Span, build_gates
-from tailerd.redaction.turns import walk_turn
+from tailerd.redaction.turns import turn_strings, walk_turn
 
 ContentPolicy = Literal["full", "redacted", "none"]
 DEFAULT_MAX_ATTRIBUTE_CHARS = 64 * 1024
@@ -56,10 +56,6 @@ def _gates(detectors: tuple[Detector, ...], engine: Engine) -> Gates:
     if engine not in _BUILTIN_GATES:  # compiled once per process
         _BUILTIN_GATES[engine] = build_gates(detectors, engine)
     return _BUILTIN_GATES[engine]
-
-
-def _keep(text: str) -> str:
-    return text
 
 
 def _drop(_text: str) -> str:
@@ -246,13 +242,7 @@ class Redactor:
         content = _drop if self.content == "none" else self.redact_text
         if not self._scans:
             return walk_turn(turn, content, self.redact_text)
-        texts: list[str] = []
-
-        def collect(text: str) -> str:
-            texts.append(text)
-            return text
-
-        walk_turn(turn, _keep if self.content == "none" else collect, collect)
+        texts = turn_strings(turn, content=self.content != "none")
         redacted_texts, changed = self._redact_many(texts)
         if not changed and self.content != "none":
             return turn  # the common case: nothing to redact, no second walk
