@@ -154,6 +154,24 @@ def test_without_hyperscan_the_python_path_runs_after_one_warning(
         Redactor(custom_patterns={"c": "C-1"}, engine="hyperscan")
 
 
+def test_a_hyperscan_that_refuses_the_gates_falls_back_too(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import hyperscan
+
+    def refuse(self: object, *args: object, **kwargs: object) -> None:
+        raise hyperscan.error("unsupported on this CPU")
+
+    monkeypatch.setattr(engine_module.HyperscanGates, "__init__", refuse)
+    monkeypatch.setattr(engine_module, "_warned", False)
+    with caplog.at_level(logging.WARNING, logger="tailerd.redaction.engine"):
+        redactor = Redactor(custom_patterns={"emp": r"EMP-\d{6}"})
+    assert redactor.engine == "regex"
+    assert "unsupported on this CPU" in caplog.text
+    with pytest.raises(hyperscan.error):
+        Redactor(custom_patterns={"emp": r"EMP-\d{6}"}, engine="hyperscan")
+
+
 def test_unknown_engine_is_rejected() -> None:
     with pytest.raises(ValueError, match="engine"):
         Redactor(engine="pcre")  # type: ignore[arg-type]

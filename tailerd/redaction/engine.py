@@ -209,17 +209,20 @@ _warned = False
 
 
 def build_gates(detectors: Sequence[Detector], engine: Engine = "auto") -> Gates:
-    """Gates for `detectors`: Hyperscan when importable (``"auto"``), else the Python path.
+    """Gates for `detectors`: Hyperscan when it works (``"auto"``), else the Python path.
 
-    ``"auto"`` without Hyperscan logs one warning per process and falls back; ``"hyperscan"``
-    raises ImportError instead; ``"regex"`` always takes the Python path.
+    ``"auto"`` without a working Hyperscan (not importable, or its compiler refuses the gates on
+    this CPU) logs one warning per process and falls back; ``"hyperscan"`` raises the ImportError
+    or ``hyperscan.error`` instead; ``"regex"`` always takes the Python path.
     """
     global _warned  # noqa: PLW0603 - one warning per process, not per Redactor
     if engine == "regex":
         return TriggerGates(detectors)
     try:
         import hyperscan
-    except ImportError as exc:
+
+        return HyperscanGates(detectors, hyperscan)
+    except Exception as exc:  # ImportError, or hyperscan.error from the compiler
         if engine == "hyperscan":
             raise
         if not _warned:
@@ -228,4 +231,3 @@ def build_gates(detectors: Sequence[Detector], engine: Engine = "auto") -> Gates
                 "hyperscan unavailable (%s): redaction uses the slower pure-Python scan", exc
             )
         return TriggerGates(detectors)
-    return HyperscanGates(detectors, hyperscan)

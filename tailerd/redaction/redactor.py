@@ -66,8 +66,9 @@ class Redactor:
     """Applies the redaction policy to strings and turns; counts what it redacted per kind.
 
     ``engine`` picks the multi-pattern scan: ``"auto"`` (Hyperscan, or the pure-Python trigger
-    scan with one warning when Hyperscan cannot be imported), ``"hyperscan"`` (ImportError
-    without it) or ``"regex"`` (the pure-Python scan). Every engine redacts the same text.
+    scan with one warning when Hyperscan cannot be imported or compile the gates), ``"hyperscan"``
+    (raising ImportError or ``hyperscan.error`` instead) or ``"regex"`` (the pure-Python scan).
+    Every engine redacts the same text.
     Raises ValueError for an unknown ``content``, a cap below 1, or a bad custom pattern.
     """
 
