@@ -2,7 +2,8 @@
 
 `tailerd import PATH...` backfills whole sessions through weave's `log_conversation`.
 
-It reads each file whole, keeps only finished turns, groups them by session, and emits every
+It streams each file through the same per-file pipeline as the daemon (tailerd/pipeline.py),
+keeps only finished turns, groups a file's turns by session, and emits every
 session with the same deterministic ids as the live path, so importing what was already tailed
 adds nothing to a store that keys by span id. It keeps no checkpoints of its own.
 """
@@ -13,7 +14,7 @@ import logging
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -22,50 +23,33 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 from tailerd import formats, sinks
 from tailerd.content_policy import build_redactor
-from tailerd.core.framing import LineFramer
 from tailerd.domain import DeadLetter, Delivered, Outcome, Retry, Turn
 from tailerd.edges import dead_letter_store
 from tailerd.edges.discovery import Globs, walk
-from tailerd.edges.related_files import as_document, document_idle_close, source_for
-from tailerd.edges.source_file import open_reader
 from tailerd.edges.state_dir import prepare, resolve_data_dir, resolve_state_dir
 from tailerd.emitter import Emitter
 from tailerd.errors import EX_TEMPFAIL, ConfigError
 from tailerd.formats.base import Format
+from tailerd.pipeline import whole_file
 from tailerd.settings import Settings
 from tailerd.sinks.base import Sink, span_record
 
 log = logging.getLogger("tailerd")
 
 
-def finished_turns(path: Path, settings: Settings, mapped: tuple[Format, ...] = ()) -> list[Turn]:
-    """Every finished turn in one file; its dead letters are logged."""
-    reader = open_reader(path)
+def finished_turns(
+    path: Path, settings: Settings, mapped: tuple[Format, ...] = ()
+) -> Iterator[Turn]:
+    """Every finished turn in one file, streamed; its dead letters are logged."""
     try:
-        st = reader.stat()
-        data = reader.read(0, st.st_size)
-    finally:
-        reader.close()
-    fmt = formats.choose(PurePath(path), data[: 64 * 1024], settings.format, mapped)
-    if fmt is None:
-        log.info("no format recognises path=%s; skipped", path)
-        return []
-    source = source_for(path, fmt, settings)
-    quiet = max(0.0, time.time() - st.st_mtime)
-    document = as_document(fmt, path)
-    if document is not None:
-        final = quiet >= document_idle_close(fmt, settings)
-        return document.document_turns(data, source, final=final)
-    parser = fmt.new_parser(source, None)
-    turns: list[Turn] = []
-    for item in LineFramer(max_line=settings.max_line_bytes).feed(data):
-        for out in [item] if isinstance(item, DeadLetter) else parser.feed(item):
+        quiet = max(0.0, time.time() - path.stat().st_mtime)
+        for out in whole_file(path, settings, mapped, quiet):
             if isinstance(out, DeadLetter):
                 log.warning("dead letter path=%s offset=%d reason=%s", path, out.start, out.reason)
             else:
-                turns.append(out)
-    turns.extend(parser.close_idle(quiet))
-    return turns
+                yield out
+    except OSError as exc:
+        log.warning("cannot read path=%s error=%s", path, exc.strerror or exc)
 
 
 def _files(paths: Sequence[Path], settings: Settings) -> list[Path]:
@@ -80,13 +64,14 @@ def _files(paths: Sequence[Path], settings: Settings) -> list[Path]:
     return sorted(p for p in out if not formats.is_auxiliary(PurePath(p)))
 
 
-def _turns_by_session(settings: Settings, paths: Sequence[Path]) -> dict[str, list[Turn]]:
-    by_session: dict[str, list[Turn]] = defaultdict(list)
+def _sessions(settings: Settings, paths: Sequence[Path]) -> Iterator[list[Turn]]:
+    """The finished turns of the files, one session at a time (a file's sessions together)."""
     mapped = formats.configured(settings.mapping, settings.format)
     for path in _files(paths, settings):
+        by_session: dict[str, list[Turn]] = defaultdict(list)
         for turn in finished_turns(path, settings, mapped):
             by_session[turn.session_id].append(turn)
-    return by_session
+        yield from by_session.values()
 
 
 def run(settings: Settings, paths: Sequence[Path]) -> int:
@@ -95,9 +80,10 @@ def run(settings: Settings, paths: Sequence[Path]) -> int:
     redactor = build_redactor(settings)
     outputs = sinks.build(settings, resolve_data_dir(settings.data_dir, state_dir))
     emitter = Emitter(include_content=redactor.keeps_content)
-    by_session = _turns_by_session(settings, paths)
-    failed = 0
-    for session_id, turns in by_session.items():
+    failed = sessions = total = 0
+    for turns in _sessions(settings, paths):
+        session_id = turns[0].session_id
+        sessions, total = sessions + 1, total + len(turns)
         spans = emitter.emit_session([redactor.apply(t) for t in turns])
         for sink in outputs:
             outcome = _send_with_retry(sink, spans, settings.once_timeout)
@@ -106,8 +92,7 @@ def run(settings: Settings, paths: Sequence[Path]) -> int:
                 log.error(
                     "session %s not imported into %s: %s", session_id, sink.name, outcome.reason
                 )
-    total = sum(len(t) for t in by_session.values())
-    log.info("imported %d sessions, %d turns", len(by_session), total)
+    log.info("imported %d sessions, %d turns", sessions, total)
     for sink in outputs:
         sink.close()
     return EX_TEMPFAIL if failed else 0
@@ -118,7 +103,7 @@ def preview(settings: Settings, paths: Sequence[Path]) -> int:
     redactor = build_redactor(settings)
     emitter = Emitter(include_content=redactor.keeps_content)
     out = sys.stdout
-    for turns in _turns_by_session(settings, paths).values():
+    for turns in _sessions(settings, paths):
         for turn in turns:
             for span in emitter.emit(redactor.apply(turn)):
                 out.write(orjson.dumps(span_record(span)).decode() + "\n")

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any, NoReturn
 
 import orjson
@@ -185,16 +182,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"tailerd: internal error: {type(exc).__name__}: {exc} (run with -v for details)\n"
         )
         return EX_SOFTWARE
-
-
-def install_signal_handlers(stop: threading.Event) -> None:
-    def handle(signum: int, _frame: FrameType | None) -> None:
-        if stop.is_set() and signum == signal.SIGINT:
-            raise SystemExit(130)  # a second Ctrl-C: stop waiting for the drain
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
 
 
 if __name__ == "__main__":

@@ -1,51 +1,37 @@
-"""The composition root and main loop: files -> lines -> turns -> spans -> sinks -> checkpoints.
+"""The scheduler between the parts: file table → pipeline → redaction → emitter → delivery →
+checkpoints. It owns every piece of mutable state on one thread; watchdog's thread only drops
+hints in a mailbox, and the sinks' workers only post acknowledgements back.
 
-One thread owns every piece of mutable state; watchdog's thread only drops hints in a mailbox.
-Each tick: collect hints (or rescan), pump changed files, close idle turns, deliver, commit.
+A tick costs what changed: the paths inotify named, the files with unread bytes, the files with
+open turns (for idle closing), and the checkpoints of files that moved. Nothing is O(all files)
+except the start-up walk, an inotify overflow and the slow safety-net walk.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path, PurePath
-
-import orjson
+from pathlib import Path
 
 from tailerd import formats
-from tailerd.core.framing import LineFramer
-from tailerd.core.ledger import DeliveryLedger
 from tailerd.delivery import Delivery, Pending
 from tailerd.domain import DeadLetter, Outcome, Rejected, Turn
-from tailerd.edges import dead_letter_store
-from tailerd.edges.checkpoint_store import CheckpointStore, FileCheckpoint
-from tailerd.edges.discovery import Globs, walk
-from tailerd.edges.related_files import as_document, document_idle_close, source_for
-from tailerd.edges.source_file import HEAD_BYTES, SourceFile, head_hash, open_reader
+from tailerd.edges.checkpoint_store import CheckpointStore
+from tailerd.edges.source_file import SourceFile
 from tailerd.edges.watcher import Hints, Watcher
 from tailerd.emitter import Emitter
-from tailerd.formats.base import Source
 from tailerd.redaction import Redactor
 from tailerd.settings import Settings
 from tailerd.sinks.base import Sink
+from tailerd.status import Counters, StatusWriter
+from tailerd.tracking import FileTable
 
 log = logging.getLogger("tailerd")
 
-REMOVED_RETENTION = 7 * 24 * 3600.0
-STATUS = "status.json"
-STATUS_INTERVAL = 1.0  # seconds; status.json also shows a sink failing while nothing else changes
-
-
-@dataclass(slots=True)
-class Counters:
-    turns: int = 0
-    dead_letters: int = 0
-    started: float = field(default_factory=time.time)
+IDLE_CHECK = 1.0  # seconds between idle-close checks while some turn is open
+POOL_SWEEP = 5.0  # seconds between closing idle descriptors
 
 
 class Daemon:
@@ -55,43 +41,78 @@ class Daemon:
         state_dir: Path,
         sinks: Sequence[Sink],
         redactor: Redactor | None = None,
+        *,
+        threaded_delivery: bool = True,
     ) -> None:
+        """`threaded_delivery=False` sends on the loop thread (deterministic model tests)."""
         self.settings = settings
         self.state_dir = state_dir
+        self.hints = Hints()
         self.delivery = Delivery(
             sinks,
             settings.batch_spans,
             settings.max_pending_spans,
             on_settled=self._settled,
             on_batch_acknowledged=self.commit,  # a crash then re-sends at most one batch
+            wake=self.hints.wake,
+            threaded=threaded_delivery,
         )
         self.redactor = redactor
-        self.emitter = Emitter(include_content=redactor is None or redactor.keeps_content)
+        self._emitter: Emitter | None = None
+        self._emitter_lock = threading.Lock()
         self.store = CheckpointStore(state_dir)
-        self.globs = Globs(settings.include, settings.exclude)
         self.mapped = formats.configured(settings.mapping, settings.format)
-        self.hints = Hints()
-        self.files: dict[str, SourceFile] = {}
-        self.by_path: dict[str, str] = {}
-        self.checkpoints: dict[str, FileCheckpoint] = {}
+        self.table = FileTable(settings, {})
         self.counters = Counters()
+        self.status = StatusWriter(state_dir)
+        self._open_turns: set[str] = set()  # keys of files whose parser holds an open turn
         self._watcher: Watcher | None = None
-        self._next_rescan = 0.0
+        now = time.monotonic()
+        self._next_rescan = now + settings.rescan_interval
+        self._next_idle_check = now
+        self._next_sweep = now + POOL_SWEEP
         self._last_save = 0.0
-        self._last_status = 0.0
-        self._changed = False
-        self._unreadable: set[str] = set()  # file keys already reported as unreadable
+
+    @property
+    def files(self) -> dict[str, SourceFile]:
+        return self.table.files
+
+    @property
+    def emitter(self) -> Emitter:
+        with self._emitter_lock:
+            return self._make_emitter()
+
+    def _make_emitter(self) -> Emitter:
+        if self._emitter is None:
+            self._emitter = Emitter(
+                include_content=self.redactor is None or self.redactor.keeps_content
+            )
+        return self._emitter
 
     # ---- lifecycle -------------------------------------------------------------------------
 
     def start(self, watch: bool = True) -> None:
-        self.checkpoints = self.store.load()
+        # weave's import takes about a second: let it run while the checkpoints load and the
+        # trees are walked (the emitter waits for it on the first turn).
+        self._warm = threading.Thread(target=lambda: self.emitter, daemon=True)
+        self._warm.start()
+        self.table = FileTable(self.settings, self.store.load())
         for warning in self.store.warnings:
             log.warning("%s", warning)
         if watch:
             self._watcher = Watcher(self.settings.watch, self.hints)
-            self._watcher.start()
-        self.scan()
+            try:
+                self._watcher.start()
+            except OSError as exc:
+                self._watcher = None
+                log.warning(
+                    "inotify unavailable (%s); polling: a full walk every %.0f s",
+                    exc.strerror or exc,
+                    self.settings.rescan_interval,
+                )
+        self.table.scan()
+        if watch:
+            self._warm.join()  # ready means ready to ship: the emitter is built
 
     def run(
         self,
@@ -107,255 +128,148 @@ class Daemon:
         self.drain(self.settings.shutdown_timeout)
 
     def run_once(self) -> bool:
-        """Read everything there is, deliver it, commit. False if some turns stayed unsent."""
+        """Read everything there is, deliver it, commit. False if some turns stayed unsent
+        because the sinks made no progress for `once_timeout` seconds."""
         deadline = time.monotonic() + self.settings.once_timeout
+        progress = (-1, -1)
         while True:
-            for f in list(self.files.values()):
-                while f.dirty and not self.delivery.backpressured():
-                    self.pump(f)
-                    self.deliver()
-            self.close_idle()
+            self._pump_dirty(once=True)
+            self.close_idle(force=True)
             self.deliver()
             self.commit(force=True)
-            done = not self.delivery and not any(
-                f.dirty for f in self.files.values() if not f.unrecognised
-            )
-            if done or time.monotonic() > deadline:
-                return not self.delivery
-            time.sleep(min(0.2, max(0.0, self.delivery.next_retry() - time.monotonic())))
+            if not self.delivery and not self.table.dirty:
+                return True
+            now = time.monotonic()
+            moved = (self.counters.turns, len(self.delivery))
+            if moved != progress:
+                progress, deadline = moved, now + self.settings.once_timeout
+            elif now > deadline:
+                return False
+            wait = max(0.0, min(0.2, self.delivery.next_retry() - now))
+            self.delivery.poll(wait)
 
     def drain(self, timeout: float) -> None:
         if self._watcher:
             self._watcher.stop()
-        deadline = time.monotonic() + timeout
-        while self.delivery and time.monotonic() < deadline:
-            self.deliver()
-            if self.delivery:
-                time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+        self.delivery.drain(timeout)
         self.commit(force=True)
-        self._write_status()
+        self._write_status(force=True)
         if self.delivery:
             log.warning(
                 "stopping with %d turns unacknowledged; they are re-read on next start",
                 len(self.delivery),
             )
-        for f in self.files.values():
-            f.close()
+        self.table.pool.close_all()
         self.delivery.close()
+        self.store.close()
 
     # ---- one tick ---------------------------------------------------------------------------
 
     def tick(self, max_wait: float = 1.0) -> None:
         now = time.monotonic()
-        wait = min(self._next_rescan, self.delivery.next_retry(), now + max_wait) - now
-        if not any(f.dirty for f in self.files.values()):
-            self.hints.wake.wait(max(0.0, wait))
-        paths, rescan = self.hints.take()
+        deadline = min(self._next_rescan, self.delivery.next_retry(), now + max_wait)
+        if self._open_turns:
+            deadline = min(deadline, self._next_idle_check)
+        if not self.table.dirty:
+            self.hints.wake.wait(max(0.0, deadline - now))
+        taken = self.hints.take()
         now = time.monotonic()
-        if rescan or now >= self._next_rescan or any(p not in self.by_path for p in paths):
-            self.scan()
-            targets = list(self.files.values())
-        else:
-            targets = [self.files[self.by_path[p]] for p in paths]
-            targets += [f for f in self.files.values() if f.dirty and f not in targets]
-        for f in targets:
-            if self.delivery.backpressured():
-                break
-            self.pump(f)
-        self.close_idle()
+        if taken.rescan or now >= self._next_rescan:
+            self._next_rescan = now + self.settings.rescan_interval
+            self.table.scan()
+        for directory in taken.dirs:
+            self.table.scan([Path(directory)])
+        for path in taken.paths:
+            self.table.look_at(path)
+        self.table.hold_unread()
+        self._pump_dirty(once=False)
+        if now >= self._next_idle_check:
+            self._next_idle_check = now + IDLE_CHECK
+            self.close_idle()
+        if now >= self._next_sweep:
+            self._next_sweep = now + POOL_SWEEP
+            self.table.close_idle_descriptors()
+            self.table.purge_retired()
+        self.table.retire_drained()
         self.deliver()
         self.commit()
-        if time.monotonic() - self._last_status >= STATUS_INTERVAL:
-            self._write_status()
-
-    # ---- discovery --------------------------------------------------------------------------
-
-    def scan(self) -> None:
-        self._next_rescan = time.monotonic() + self.settings.rescan_interval
-        seen: set[str] = set()
-        for path, st in walk(self.settings.watch, self.globs):
-            key = f"{st.st_dev}:{st.st_ino}"
-            seen.add(key)
-            known = self.files.get(key)
-            if known is not None:
-                self._moved(known, path)
-                known.dirty = known.dirty or st.st_size != known.size or st.st_mtime != known.mtime
-            elif not formats.is_auxiliary(PurePath(path)):
-                self._track(path, key, st)
-        for key, f in list(self.files.items()):
-            if key not in seen and not f.gone:
-                f.gone, f.dirty = True, True
-                log.info("file gone; draining what is left path=%s", f.path)
-        self._retire_drained()
-
-    def _moved(self, f: SourceFile, path: Path) -> None:
-        if f.path != path:
-            self.by_path.pop(str(f.path), None)
-            f.path = path
-            f.checkpoint.path = str(path)
-            f.gone = False
-            self._changed = True
-        self.by_path[str(path)] = f.key
-
-    def _track(self, path: Path, key: str, st: os.stat_result) -> None:
-        try:
-            reader = open_reader(path)
-        except Exception as exc:
-            if key not in self._unreadable:
-                self._unreadable.add(key)
-                log.warning("cannot read path=%s error=%s", path, getattr(exc, "strerror", exc))
-            return
-        self._unreadable.discard(key)
-        head = reader.read(0, HEAD_BYTES)
-        cp = self._resume_point(path, key, reader.stat(), head)
-        f = SourceFile(
-            path=path,
-            reader=reader,
-            checkpoint=cp,
-            framer=LineFramer(offset=cp.offset, max_line=self.settings.max_line_bytes),
-            ledger=DeliveryLedger.restore(cp.offset, cp.resolved_ahead),
-        )
-        f.sent_keys = set(cp.sent_keys)
-        self.files[key] = f
-        self.by_path[str(path)] = key
-        self.checkpoints[key] = cp
-        self._changed = True
-
-    def _resume_point(
-        self, path: Path, key: str, st: os.stat_result, head: bytes
-    ) -> FileCheckpoint:
-        """The checkpoint to resume from: the same inode with the same first bytes, or the same
-        content under another name; else a fresh start at 0."""
-        stable = Source(str(path)).stable_name
-        for doc in self.checkpoints.values():
-            if doc.document and doc.path == str(path):
-                return dataclasses.replace(doc, device=st.st_dev, inode=st.st_ino, removed_at=None)
-        # Another name with the same content: a rollout compressed or archived (same stable
-        # name), or a copy made by copytruncate rotation (a full identical head, 1 KiB).
-        candidates: list[FileCheckpoint | None] = [self.checkpoints.get(key)] + [
-            c
-            for c in self.checkpoints.values()
-            if c.key != key and (c.stable_name == stable or c.head_len == HEAD_BYTES)
-        ]
-        for cp in candidates:
-            if cp is None or cp.head_len > len(head) or cp.offset > st.st_size:
-                continue
-            if head_hash(head[: cp.head_len]) == cp.head_hash:
-                resumed = dataclasses.replace(
-                    cp, path=str(path), device=st.st_dev, inode=st.st_ino, removed_at=None
-                )
-                if cp.key != key:
-                    log.info("same content as path=%s; resuming at offset=%d", cp.path, cp.offset)
-                return resumed
-        return FileCheckpoint(
-            path=str(path),
-            device=st.st_dev,
-            inode=st.st_ino,
-            head_len=len(head),
-            head_hash=head_hash(head),
-            stable_name=stable,
-        )
-
-    def _retire_drained(self) -> None:
-        now = time.time()
-        for key, f in list(self.files.items()):
-            parser_idle = f.parser is None or f.parser.pending_from() is None
-            if f.gone and not f.dirty and f.ledger.unresolved == 0 and parser_idle:
-                f.close()
-                del self.files[key]
-                self.by_path.pop(str(f.path), None)
-                f.checkpoint.removed_at = now
-                self._changed = True
-        for key, cp in list(self.checkpoints.items()):
-            if cp.removed_at is not None and now - cp.removed_at > REMOVED_RETENTION:
-                del self.checkpoints[key]
-                self._changed = True
+        self._write_status()
 
     # ---- reading ----------------------------------------------------------------------------
 
+    def _pump_dirty(self, once: bool) -> None:
+        """Read every file with unread bytes (each up to the read budget per round)."""
+        while self.table.dirty and not self.delivery.backpressured():
+            for key, f in list(self.table.dirty.items()):
+                if self.delivery.backpressured():
+                    return
+                try:
+                    self.pump(f)
+                except Exception as exc:  # a bug met on one file must not stop the others
+                    self._quarantine(f, exc)
+                if not f.dirty:
+                    self.table.dirty.pop(key, None)
+                self.deliver()
+            if not once:
+                return
+
     def pump(self, f: SourceFile) -> None:
         """Read what is new in one file (up to the budget) and turn it into pending turns."""
-        try:
-            f.refresh()
-        except OSError:
-            f.dirty = False
+        table = self.table
+        if not table.open(f):
             return
-        if f.size < f.framer.consumed:
-            self._restart_file(f, f"file shrank to {f.size} bytes (truncated)")
-        elif not f.checkpoint.document and self._head_changed(f):
+        if f.size < f.pipe.framer.consumed:
+            table.restart(f, f"file shrank to {f.size} bytes (truncated)")
+        elif not f.document and table.head_changed(f):
             # truncated and written again past the old end before we looked (copytruncate)
-            self._restart_file(f, "first bytes changed (file rewritten)")
-        if f.fmt is None and not self._choose_format(f):
+            table.restart(f, "first bytes changed (file rewritten)")
+        if f.pipe.fmt is None and not self._choose_format(f):
             f.dirty = False
             return
         if f.document:
             self._pump_document(f, final=False)
             return
-        assert f.parser is not None
-        for item in f.read_lines(self.settings.read_budget):
-            if isinstance(item, DeadLetter):
-                self._dead_letter(f, item.start, item.end, item.reason)
-                continue
-            for out in f.parser.feed(item):
-                self._accept(f, out)
-        self._grow_head(f)
+        for item in f.read_turns(self.settings.read_budget):
+            self._accept(f, item)
+        table.grow_head(f)
+        table.changed.add(f.key)
+        if f.pipe.pending_from() is not None:
+            self._open_turns.add(f.key)
+
+    def _quarantine(self, f: SourceFile, exc: Exception) -> None:
+        f.quarantined = f"{type(exc).__name__}: {exc}"
+        f.dirty = False
+        log.error("stopped reading path=%s after an internal error: %s", f.path, f.quarantined)
+        log.debug("traceback of the error on path=%s", f.path, exc_info=exc)
+        self.status.touch()
 
     def _choose_format(self, f: SourceFile) -> bool:
-        head = f.head(64 * 1024)
-        if b"\n" not in head and not self.settings.format:
+        cp = f.checkpoint
+        chosen = f.pipe.choose(f.head(64 * 1024), self.mapped, cp.context, cp.format)
+        if chosen is None:
             return False  # wait for a whole first line before deciding
-        fmt = formats.choose(PurePath(f.path), head, self.settings.format, self.mapped)
-        if fmt is None:
+        if not chosen:
             if not f.unrecognised:
                 log.info("no format recognises path=%s; ignoring it", f.path)
             f.unrecognised = True
             return False
-        # A parser context saved by another format (the file was replaced) means nothing here.
-        context = f.checkpoint.context if f.checkpoint.format == fmt.name else None
-        f.fmt, f.unrecognised = fmt, False
-        f.checkpoint.format = fmt.name
-        if as_document(fmt, f.path):
-            f.document = f.checkpoint.document = True
-            return True
-        f.parser = fmt.new_parser(source_for(f.path, fmt, self.settings), context)
+        f.unrecognised = False
+        cp.format = f.pipe.format_name() or ""
+        cp.document = f.pipe.document is not None
+        self.table.changed.add(f.key)
         return True
 
     def _pump_document(self, f: SourceFile, final: bool) -> None:
         """A file rewritten whole: re-read it and send the turns whose key is new."""
-        document = as_document(f.fmt, f.path) if f.fmt else None
-        assert document is not None
-        source = source_for(f.path, document, self.settings)
-        turns = document.document_turns(f.reader.read(0, f.size), source, final=final)
-        for turn in turns:
-            if turn.key not in f.sent_keys and not f.ledger.is_pending(turn.key):
-                self._accept(f, turn)
+        assert f.reader is not None
+        for item in f.pipe.document_turns(f.reader.read(0, f.size), final=final):
+            if isinstance(item, DeadLetter) or (
+                item.key not in f.sent_keys and not f.ledger.is_pending(item.key)
+            ):
+                self._accept(f, item)
         f.dirty, f.document_final = False, final
-
-    def _restart_file(self, f: SourceFile, why: str) -> None:
-        log.warning("%s; reading again from the start path=%s", why, f.path)
-        head = f.head()
-        f.framer = LineFramer(offset=0, max_line=self.settings.max_line_bytes)
-        f.ledger = DeliveryLedger()
-        f.parser, f.fmt = None, None
-        cp = f.checkpoint
-        cp.offset, cp.context, cp.resolved_ahead = 0, {}, []
-        cp.head_len, cp.head_hash = len(head), head_hash(head)
-        self._changed = True
-
-    def _head_changed(self, f: SourceFile) -> bool:
-        cp = f.checkpoint
-        return head_hash(f.reader.read(0, cp.head_len)) != cp.head_hash
-
-    def _grow_head(self, f: SourceFile) -> None:
-        """A file first seen shorter than HEAD_BYTES gets its fingerprint extended as it grows."""
-        cp = f.checkpoint
-        if cp.head_len < HEAD_BYTES and f.size > cp.head_len:
-            head = f.head()
-            if head_hash(head[: cp.head_len]) != cp.head_hash:
-                self._restart_file(f, "first bytes changed (file rewritten)")
-                return
-            cp.head_len, cp.head_hash = len(head), head_hash(head)
-            self._changed = True
+        if not final:
+            self._open_turns.add(f.key)
 
     def _accept(self, f: SourceFile, item: Turn | DeadLetter) -> None:
         if isinstance(item, DeadLetter):
@@ -374,17 +288,31 @@ class Daemon:
         f.checkpoint.turns_emitted += 1
         self.counters.turns += 1
 
-    def close_idle(self) -> None:
+    def close_idle(self, force: bool = False) -> None:
+        """Close turns their format considers finished after the file's quiet time. Only files
+        with an open turn are visited."""
         now = time.time()
-        for f in list(self.files.values()):
-            if f.document and not f.document_final and f.fmt is not None:
-                if now - f.mtime >= document_idle_close(f.fmt, self.settings):
+        for key in list(self._open_turns):
+            f = self.table.files.get(key)
+            if f is None:
+                self._open_turns.discard(key)
+                continue
+            if f.document:
+                if f.document_final or f.pipe.fmt is None:
+                    self._open_turns.discard(key)
+                elif now - f.mtime >= f.pipe.document_idle_close() and self.table.open(f):
                     self._pump_document(f, final=True)
                 continue
-            if f.parser is None or f.parser.pending_from() is None:
+            if f.pipe.pending_from() is None:
+                self._open_turns.discard(key)
                 continue
-            for turn in f.parser.close_idle(max(0.0, now - f.mtime)):
+            for turn in f.pipe.close_idle(max(0.0, now - f.mtime)):
                 self._accept(f, turn)
+            self.table.changed.add(key)
+            if f.pipe.pending_from() is None:
+                self._open_turns.discard(key)
+        if force:
+            self.table.retire_drained()
 
     def _dead_letter(
         self, f: SourceFile, start: int, end: int, reason: str, turn: tuple[str, str] | None = None
@@ -393,12 +321,9 @@ class Daemon:
         refused (turn=(key, sink)), which `tailerd retry` can send again."""
         f.checkpoint.dead_letters += 1
         self.counters.dead_letters += 1
+        self.table.changed.add(f.key)
         log.warning("dead letter path=%s offset=%d reason=%s", f.path, start, reason)
-        record: dict[str, object] = {"time": time.time(), "path": str(f.path), "start": start}
-        record.update(end=end, reason=reason, kind="line")
-        if turn is not None:
-            record.update(kind="turn", key=turn[0], sink=turn[1], format=f.checkpoint.format)
-        dead_letter_store.append(self.state_dir, record)
+        self.status.dead_letter(f, start, end, reason, turn)
 
     # ---- delivery ---------------------------------------------------------------------------
 
@@ -414,60 +339,39 @@ class Daemon:
         if p.waiting:
             return
         f.ledger.resolved(p.turn.key)
+        self.table.changed.add(f.key)
         if f.document:
             f.sent_keys.add(p.turn.key)
             f.checkpoint.sent_keys = sorted(f.sent_keys)
-            self._changed = True
 
     # ---- checkpoints ------------------------------------------------------------------------
 
     def commit(self, force: bool = False) -> None:
-        for f in self.files.values():
-            cp = f.checkpoint
-            if f.document:
+        """Move the checkpoints of the files that changed, and save only those."""
+        table = self.table
+        changed = []
+        for key in list(table.changed):
+            cp = table.index.get(key)
+            if cp is None:
                 continue
-            pending = f.parser.pending_from() if f.parser else None
-            offset = f.ledger.advance(f.framer.consumed, pending)
-            ahead = f.ledger.resolved_ahead()
-            if offset != cp.offset or ahead != cp.resolved_ahead:
-                cp.offset, cp.resolved_ahead = offset, ahead
-                cp.context = f.parser.snapshot() if f.parser else {}
-                self._changed = True
+            f = table.files.get(key)
+            if f is not None and f.checkpoint is cp and not f.document and cp.head_len >= 0:
+                offset = f.ledger.advance(f.pipe.framer.consumed, f.pipe.pending_from())
+                ahead = f.ledger.resolved_ahead()
+                if offset != cp.offset or ahead != cp.resolved_ahead:
+                    cp.offset, cp.resolved_ahead = offset, ahead
+                    cp.context = f.pipe.snapshot()
+            changed.append(cp)
         now = time.monotonic()
-        if self._changed and (force or now - self._last_save >= self.settings.checkpoint_interval):
-            self.store.save(self.checkpoints)
-            self._write_status()
-            self._changed, self._last_save = False, now
+        due = force or now - self._last_save >= self.settings.checkpoint_interval
+        if (changed or table.removed) and due:
+            self._last_save = now
+            self.store.save(changed, table.removed)
+            table.changed.clear()
+            table.removed.clear()
+            self.status.touch()
+        if force:
+            self._write_status(force=True)
 
-    def _write_status(self) -> None:
-        """What `tailerd status` shows of the running daemon (files' offsets come from the
-        checkpoints): per sink its delivery health, per file what the parser noticed."""
-        status = {
-            "pid": os.getpid(),
-            "time": time.time(),
-            "started": self.counters.started,
-            "turns_emitted": self.counters.turns,
-            "dead_letters": self.counters.dead_letters,
-            "sinks": self.delivery.report(),
-            "redactions": self.redactor.counts() if self.redactor else {},
-            "files": {str(f.path): _file_status(f) for f in self.files.values()},
-        }
-        tmp = self.state_dir / (STATUS + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, orjson.dumps(status))
-        finally:
-            os.close(fd)
-        tmp.replace(self.state_dir / STATUS)
-        self._last_status = time.monotonic()
-
-
-def _file_status(f: SourceFile) -> dict[str, object]:
-    unknown = getattr(f.parser, "unknown_types", None)
-    return {
-        "format": f.fmt.name if f.fmt else None,
-        "read": f.framer.consumed,
-        "unrecognised": f.unrecognised,
-        "pending_turns": f.ledger.unresolved,
-        "unknown_record_types": unknown() if callable(unknown) else {},
-    }
+    def _write_status(self, force: bool = False) -> None:
+        self.status.write(self, force)

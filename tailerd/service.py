@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
+from types import FrameType
 
 from tailerd import sinks
-from tailerd.cli import install_signal_handlers
 from tailerd.content_policy import build_redactor
 from tailerd.daemon import Daemon
 from tailerd.edges.state_dir import StateLock, prepare, resolve_data_dir, resolve_state_dir
@@ -64,6 +65,16 @@ def _serve(daemon: Daemon) -> int:
     notifier.stopping()
     _summary(daemon)
     return 0
+
+
+def install_signal_handlers(stop: threading.Event) -> None:
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise SystemExit(130)  # a second Ctrl-C: stop waiting for the drain
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
 
 
 def _stop_promptly(stop: threading.Event, wake: threading.Event, bound: float) -> None:

@@ -46,7 +46,10 @@ class Settings(_Strict):
     project: str | None = None  # weave sink: entity/project
     once: bool = False
     once_timeout: float = Field(default=60.0, gt=0)
-    rescan_interval: float = Field(default=2.0, gt=0)
+    # The slow safety net: a walk of the watched trees (inotify does the per-file work).
+    rescan_interval: float = Field(default=60.0, gt=0)
+    max_open_files: int = Field(default=256, ge=4)  # descriptors held for reading files
+    idle_fd_close: float = Field(default=30.0, ge=0)  # seconds a read file keeps its descriptor
     checkpoint_interval: float = Field(default=0.0, ge=0)  # 0: after every acknowledged batch
     shutdown_timeout: float = Field(default=10.0, ge=0)
     read_budget: int = Field(default=8 << 20, ge=4096)

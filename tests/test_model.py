@@ -19,9 +19,10 @@ The model, per file the test created (its inode, wherever it is now):
   dead-lettered) or lost by design:
   * truncation: the turns of a file not delivered when it is truncated become *optional*
     (they may or may not arrive). The `caught_up` variant first quiesces, so nothing is lost;
-  * deletion: the daemon keeps a file it has opened (scanned) open, and drains it through that
-    descriptor, so its turns stay required. A file deleted before any scan saw it was never
-    opened: its turns become optional;
+  * deletion: the daemon holds a descriptor of a file with unread bytes while its pool has
+    room, and drains a deleted file through it, so its turns stay required. A file deleted while
+    the daemon held no descriptor of it (never scanned, or given back by the pool's idle sweep,
+    or no room in a small pool) may lose what was not read: its turns become optional;
   * a crash or restart closes those descriptors: turns of deleted files not delivered by then
     become optional.
 
@@ -186,10 +187,12 @@ class TailerModel(RuleBasedStateMachine):
         self.rotations = 0
         self.batch_spans = 512
 
-    @initialize(batch_spans=st.sampled_from([1, 2, 3, 5, 512]))
-    def start(self, batch_spans: int) -> None:
-        """Small batches: a tick sends several, and a kill can fall between two of them."""
+    @initialize(batch_spans=st.sampled_from([1, 2, 3, 5, 512]), max_open=st.sampled_from([4, 256]))
+    def start(self, batch_spans: int, max_open: int) -> None:
+        """Small batches: a tick sends several, and a kill can fall between two of them. A small
+        descriptor pool: files are closed and reopened (by identity) between reads."""
         self.batch_spans = batch_spans
+        self.max_open = max_open
         self.daemon = self._start_daemon()
 
     def _start_daemon(self) -> Daemon:
@@ -198,8 +201,10 @@ class TailerModel(RuleBasedStateMachine):
             rescan_interval=0.001,
             shutdown_timeout=0,
             batch_spans=self.batch_spans,
+            max_open_files=self.max_open,
+            idle_fd_close=0,
         )
-        daemon = Daemon(config, self.state, [self.sink], redactor=None)
+        daemon = Daemon(config, self.state, [self.sink], redactor=None, threaded_delivery=False)
         daemon.start(watch=False)  # start scans
         self._scanned()
         return daemon
@@ -210,8 +215,7 @@ class TailerModel(RuleBasedStateMachine):
                 self.quiesce()
         finally:
             if hasattr(self, "daemon"):
-                for f in self.daemon.files.values():
-                    f.close()
+                self.daemon.table.pool.close_all()
             shutil.rmtree(self.root, ignore_errors=True)
 
     # ---- the model's bookkeeping ------------------------------------------------------------
@@ -280,7 +284,7 @@ class TailerModel(RuleBasedStateMachine):
         return name, self.live[name]
 
     def _tick(self) -> None:
-        self.daemon.hints.add(str(self.logs), rescan=True)
+        self.daemon.hints.rescan()
         self.daemon.tick(max_wait=0)
         self._scanned()
 
@@ -293,8 +297,7 @@ class TailerModel(RuleBasedStateMachine):
         if clean:
             self.daemon.drain(0)
         else:  # kill -9: nothing more is written; the process's descriptors close
-            for source in self.daemon.files.values():
-                source.close()
+            self.daemon.table.pool.close_all()
         for f in self.files:
             if f.path is None:
                 self._may_be_lost(f)
@@ -384,10 +387,20 @@ class TailerModel(RuleBasedStateMachine):
         del self.live[name]
         f.path, f.partial, f.open_turns = None, None, []
         self.freed_inodes.add(f.inode)
-        if not f.seen:
+        if not f.seen or not self._held_open(f):
             self._may_be_lost(f)
 
+    def _held_open(self, f: WrittenFile) -> bool:
+        """The daemon holds a descriptor of this file (it can drain it after a delete)."""
+        return any(s.inode == f.inode and s.reader is not None for s in self.daemon.files.values())
+
     # ---- rules: the sink and the daemon --------------------------------------------------------
+
+    @rule()
+    def close_descriptors(self) -> None:
+        """The pool's idle sweep: files with nothing left to read give their descriptor back
+        (reopened by identity on the next change; rotation or deletion meanwhile is told)."""
+        self.daemon.table.close_idle_descriptors()
 
     @rule(mode=st.sampled_from(["down", "refusing"]))
     def sink_fails(self, mode: str) -> None:
@@ -432,7 +445,7 @@ class TailerModel(RuleBasedStateMachine):
         self._sink_back()
         for _ in range(MAX_QUIESCE_TICKS):
             self._tick()
-            if not self.daemon.delivery and not any(f.dirty for f in self.daemon.files.values()):
+            if not self.daemon.delivery and not self.daemon.table.dirty:
                 break
         else:
             raise AssertionError(f"daemon not quiet after {MAX_QUIESCE_TICKS} ticks")

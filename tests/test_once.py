@@ -272,9 +272,10 @@ def test_status_shows_a_failing_sink_and_what_is_pending(logs, tmp_path):
         "http://127.0.0.1:9/v1/traces",
     )
     assert result.returncode == 75  # turns left unacknowledged
-    # Reading pauses once the sink fails: only the turns read before that are held.
+    # Sends run on the sink's worker, so the example's few turns may all be read before the
+    # first failure comes back (test_delivery.py shows reading pausing during an outage).
     [held] = re.findall(r"(\d+) unacknowledged", result.stderr)
-    assert 1 <= int(held) < EXAMPLE_TURNS
+    assert 1 <= int(held) <= EXAMPLE_TURNS
     status = json.loads(run_tailerd("status", "--state-dir", state, "--json").stdout)
     otlp = status["sinks"]["otlp"]
     assert (otlp["delivered"], otlp["pending"]) == (0, int(held))

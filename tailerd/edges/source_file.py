@@ -1,89 +1,36 @@
-"""One watched file: its identity, an open descriptor, and the per-file pipeline state.
+"""One watched file: its identity, its (pooled) descriptor, and its pipeline state.
 
-Identity is (device, inode) plus a hash of the first bytes, so inode reuse and replacement
-are told apart. The descriptor stays open after the path is renamed or deleted, so a rotated
-file is drained to its end before it is let go.
+Identity is (device, inode) plus a fingerprint of the first bytes (core/identity.py), so inode
+reuse and replacement are told apart. The descriptor comes from the pool (edges/fd_pool.py);
+a file renamed or deleted with bytes still unread keeps it until drained.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tailerd.core.framing import LineFramer
+from tailerd.core.identity import HEAD_BYTES
 from tailerd.core.ledger import DeliveryLedger
-from tailerd.domain import DeadLetter, Line
+from tailerd.domain import DeadLetter, Turn
 from tailerd.edges.checkpoint_store import FileCheckpoint
-from tailerd.formats.base import Format, TurnParser
-
-HEAD_BYTES = 1024
-COMPRESSED = (".zst",)
+from tailerd.edges.readers import Reader
+from tailerd.pipeline import FilePipeline
 
 
-def head_hash(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-class PlainReader:
-    def __init__(self, path: Path) -> None:
-        self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-
-    def stat(self) -> os.stat_result:
-        return os.fstat(self.fd)
-
-    def read(self, offset: int, size: int) -> bytes:
-        return os.pread(self.fd, size, offset)
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-
-class ZstdReader:
-    """A compressed rollout is immutable: decompress it once, then serve reads from memory."""
-
-    def __init__(self, path: Path) -> None:
-        import zstandard
-
-        self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        with os.fdopen(os.dup(self.fd), "rb") as raw:
-            self._data = zstandard.ZstdDecompressor().stream_reader(raw).read()
-
-    def stat(self) -> os.stat_result:
-        st = os.fstat(self.fd)
-        return os.stat_result((*st[:6], len(self._data), *st[7:10]))
-
-    def read(self, offset: int, size: int) -> bytes:
-        return self._data[offset : offset + size]
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-
-Reader = PlainReader | ZstdReader
-
-
-def open_reader(path: Path) -> Reader:
-    return ZstdReader(path) if path.name.endswith(COMPRESSED) else PlainReader(path)
-
-
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class SourceFile:
     path: Path
-    reader: Reader
     checkpoint: FileCheckpoint
-    framer: LineFramer
+    pipe: FilePipeline
     ledger: DeliveryLedger
-    fmt: Format | None = None
-    parser: TurnParser | None = None
+    reader: Reader | None = None
     size: int = 0
     mtime: float = 0.0
     gone: bool = False  # the path no longer leads here (renamed away or deleted)
     unrecognised: bool = False
     dirty: bool = True  # more bytes may be waiting
-    document: bool = False  # rewritten whole (see formats.base.DocumentFormat)
+    quarantined: str = ""  # why tailerd stopped reading this file (an internal error)
     document_final: bool = False  # the quiet-time pass over the current content was done
     sent_keys: set[str] = field(default_factory=set)
 
@@ -91,29 +38,40 @@ class SourceFile:
     def key(self) -> str:
         return self.checkpoint.key
 
-    def refresh(self) -> os.stat_result:
+    @property
+    def device(self) -> int:
+        return self.checkpoint.device
+
+    @property
+    def inode(self) -> int:
+        return self.checkpoint.inode
+
+    @property
+    def document(self) -> bool:
+        return self.checkpoint.document
+
+    def refresh(self) -> None:
+        assert self.reader is not None
         st = self.reader.stat()
         self.size, self.mtime = st.st_size, st.st_mtime
-        return st
 
     def head(self, length: int = HEAD_BYTES) -> bytes:
+        assert self.reader is not None
         return self.reader.read(0, length)
 
-    def read_lines(self, budget: int) -> list[Line | DeadLetter]:
-        """Read up to `budget` new bytes and frame them; sets `dirty` if more remain."""
-        out: list[Line | DeadLetter] = []
-        pos = self.framer.consumed + self.framer.buffered
+    def read_turns(self, budget: int) -> list[Turn | DeadLetter]:
+        """Read up to `budget` new bytes through the pipeline; sets `dirty` if more remain."""
+        assert self.reader is not None
+        out: list[Turn | DeadLetter] = []
+        framer = self.pipe.framer
+        pos = framer.consumed + framer.buffered
         remaining = budget
         while remaining > 0:
             data = self.reader.read(pos, min(remaining, 1 << 20))
             if not data:
                 break
-            out.extend(self.framer.feed(data))
+            out.extend(self.pipe.feed(data))
             pos += len(data)
             remaining -= len(data)
         self.dirty = remaining <= 0
         return out
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.reader.close()

@@ -1,0 +1,130 @@
+"""One file's pipeline, bytes -> lines -> records -> turns, the same for the live daemon,
+`--once`, `import`, `preview` and `retry`.
+
+It holds the line framer and the format's parser; it never opens files (the caller hands it
+bytes), so the daemon can read through its descriptor pool and the whole-file commands can
+stream. A file rewritten whole (formats.base.DocumentFormat) is handed over whole instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import Any
+
+from tailerd import formats
+from tailerd.core.framing import LineFramer
+from tailerd.domain import DeadLetter, Turn
+from tailerd.edges.readers import Reader, open_reader
+from tailerd.edges.related_files import as_document, document_idle_close, source_for
+from tailerd.formats.base import DocumentFormat, Format, TurnParser
+from tailerd.settings import Settings
+
+FORMAT_HEAD = 64 * 1024  # bytes a format may look at to claim a file
+READ_CHUNK = 4 << 20
+
+
+@dataclass(slots=True)
+class FilePipeline:
+    path: Path
+    settings: Settings
+    framer: LineFramer
+    fmt: Format | None = None
+    parser: TurnParser | None = None
+    document: DocumentFormat | None = None
+
+    @classmethod
+    def at(cls, path: Path, settings: Settings, offset: int = 0) -> FilePipeline:
+        return cls(path, settings, LineFramer(offset=offset, max_line=settings.max_line_bytes))
+
+    def choose(
+        self,
+        head: bytes,
+        mapped: tuple[Format, ...],
+        context: Mapping[str, Any] | None = None,
+        saved_format: str = "",
+        whole: bool = False,
+    ) -> bool | None:
+        """Pick the format from the path and first bytes. True: chosen; None: wait for a whole
+        first line (unless the file is `whole`, read to its end); False: no format recognises it."""
+        if b"\n" not in head and not self.settings.format and not whole:
+            return None
+        fmt = formats.choose(PurePath(self.path), head, self.settings.format, mapped)
+        if fmt is None:
+            return False
+        self.fmt = fmt
+        self.document = as_document(fmt, self.path)
+        if self.document is None:
+            # A parser context saved by another format (the file was replaced) means nothing here.
+            kept = context if saved_format == fmt.name else None
+            self.parser = fmt.new_parser(source_for(self.path, fmt, self.settings), kept)
+        return True
+
+    def feed(self, data: bytes) -> Iterator[Turn | DeadLetter]:
+        """Frame new bytes and parse every complete line; finished turns and dead letters out."""
+        parser = self.parser
+        assert parser is not None
+        for item in self.framer.feed(data):
+            if isinstance(item, DeadLetter):
+                yield item
+            else:
+                yield from parser.feed(item)
+
+    def document_turns(self, data: bytes, final: bool) -> list[Turn | DeadLetter]:
+        """The finished turns of a whole document; a DeadLetter over it if the format failed."""
+        assert self.document is not None and self.fmt is not None
+        source = source_for(self.path, self.fmt, self.settings)
+        items = getattr(self.document, "document_items", None)  # the guarded registry's
+        if items is not None:
+            return list(items(data, source, final=final))
+        return list(self.document.document_turns(data, source, final=final))
+
+    def document_idle_close(self) -> float:
+        assert self.fmt is not None
+        return document_idle_close(self.fmt, self.settings)
+
+    def close_idle(self, quiet_for: float) -> list[Turn | DeadLetter]:
+        """Turns the format closes after `quiet_for` seconds of quiet, and dead letters for
+        any open turn the format lost while failing."""
+        if self.parser is None:
+            return []
+        out: list[Turn | DeadLetter] = list(self.parser.close_idle(quiet_for))
+        take = getattr(self.parser, "take_dead_letters", None)  # the guarded registry's
+        if take is not None:
+            out.extend(take())
+        return out
+
+    def pending_from(self) -> int | None:
+        return self.parser.pending_from() if self.parser else None
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.parser.snapshot() if self.parser else {}
+
+    def format_name(self) -> str | None:
+        return self.fmt.name if self.fmt else None
+
+
+def whole_file(
+    path: Path, settings: Settings, mapped: tuple[Format, ...], quiet_for: float
+) -> Iterator[Turn | DeadLetter]:
+    """Every turn of one file, streamed in chunks (whole-document files are read whole), with
+    the turns still open closed as the format would after `quiet_for` seconds of quiet."""
+    reader: Reader = open_reader(path)
+    try:
+        pipe = FilePipeline.at(path, settings)
+        head = reader.read(0, FORMAT_HEAD)
+        if not pipe.choose(head, mapped, whole=True):
+            return
+        if pipe.document is not None:
+            size = reader.stat().st_size
+            data = reader.read(0, size)
+            yield from pipe.document_turns(data, final=quiet_for >= pipe.document_idle_close())
+            return
+        offset = 0
+        while chunk := reader.read(offset, READ_CHUNK):
+            offset += len(chunk)
+            yield from pipe.feed(chunk)
+        yield from pipe.close_idle(quiet_for)
+    finally:
+        reader.close()

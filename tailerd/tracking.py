@@ -1,0 +1,264 @@
+"""The files tailerd follows: found by walking or by inotify hints, identified, given a
+descriptor from the pool when they have bytes to read, and retired once drained.
+
+Per-file work only: a hint about one path looks at that path; a full walk happens at start, on
+inotify overflow, on a new directory (that directory only) and as the slow safety net.
+Parsing and delivery are the daemon's; this module only says which files need reading.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import stat
+import time
+from pathlib import Path, PurePath
+
+from tailerd import formats
+from tailerd.core.identity import HEAD_BYTES, IdentityIndex, head_hash, matches
+from tailerd.core.ledger import DeliveryLedger
+from tailerd.edges.checkpoint_store import FileCheckpoint
+from tailerd.edges.discovery import Globs, walk
+from tailerd.edges.fd_pool import DescriptorPool, IdentityChanged
+from tailerd.edges.source_file import SourceFile
+from tailerd.formats.base import Source
+from tailerd.pipeline import FilePipeline
+from tailerd.settings import Settings
+
+log = logging.getLogger("tailerd")
+
+REMOVED_RETENTION = 7 * 24 * 3600.0  # seconds a retired file's checkpoint is kept for resumption
+
+
+class FileTable:
+    def __init__(self, settings: Settings, checkpoints: dict[str, FileCheckpoint]) -> None:
+        self.settings = settings
+        self.globs = Globs(settings.include, settings.exclude)
+        self.index: IdentityIndex[FileCheckpoint] = IdentityIndex(checkpoints.values())
+        self.pool = DescriptorPool(settings.max_open_files, settings.idle_fd_close)
+        self.files: dict[str, SourceFile] = {}
+        self.by_path: dict[str, str] = {}
+        self.dirty: dict[str, SourceFile] = {}  # insertion-ordered: first come, first read
+        self.changed: set[str] = set()  # checkpoint keys to save
+        self.removed: set[str] = set()  # checkpoint keys to delete
+        self.stats = 0  # stat calls made for hints and walks (tests count work with it)
+        self._unreadable: set[str] = set()
+
+    # ---- discovery ---------------------------------------------------------------------------
+
+    def scan(self, roots: list[Path] | None = None) -> None:
+        """Walk the roots (default: every watched root): new files are tracked, known ones
+        checked for growth, and — on a full walk — files no longer found are marked gone."""
+        full = roots is None
+        seen: set[str] = set()
+        for path, st in walk(self.settings.watch if roots is None else roots, self.globs):
+            self.stats += 1
+            key = f"{st.st_dev}:{st.st_ino}"
+            seen.add(key)
+            known = self.files.get(key)
+            if known is not None:
+                self._moved(known, path)
+                if st.st_size != known.size or st.st_mtime != known.mtime:
+                    self.mark_dirty(known)
+            elif not formats.is_auxiliary(PurePath(path)):
+                self._track(path, st)
+        if full:
+            for f in list(self.files.values()):
+                if f.key not in seen and not f.gone:
+                    self._gone(f)
+
+    def look_at(self, path: str) -> None:
+        """An inotify hint: something happened to this path."""
+        key = self.by_path.get(path)
+        try:
+            st: os.stat_result | None = Path(path).stat()
+            self.stats += 1
+        except OSError:
+            st = None
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            st = None
+        if key is not None:
+            f = self.files[key]
+            if st is not None and (st.st_dev, st.st_ino) == (f.device, f.inode):
+                self.mark_dirty(f)
+                return
+            self._gone(f)  # renamed away, deleted, or replaced by another file
+        if st is None:
+            return
+        known = self.files.get(f"{st.st_dev}:{st.st_ino}")
+        if known is not None:
+            self._moved(known, Path(path))
+            self.mark_dirty(known)
+        elif self._wanted(Path(path)):
+            self._track(Path(path), st)
+
+    def _wanted(self, path: Path) -> bool:
+        root = next((r for r in self.settings.watch if path.is_relative_to(r)), None)
+        if root is None or not self.globs.matches(root, path):
+            return False
+        return not formats.is_auxiliary(PurePath(path))
+
+    def mark_dirty(self, f: SourceFile) -> None:
+        if f.quarantined:
+            return
+        f.dirty = True
+        self.dirty[f.key] = f
+
+    def close_idle_descriptors(self) -> None:
+        for f in self.pool.close_idle():
+            self.mark_dirty(f)  # type: ignore[arg-type]  # the pool holds only SourceFiles
+
+    def hold_unread(self) -> None:
+        """Give files with unread bytes a descriptor while the pool has room, so that a rename
+        or delete before they are read (a sink is down, say) loses nothing."""
+        for f in self.dirty.values():
+            if f.reader is None and not f.gone and not self.pool.hold(f):
+                break
+
+    def _moved(self, f: SourceFile, path: Path) -> None:
+        if f.path != path:
+            if self.by_path.get(str(f.path)) == f.key:
+                del self.by_path[str(f.path)]
+            old_path = f.checkpoint.path
+            f.path = f.pipe.path = path
+            f.checkpoint.path = str(path)
+            self.index.reindex(f.checkpoint, old_path, f.checkpoint.head_hash)
+            self.changed.add(f.key)
+        f.gone = False
+        self.by_path[str(path)] = f.key
+
+    def _gone(self, f: SourceFile) -> None:
+        if self.by_path.get(str(f.path)) == f.key:
+            del self.by_path[str(f.path)]
+        if not f.gone:
+            f.gone = True
+            log.info("file gone; draining what is left path=%s", f.path)
+        self.mark_dirty(f)
+
+    def _track(self, path: Path, st: os.stat_result) -> None:
+        """Follow a new file. Its checkpoint is resolved when it is first read (`resolve`)."""
+        cp = FileCheckpoint(
+            path=str(path),
+            device=st.st_dev,
+            inode=st.st_ino,
+            head_len=-1,  # not resolved yet
+            head_hash="",
+            stable_name=Source(str(path)).stable_name,
+        )
+        f = SourceFile(
+            path=path,
+            checkpoint=cp,
+            pipe=FilePipeline.at(path, self.settings),
+            ledger=DeliveryLedger(),
+        )
+        self.files[cp.key] = f
+        self.by_path[str(path)] = cp.key
+        self.mark_dirty(f)
+
+    # ---- identity ----------------------------------------------------------------------------
+
+    def open(self, f: SourceFile) -> bool:
+        """Give `f` a descriptor (resolving its checkpoint on first use). False when it cannot
+        be read now: the path leads elsewhere (then it is marked gone) or is unreadable."""
+        try:
+            self.pool.acquire(f)
+            if f.checkpoint.head_len < 0:
+                self._resolve(f)
+            f.refresh()
+        except IdentityChanged:
+            self._gone(f)
+            f.dirty = False
+            return False
+        except OSError as exc:
+            if f.key not in self._unreadable:
+                self._unreadable.add(f.key)
+                log.warning("cannot read path=%s error=%s", f.path, exc.strerror or exc)
+            f.dirty = False
+            return False
+        self._unreadable.discard(f.key)
+        return True
+
+    def _resolve(self, f: SourceFile) -> None:
+        """Which checkpoint this file continues: the same inode with the same first bytes, or
+        the same content under another name; else a fresh start at 0."""
+        head = f.head()
+        st_size = len(head) if f.reader is None else f.reader.stat().st_size
+        path = str(f.path)
+        cp = self._resume_point(path, f.checkpoint, head, st_size)
+        f.checkpoint = cp
+        self.index.add(cp)
+        self.changed.add(cp.key)
+        f.pipe = FilePipeline.at(f.path, self.settings, cp.offset)
+        f.ledger = DeliveryLedger.restore(cp.offset, cp.resolved_ahead)
+        f.sent_keys = set(cp.sent_keys)
+
+    def _resume_point(
+        self, path: str, fresh: FileCheckpoint, head: bytes, size: int
+    ) -> FileCheckpoint:
+        def here(cp: FileCheckpoint) -> FileCheckpoint:
+            return dataclasses.replace(
+                cp, path=path, device=fresh.device, inode=fresh.inode, removed_at=None
+            )
+
+        doc = self.index.document_at(path)
+        if doc is not None:
+            return here(doc)
+        for cp in self.index.resume_candidates(fresh.key, fresh.stable_name, head):
+            if matches(cp, head, size):
+                if cp.key != fresh.key:
+                    log.info("same content as path=%s; resuming at offset=%d", cp.path, cp.offset)
+                return here(cp)
+        return dataclasses.replace(fresh, head_len=len(head), head_hash=head_hash(head))
+
+    def restart(self, f: SourceFile, why: str) -> None:
+        """The file was truncated or rewritten: read it again from its first byte."""
+        log.warning("%s; reading again from the start path=%s", why, f.path)
+        head = f.head()
+        cp = f.checkpoint
+        old_hash = cp.head_hash
+        f.pipe = FilePipeline.at(f.path, self.settings)
+        f.ledger = DeliveryLedger()
+        cp.offset, cp.context, cp.resolved_ahead = 0, {}, []
+        cp.head_len, cp.head_hash = len(head), head_hash(head)
+        self.index.reindex(cp, cp.path, old_hash)
+        self.changed.add(cp.key)
+
+    def head_changed(self, f: SourceFile) -> bool:
+        cp = f.checkpoint
+        return head_hash(f.head(cp.head_len)) != cp.head_hash
+
+    def grow_head(self, f: SourceFile) -> None:
+        """A file first seen shorter than HEAD_BYTES gets its fingerprint extended as it grows."""
+        cp = f.checkpoint
+        if cp.head_len < HEAD_BYTES and f.size > cp.head_len:
+            head = f.head()
+            if head_hash(head[: cp.head_len]) != cp.head_hash:
+                self.restart(f, "first bytes changed (file rewritten)")
+                return
+            old_hash = cp.head_hash
+            cp.head_len, cp.head_hash = len(head), head_hash(head)
+            self.index.reindex(cp, cp.path, old_hash)
+            self.changed.add(cp.key)
+
+    # ---- retirement --------------------------------------------------------------------------
+
+    def retire_drained(self) -> None:
+        now = time.time()
+        for f in [f for f in self.files.values() if f.gone and not f.dirty]:
+            if f.ledger.unresolved == 0 and f.pipe.pending_from() is None:
+                self.pool.release(f)
+                del self.files[f.key]
+                self.dirty.pop(f.key, None)
+                if f.checkpoint.head_len >= 0:
+                    f.checkpoint.removed_at = now
+                    self.changed.add(f.key)
+
+    def purge_retired(self) -> None:
+        """Forget checkpoints of files retired longer than REMOVED_RETENTION ago."""
+        cutoff = time.time() - REMOVED_RETENTION
+        for cp in self.index:
+            if cp.removed_at is not None and cp.removed_at < cutoff and cp.key not in self.files:
+                self.index.remove(cp.key)
+                self.removed.add(cp.key)
+                self.changed.discard(cp.key)
