@@ -105,9 +105,12 @@ class Delivery:
         return sum(len(lane.in_flight) for lane in self._lanes)
 
     def backpressured(self) -> bool:
-        """Stop reading while a sink is failing (the log files are the buffer), or while too
-        many spans wait for acknowledgement."""
+        """Stop reading while a sink is failing (the log files are the buffer), while a sink that
+        has never acknowledged anything has a batch in flight (a backend down from the start
+        holds only what was read before its first answer), or while too many spans wait."""
         if self._turns and any(h.failing_since is not None for h in self.health.values()):
+            return True
+        if any(lane.in_flight and not lane.acknowledged for lane in self._lanes):
             return True
         return self._pending_spans >= self._max_pending_spans
 
@@ -249,6 +252,7 @@ class Delivery:
         if health.failing_since is not None:
             log.info("sink %s recovered after %d failures", lane.name, health.failures)
         health.recovered()
+        lane.acknowledged = True
         if isinstance(outcome, Rejected) and len(job.batch) > 1:
             lane.alone.update(job.batch)  # isolate the refused turn: send these one by one
             lane.epoch += 1

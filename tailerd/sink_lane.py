@@ -106,6 +106,7 @@ class SinkLane:
         self.returned: list[Pending] = []
         self.alone: set[Pending] = set()  # in a refused batch: sent one by one
         self.epoch = 0
+        self.acknowledged = False  # has the sink ever delivered or refused a batch
         self._answers = answers
         self._wake = wake
         self._inbox: queue.SimpleQueue[Job | None] = queue.SimpleQueue()

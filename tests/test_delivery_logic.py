@@ -295,6 +295,23 @@ def test_at_most_a_few_batches_are_handed_to_a_worker_the_rest_wait_in_order():
     delivery.close()
 
 
+def test_reading_pauses_while_a_sink_that_never_answered_has_a_batch_in_flight():
+    """A backend down from the start: only what was read before its first answer is held."""
+    sink = GatedSink("a")
+    delivery, _ = make([sink], wake=threading.Event())
+    add_turns(delivery, 0, 1)
+    assert not delivery.backpressured()  # nothing handed out yet
+    delivery.deliver()
+    assert delivery.backpressured()  # its first batch is out, no answer yet
+    sink.gate.set()
+    assert delivery.drain(10)
+    add_turns(delivery, 1, 1)
+    delivery.deliver()
+    assert not delivery.backpressured()  # it has answered once: batches in flight are fine
+    assert delivery.drain(10)
+    delivery.close()
+
+
 def test_without_wake_next_retry_asks_to_be_polled_while_batches_are_in_flight():
     sink = GatedSink("a")
     delivery, _ = make([sink])
