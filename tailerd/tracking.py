@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import resource
 import stat
 import time
 from pathlib import Path, PurePath
@@ -31,12 +32,24 @@ log = logging.getLogger("tailerd")
 REMOVED_RETENTION = 7 * 24 * 3600.0  # seconds a retired file's checkpoint is kept for resumption
 
 
+def pool_size(wanted: int) -> int:
+    """Descriptors the pool may hold: the setting, but at most half the process's soft limit
+    (RLIMIT_NOFILE), the rest being for sockets, the stores, inotify and weave."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    allowed = max(4, soft // 2)
+    if wanted > allowed:
+        log.info("descriptor limit %d: reading at most %d files at once", soft, allowed)
+    return min(wanted, allowed)
+
+
 class FileTable:
     def __init__(self, settings: Settings, checkpoints: dict[str, FileCheckpoint]) -> None:
         self.settings = settings
         self.globs = Globs(settings.include, settings.exclude)
         self.index: IdentityIndex[FileCheckpoint] = IdentityIndex(checkpoints.values())
-        self.pool = DescriptorPool(settings.max_open_files, settings.idle_fd_close)
+        self.pool = DescriptorPool(pool_size(settings.max_open_files), settings.idle_fd_close)
         self.files: dict[str, SourceFile] = {}
         self.by_path: dict[str, str] = {}
         self.dirty: dict[str, SourceFile] = {}  # insertion-ordered: first come, first read

@@ -4,7 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -54,11 +54,14 @@ def run_tailerd(
     )
 
 
-def popen_tailerd(*args: str | Path, **env: str) -> subprocess.Popen[str]:
+def popen_tailerd(
+    *args: str | Path, preexec_fn: Callable[[], None] | None = None, **env: str
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "tailerd", *map(str, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=tailerd_env(**env),
+        preexec_fn=preexec_fn,
     )

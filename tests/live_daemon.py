@@ -100,8 +100,8 @@ def quiet(receiver: Receiver, for_seconds: float, timeout: float) -> bool:
 class RunningTailerd:
     """A `tailerd` subprocess whose stderr is drained by a thread (a full pipe would block it)."""
 
-    def __init__(self, *args: str | Path) -> None:
-        self.proc: subprocess.Popen[str] = popen_tailerd(*args)
+    def __init__(self, *args: str | Path, preexec_fn: Callable[[], None] | None = None) -> None:
+        self.proc: subprocess.Popen[str] = popen_tailerd(*args, preexec_fn=preexec_fn)
         self.stderr: list[str] = []
         self._drain = threading.Thread(target=self._read_stderr, daemon=True)
         self._drain.start()
