@@ -113,6 +113,11 @@ class Turn:
     ended_at: datetime | None = None
     interrupted: bool = False
     attributes: Mapping[str, Any] = field(default_factory=dict)
+    # The agent's own identities of what this turn is made of ("<agent>:<kind>:<id>": a Claude
+    # Code prompt record's uuid, a Gemini message id, a Codex turn id). A turn whose identities
+    # were all shipped before, from any file of this host, is history copied into another file
+    # (a resume, a fork, a migration) and is not shipped again. Empty: never deduplicated.
+    identities: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -178,6 +178,8 @@ def status(state_dir: Path) -> dict[str, Any]:
                 "turns_emitted": cp.turns_emitted,
                 "dead_letters": cp.dead_letters,
                 "unknown_record_types": seen.get("unknown_record_types", {}),
+                "quarantined": seen.get("quarantined"),
+                "pending_turns": seen.get("pending_turns", 0),
             }
         )
     return {
@@ -212,6 +214,8 @@ def render_status(doc: dict[str, Any]) -> Iterator[str]:
         )
         for kind, count in sorted(f["unknown_record_types"].items()):
             yield f"{'':>48}unknown record type {kind}: {count}"
+        if f.get("quarantined"):
+            yield f"{'':>48}quarantined (no longer read): {f['quarantined']}"
 
 
 def dead_letters(state_dir: Path) -> list[dict[str, Any]]:

@@ -217,7 +217,7 @@ class FileTable:
         doc = self.index.document_at(path)
         if doc is not None:
             return here(doc)
-        for cp in self.index.resume_candidates(fresh.key, fresh.stable_name, head):
+        for cp in self.index.resume_candidates(fresh.key, fresh.stable_name, head, path):
             if matches(cp, head, size):
                 if cp.key != fresh.key:
                     log.info("same content as path=%s; resuming at offset=%d", cp.path, cp.offset)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from pathlib import PurePath
 from typing import Generic, Protocol, TypeVar
 
 HEAD_BYTES = 1024
@@ -102,10 +103,14 @@ class IdentityIndex(Generic[T]):
                 return cp
         return None
 
-    def resume_candidates(self, key: str, stable_name: str, head: bytes) -> Iterator[T]:
-        """Checkpoints this file (inode `key`, first bytes `head`) may continue, best first: the
-        same inode, then the same stable name, then an identical full head under any name.
-        The caller still checks each candidate's head and offset against the file."""
+    def resume_candidates(
+        self, key: str, stable_name: str, head: bytes, path: str = ""
+    ) -> Iterator[T]:
+        """Checkpoints this file (inode `key`, first bytes `head`, at `path`) may continue, best
+        first: the same inode, then the same stable name, then an identical full head under a
+        rotated name of it (`rotated_name`): two sessions may well share their first KiB, a
+        copy made by rotation also shares the name. The caller still checks each candidate's
+        head and offset against the file."""
         seen: set[str] = set()
         own = self._by_key.get(key)
         if own is not None:
@@ -117,9 +122,30 @@ class IdentityIndex(Generic[T]):
                 yield self._by_key[other]
         if len(head) >= HEAD_BYTES:
             for other in sorted(self._by_full_head.get(head_hash(head[:HEAD_BYTES]), ())):
-                if other not in seen:
+                if other not in seen and rotated_name(self._by_key[other].path, path):
                     seen.add(other)
                     yield self._by_key[other]
+
+
+def rotated_name(original: str, candidate: str) -> bool:
+    """True if `candidate` is a name logrotate (or a copy by hand) gives to `original` in the
+    same directory: `a.jsonl` → `a.jsonl.1`, `a.jsonl-20260906`, `a.jsonl.1.gz`, or with
+    logrotate's `extension` option `a-20260906.jsonl`, `a.1.jsonl`."""
+    orig, cand = PurePath(original), PurePath(candidate)
+    if orig.parent != cand.parent or orig.name == cand.name:
+        return False
+    if cand.name.startswith(orig.name):
+        return True
+    stem = orig.name.split(".", 1)[0]
+    suffix = orig.name[len(stem) :]
+    rest = cand.name[len(stem) :]
+    return (
+        bool(suffix)
+        and cand.name.startswith(stem)
+        and rest.endswith(suffix)
+        and rest[:1] in ("-", ".", "_")
+        and len(rest) > len(suffix)
+    )
 
 
 def matches(cp: Identified, head: bytes, size: int) -> bool:
