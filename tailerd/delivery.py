@@ -15,6 +15,13 @@ processes the acknowledgement at once. A slow or hung backend delays neither the
 other sinks. At most `MAX_IN_FLIGHT` batches per sink are handed to its worker (one sending, the
 rest queued behind it); everything else waits here, and reading pauses (`backpressured`).
 
+Too large. A single turn a sink refuses as too large (`Rejected.too_large`, HTTP 413) is sent
+again by the worker, within the same job, with its content cut smaller each time
+(`tailerd.shrink`: ids, names, times, parents and token counts stay); only a turn refused even
+with all its content cut is rejected for good. Each sink shrinks on its own: another sink (the
+local store) keeps the whole turn. A batch of several turns refused as too large is split first,
+as any refused batch.
+
 Order. A worker sends its batches in order. When a batch fails (Retry), or a batch of several
 turns is refused, the worker skips the batches queued behind it (they come back unsent); the
 owner hands them out again, in order, after the backoff (Retry) or at once with the refused
@@ -157,8 +164,9 @@ class Delivery:
             self.poll(min(deadline, max(now, self._next_dispatch())) - now)
 
     def report(self) -> dict[str, dict[str, object]]:
-        """Per sink: delivered, rejected, pending (turns), in_flight (batches), pending_failures,
-        failing_since (epoch seconds or None), last_error, next_attempt_in (seconds or None)."""
+        """Per sink: delivered, rejected, shrunk (turns delivered with content cut), pending
+        (turns), in_flight (batches), pending_failures, failing_since (epoch seconds or None),
+        last_error, next_attempt_in (seconds or None)."""
         now = time.monotonic()
         return {
             lane.name: {
@@ -258,6 +266,14 @@ class Delivery:
             lane.epoch += 1
             lane.returned.extend(job.batch)
             return
+        if answer.shrunk_chars:
+            health.shrunk += 1
+            log.info(
+                "sink %s took turn %s only with %d content chars cut (refused whole as too large)",
+                lane.name,
+                job.batch[0].turn.key,
+                answer.shrunk_chars,
+            )
         for p in job.batch:
             self._settle(lane, p, outcome)
         self._on_batch_acknowledged()

@@ -143,9 +143,13 @@ class Retry:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """A permanent failure: the turn is dead-lettered and does not block the file."""
+    """A permanent failure: the turn is dead-lettered and does not block the file.
+
+    `too_large`: the backend refused the payload for its size (HTTP 413); delivery then sends
+    a single turn again with its content cut (`tailerd.shrink`) before dead-lettering it."""
 
     reason: str
+    too_large: bool = False
 
 
 Outcome = Union[Delivered, Retry, Rejected]  # noqa: UP007

@@ -16,7 +16,8 @@ from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from tailerd.domain import Outcome, Rejected, Retry, Turn
+from tailerd.domain import Delivered, Outcome, Rejected, Retry, Turn
+from tailerd.shrink import attempts, content_chars, shrink
 from tailerd.sinks.base import Sink
 
 log = logging.getLogger("tailerd")
@@ -43,6 +44,7 @@ class SinkHealth:
 
     delivered: int = 0
     rejected: int = 0
+    shrunk: int = 0  # turns delivered with their content cut (refused as too large whole)
     failures: int = 0
     retry_at: float = 0.0
     failing_since: float | None = None
@@ -63,6 +65,7 @@ class SinkHealth:
         return {
             "delivered": self.delivered,
             "rejected": self.rejected,
+            "shrunk": self.shrunk,
             "pending_failures": self.failures,
             "failing_since": self.failing_since,
             "last_error": self.last_error,
@@ -83,11 +86,13 @@ class Job:
 @dataclass(slots=True)
 class Answer:
     """A worker's answer: the sink's outcome, None if the batch was skipped unsent, or the
-    BaseException that ended the worker (`fatal`, re-raised on the owner's thread)."""
+    BaseException that ended the worker (`fatal`, re-raised on the owner's thread). A single
+    turn the sink took only with its content cut has `shrunk_chars` > 0."""
 
     job: Job
     outcome: Outcome | None
     fatal: BaseException | None = None
+    shrunk_chars: int = 0  # content characters cut before the sink accepted the turn
 
 
 class SinkLane:
@@ -135,10 +140,14 @@ class SinkLane:
         """Send one job (worker thread, or the owner's when not threaded)."""
         if job.epoch <= self._skip_through:
             return Answer(job, None)
-        outcome = _safe_send(self.sink, [s for p in job.batch for s in p.spans])
+        spans = [s for p in job.batch for s in p.spans]
+        outcome = _safe_send(self.sink, spans)
+        shrunk = 0
+        if isinstance(outcome, Rejected) and outcome.too_large and len(job.batch) == 1:
+            outcome, shrunk = _send_shrinking(self.sink, spans, outcome)
         if isinstance(outcome, Retry) or (isinstance(outcome, Rejected) and len(job.batch) > 1):
             self._skip_through = job.epoch  # what is queued behind it comes back unsent
-        return Answer(job, outcome)
+        return Answer(job, outcome, shrunk_chars=shrunk)
 
     def submit(self, job: Job) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -173,6 +182,40 @@ class SinkLane:
             self._thread.join(timeout)
             return not self._thread.is_alive()
         return True
+
+
+def _send_shrinking(
+    sink: Sink, spans: list[ReadableSpan], refused: Rejected
+) -> tuple[Outcome, int]:
+    """One turn the sink refused as too large, sent again with its content cut, halving the
+    budget each time (`tailerd.shrink.attempts`) until it is taken or refused for another
+    reason. Returns the last outcome and the characters cut (0 unless Delivered). A Retry on
+    the way ends the attempts: the turn comes back whole and starts again after the backoff.
+    Spans that cannot be shrunk (not OTel spans) keep the first refusal."""
+    try:
+        total = content_chars(spans)
+    except Exception as exc:  # not OTel spans: nothing to cut
+        return Rejected(f"{refused.reason}; cannot shrink: {exc}", too_large=True), 0
+    tries = 0
+    for budget in attempts(total):
+        try:
+            shrunk = shrink(spans, budget, sink.name)
+        except Exception as exc:  # a bug in shrinking must not end the worker
+            return Rejected(f"{refused.reason}; cannot shrink: {exc}", too_large=True), 0
+        tries += 1
+        outcome = _safe_send(sink, shrunk.spans)
+        if isinstance(outcome, Delivered):
+            return outcome, shrunk.cut_chars
+        if not (isinstance(outcome, Rejected) and outcome.too_large):
+            return outcome, 0
+    return (
+        Rejected(
+            f"{refused.reason}; still too large with all its content cut "
+            f"({total} chars, {tries} smaller attempts)",
+            too_large=True,
+        ),
+        0,
+    )
 
 
 def _safe_send(sink: Sink, spans: list[ReadableSpan]) -> Outcome:

@@ -1,7 +1,8 @@
 """A real OTLP/HTTP receiver for tests: decodes protobuf (gzip or not) into plain span dicts.
 
-It can be told to answer with scripted status codes, to be slow, or to reject spans whose
-attributes match a predicate, to play a backend's failures.
+It can be told to answer with scripted status codes, to be slow, to reject spans whose
+attributes match a predicate, or to answer 413 (Payload Too Large) for a request body above a
+size or holding a span that matches a predicate, to play a backend's failures.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class Receiver:
     script: list[int] = field(default_factory=list)  # status codes to answer next, in order
     delay: float = 0.0
     reject_if: Callable[[dict[str, Any]], bool] | None = None
+    max_body: int | None = None  # 413 for a request whose (decompressed) body is larger (bytes)
+    too_large_if: Callable[[dict[str, Any]], bool] | None = None  # 413 if any span matches
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
 
@@ -93,18 +96,25 @@ def serve(receiver: Receiver) -> tuple[http.server.ThreadingHTTPServer, threadin
             with receiver.lock:
                 receiver.bodies.append(body)
                 code = receiver.script.pop(0) if receiver.script else 200
-                receiver.requests.append(
-                    {
-                        "path": self.path,
-                        "headers": {k.lower(): v for k, v in self.headers.items()},
-                        "code": code,
-                    }
-                )
+                request = {
+                    "path": self.path,
+                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                    "code": code,
+                    "size": len(body),
+                }
+                receiver.requests.append(request)
             if receiver.delay:
                 time.sleep(receiver.delay)
             spans = decode(body)
             if code == 200 and receiver.reject_if and any(receiver.reject_if(s) for s in spans):
                 code = 400
+            too_large = receiver.max_body is not None and len(body) > receiver.max_body
+            if receiver.too_large_if and any(map(receiver.too_large_if, spans)):
+                too_large = True
+            if code == 200 and too_large:
+                code = 413
+                with receiver.lock:
+                    request["code"] = code
             if code == 200:
                 with receiver.lock:
                     receiver.spans.extend(spans)

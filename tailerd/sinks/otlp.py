@@ -2,9 +2,10 @@
 
 tailerd posts the spans itself instead of using the SDK's exporter, so that every response is
 classified. 2xx: delivered. 400, 413, 415, 422: this payload is refused for good (rejected and
-dead-lettered, so it cannot block the file). Anything else (network errors, 5xx, 429, and also
-401/403/404, which say the endpoint or credentials are wrong rather than the turn): retried with
-backoff, reading paused, until fixed.
+dead-lettered, so it cannot block the file); 413 is marked `too_large`, so delivery first sends
+a single refused turn again with its content cut (see tailerd/shrink.py). Anything else
+(network errors, 5xx, 429, and also 401/403/404, which say the endpoint or credentials are wrong
+rather than the turn): retried with backoff, reading paused, until fixed.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tailerd.domain import Delivered, Outcome, Rejected, Retry
 from tailerd.errors import ConfigError
 
 _REFUSES_PAYLOAD = frozenset({400, 413, 415, 422})
+_TOO_LARGE = 413  # Payload Too Large: the same turn may pass with its content cut
 
 
 def endpoint_from_env(explicit: str | None, env: Mapping[str, str] = os.environ) -> str:
@@ -95,7 +97,7 @@ class OtlpSink:
             detail = _short(exc.read())
             reason = f"HTTP {exc.code} from {self.endpoint}{': ' + detail if detail else ''}"
             if exc.code in _REFUSES_PAYLOAD:
-                return Rejected(reason)
+                return Rejected(reason, too_large=exc.code == _TOO_LARGE)
             return Retry(reason)
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             return Retry(f"{self.endpoint}: {getattr(exc, 'reason', exc)}")

@@ -6,7 +6,9 @@ the endpoint from the installed weave (it honours WF_TRACE_SERVER_URL and WANDB_
 dedicated and self-managed installs). The endpoint takes protobuf only, authenticates with
 `Authorization: Basic api:<key>`, and drops spans it cannot route to a project: tailerd sends
 both the `project_id` header weave itself uses and the `wandb.entity`/`wandb.project` resource
-attributes. Delivery is tailerd's own (see sinks/otlp.py), so every turn's outcome is known.
+attributes. Delivery is tailerd's own (see sinks/otlp.py), so every turn's outcome is known; a
+turn refused as too large (HTTP 413, which W&B answers above its request size limit) is sent
+again with its content cut (tailerd/shrink.py), so its structure, timing and tokens arrive.
 """
 
 from __future__ import annotations
