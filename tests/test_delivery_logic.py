@@ -1,5 +1,6 @@
-"""Delivery logic with scripted in-memory sinks: batching, isolation of a refused turn, one
-sink's outage not holding back another, every (turn, sink) settled exactly once and in order,
+"""Delivery logic with scripted in-memory sinks: batching, isolation of a refused turn, a turn
+refused as too large sent again shrunk, one sink's outage not holding back another, every
+(turn, sink) settled exactly once and in order,
 each sink's I/O on its own worker thread with the callbacks on the owner's thread; plus the
 real local SQLite sink written from its worker.
 
@@ -359,36 +360,64 @@ def test_a_base_exception_in_a_worker_reaches_the_owner():
 # ---- order and exactly-once under random failure scripts -------------------------------------
 
 STEP = st.sampled_from(["retry", "raise"])
-FINAL = st.sampled_from(["ok", "ok", "reject"])
+FINAL = st.sampled_from(["ok", "ok", "reject", "large", "huge"])
 TURN_SCRIPT = st.tuples(st.lists(STEP, max_size=2), FINAL)
+LIMIT = 2000  # content chars a PerTurnSink takes per request
+LARGE = 5000  # content chars a turn scripted "large" carries for that sink
 
 
 class PerTurnSink:
     """A backend whose answers are scripted per turn: a batch fails (Retry, or raises) while
-    one of its turns has a failure left (one consumed per attempt); otherwise it is refused if
-    it holds a turn scripted `reject`, else delivered. Records the turns it took, in order."""
+    one of its turns has a failure left (one consumed per attempt, shrunken re-sends included).
+    Otherwise it is refused as too large if it holds a turn scripted `huge` (whatever its size)
+    or more than LIMIT chars of this sink's content attribute `<name>.content` (a turn scripted
+    `large` carries LARGE); else refused if it holds a turn scripted `reject`, else delivered.
+    Records the turns it took, in order, and which of them came shrunk."""
 
     def __init__(self, name: str, scripts: dict[str, tuple[list[str], str]]) -> None:
         self.name = name
         self.failures = {k: list(steps) for k, (steps, _) in scripts.items()}
         self.final = {k: final for k, (_, final) in scripts.items()}
         self.taken: list[str] = []  # turns of accepted batches (and refused single turns)
+        self.shrunk: list[str] = []  # turns taken with their content cut
 
-    def send(self, spans: Sequence[object]) -> Outcome:
-        keys = list(dict.fromkeys(str(s).split("/")[0] for s in spans))
+    def send(self, spans: Sequence[ReadableSpan]) -> Outcome:
+        keys = list(dict.fromkeys(s.name.split("/")[0] for s in spans))
         for k in keys:
             if self.failures[k]:
                 if self.failures[k].pop(0) == "raise":
                     raise OSError("connection reset")
                 return Retry("503")
+        chars = sum(len(str((s.attributes or {}).get(f"{self.name}.content", ""))) for s in spans)
+        if chars > LIMIT or any(self.final[k] == "huge" for k in keys):
+            return Rejected("HTTP 413", too_large=True)
         refused = [k for k in keys if self.final[k] == "reject"]
         if refused and len(keys) > 1:
             return Rejected("a turn in the batch is refused")
         self.taken.extend(keys)
+        if any((s.attributes or {}).get("tailerd.shrunk") for s in spans):
+            self.shrunk.extend(keys)
         return Rejected("refused") if refused else Delivered()
 
     def close(self) -> None:
         return None
+
+
+def scripted_spans(n: int, count: int, finals: Sequence[str]) -> list[ReadableSpan]:
+    """Turn `n`'s spans `k<n>/0`.. with, on the first, each sink's content attribute: LARGE
+    chars for a sink that scripts this turn `large`, else 10."""
+    content = {
+        f"{name}.content": "x" * (LARGE if final == "large" else 10)
+        for name, final in zip(["a", "b"], finals, strict=True)
+    }
+    return [
+        ReadableSpan(
+            name=f"k{n}/{i}",
+            context=SpanContext(n + 1, i + 1, is_remote=False),
+            attributes=content if i == 0 else {},
+        )
+        for i in range(count)
+    ]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -417,17 +446,21 @@ def test_each_turn_is_settled_once_per_sink_in_order_whatever_the_sinks_answer(
         added = 0
         for size in [*chunks, len(keys)]:  # turns arrive in chunks between deliveries
             for n in range(added, min(added + size, len(keys))):
-                spans = [f"k{n}/{i}" for i in range(spans_per_turn[n])]
-                delivery.add(None, turn(n), spans)  # type: ignore[arg-type]
+                finals = [s[1] for s in scripts[n]]
+                delivery.add(None, turn(n), scripted_spans(n, spans_per_turn[n], finals))
             added = min(added + size, len(keys))
             delivery.deliver()
         assert delivery.drain(20)
     delivery.close()
     for i, sink in enumerate(sinks):
+        finals = [s[i][1] for s in scripts]
         assert rec.keys(sink.name) == keys  # each once, in the order added
-        assert sink.taken == keys  # the backend took each once, in order
+        # the backend took each once, in order; a turn too large even empty never got in
+        assert sink.taken == [k for k, f in zip(keys, finals, strict=True) if f != "huge"]
+        assert sink.shrunk == [k for k, f in zip(keys, finals, strict=True) if f == "large"]
         refused = {k for k, s, o in rec.settled if s == sink.name and o == "Rejected"}
-        assert refused == {k for k, s in zip(keys, scripts, strict=True) if s[i][1] == "reject"}
+        assert refused == {k for k, f in zip(keys, finals, strict=True) if f in ("reject", "huge")}
+        assert delivery.report()[sink.name]["shrunk"] == finals.count("large")
     assert rec.threads == {owner}
     assert not delivery
 
