@@ -22,6 +22,7 @@ from tailerd.edges.checkpoint_store import CheckpointStore
 from tailerd.edges.source_file import SourceFile
 from tailerd.edges.watcher import Hints, Watcher
 from tailerd.emitter import Emitter
+from tailerd.history import PRUNE_INTERVAL, HistoryIndex
 from tailerd.redaction import Redactor
 from tailerd.settings import Settings
 from tailerd.sinks.base import Sink
@@ -61,6 +62,10 @@ class Daemon:
         self._emitter: Emitter | None = None
         self._emitter_lock = threading.Lock()
         self.store = CheckpointStore(state_dir)
+        # A dry run (every sink is `console`) moves no checkpoint and writes no history.
+        self.dry_run = bool(sinks) and all(s.name == "console" for s in sinks)
+        self.history = HistoryIndex(self.store, settings.history_retention, write=not self.dry_run)
+        self._refused: set[Pending] = set()  # settled by some sink as Rejected
         self.mapped = formats.configured(settings.mapping, settings.format)
         self.table = FileTable(settings, {})
         self.counters = Counters()
@@ -71,6 +76,7 @@ class Daemon:
         self._next_rescan = now + settings.rescan_interval
         self._next_idle_check = now
         self._next_sweep = now + POOL_SWEEP
+        self._next_prune = now + PRUNE_INTERVAL
         self._last_save = 0.0
 
     @property
@@ -99,6 +105,9 @@ class Daemon:
         self.table = FileTable(self.settings, self.store.load())
         for warning in self.store.warnings:
             log.warning("%s", warning)
+        self._prune_history()
+        if self.dry_run:
+            log.info("dry run (console only): checkpoints and the history index are not written")
         if watch:
             self._watcher = Watcher(self.settings.watch, self.hints)
             try:
@@ -186,6 +195,9 @@ class Daemon:
         if now >= self._next_idle_check:
             self._next_idle_check = now + IDLE_CHECK
             self.close_idle()
+        if now >= self._next_prune:
+            self._next_prune = now + PRUNE_INTERVAL
+            self._prune_history()
         if now >= self._next_sweep:
             self._next_sweep = now + POOL_SWEEP
             self.table.close_idle_descriptors()
@@ -277,6 +289,15 @@ class Daemon:
             return
         if f.ledger.already_resolved(item.key, item.start):
             return
+        owner = self.history.is_copy(item, f.key)
+        if owner is not None:  # history copied from another file, already shipped from there
+            self.history.skip(item, f.key, owner, f.path)
+            self.counters.duplicates_skipped += 1
+            if f.document:
+                f.sent_keys.add(item.key)
+                f.checkpoint.sent_keys = sorted(f.sent_keys)
+            self.table.changed.add(f.key)
+            return
         turn = self.redactor.apply(item) if self.redactor else item
         try:
             spans = self.emitter.emit(turn)
@@ -284,6 +305,7 @@ class Daemon:
             self._dead_letter(f, item.start, item.end, f"cannot build spans: {exc!r}")
             return
         f.ledger.emitted(item.key, item.start)
+        self.history.emitted(item, f.key)
         self.delivery.add(f, item, spans)
         f.checkpoint.turns_emitted += 1
         self.counters.turns += 1
@@ -336,8 +358,12 @@ class Daemon:
         if isinstance(outcome, Rejected):
             reason = f"{sink_name} rejected turn {p.turn.key}: {outcome.reason}"
             self._dead_letter(f, p.turn.start, p.turn.end, reason, (p.turn.key, sink_name))
+            self._refused.add(p)
         if p.waiting:
             return
+        refused = p in self._refused
+        self._refused.discard(p)
+        self.history.settled(p.turn, f.key, not refused, time.time())
         f.ledger.resolved(p.turn.key)
         self.table.changed.add(f.key)
         if f.document:
@@ -364,14 +390,22 @@ class Daemon:
             changed.append(cp)
         now = time.monotonic()
         due = force or now - self._last_save >= self.settings.checkpoint_interval
-        if (changed or table.removed) and due:
+        shipped = self.history.take_rows()
+        if (changed or table.removed or shipped) and due and not self.dry_run:
             self._last_save = now
-            self.store.save(changed, table.removed)
+            self.store.save(changed, table.removed, shipped)
+            self.history.committed(shipped)
             table.changed.clear()
             table.removed.clear()
             self.status.touch()
         if force:
             self._write_status(force=True)
+
+    def _prune_history(self) -> None:
+        try:
+            self.history.prune(time.time())
+        except OSError as exc:
+            log.warning("cannot prune the history index: %s", exc)
 
     def _write_status(self, force: bool = False) -> None:
         self.status.write(self, force)

@@ -188,6 +188,8 @@ def status(state_dir: Path) -> dict[str, Any]:
         "updated": live.get("time"),
         "sinks": live.get("sinks", {}),
         "redactions": live.get("redactions", {}),
+        "duplicates_skipped": live.get("duplicates_skipped", 0),
+        "dry_run": bool(live.get("dry_run", False)),
         "files": files,
     }
 
@@ -202,6 +204,13 @@ def render_status(doc: dict[str, Any]) -> Iterator[str]:
         if h.get("failing_since"):
             line += f" retrying since {_time(int(h['failing_since'] * 1e9))}: {h['last_error']}"
         yield line
+    if doc.get("dry_run"):
+        yield "dry run: checkpoints and the history index were not written"
+    if doc.get("duplicates_skipped"):
+        yield (
+            f"duplicates skipped: {doc['duplicates_skipped']} turns copied from history"
+            " already shipped from another file"
+        )
     if doc["redactions"]:
         yield "redacted: " + ", ".join(f"{k}={v}" for k, v in sorted(doc["redactions"].items()))
     yield f"{'OFFSET':>12} {'SIZE':>12} {'LAG':>10} {'TURNS':>6} {'DEAD':>5}  FORMAT      PATH"

@@ -50,6 +50,8 @@ class Settings(_Strict):
     rescan_interval: float = Field(default=60.0, gt=0)
     max_open_files: int = Field(default=256, ge=4)  # descriptors held for reading files
     idle_fd_close: float = Field(default=30.0, ge=0)  # seconds a read file keeps its descriptor
+    # seconds a shipped turn's identities stay in the host-wide history index (tailerd/history.py)
+    history_retention: float = Field(default=30 * 86400.0, gt=0)
     checkpoint_interval: float = Field(default=0.0, ge=0)  # 0: after every acknowledged batch
     shutdown_timeout: float = Field(default=10.0, ge=0)
     read_budget: int = Field(default=8 << 20, ge=4096)

@@ -30,6 +30,7 @@ STATUS_INTERVAL = 1.0  # seconds between rewrites while things change
 class Counters:
     turns: int = 0
     dead_letters: int = 0
+    duplicates_skipped: int = 0  # turns not shipped: copies of history shipped from another file
     started: float = field(default_factory=time.time)
 
 
@@ -73,6 +74,8 @@ class StatusWriter:
             "started": c.started,
             "turns_emitted": c.turns,
             "dead_letters": c.dead_letters,
+            "duplicates_skipped": c.duplicates_skipped,
+            "dry_run": daemon.dry_run,
             "open_files": len(daemon.table.pool),
             "tracked_files": len(daemon.table.files),
             "sinks": sinks,

@@ -10,7 +10,10 @@ Tables (schema version `SCHEMA_VERSION`, kept in `meta`):
 * `files` — one row per file checkpoint (`FileCheckpoint` fields; `context` as JSON);
 * `turn_keys` — a file's `sent_keys` (kind `sent`) and `resolved_ahead` keys (kind `ahead`),
   one row per key, so a save of one file adds and deletes only that file's changed keys;
-* a host-wide "already sent" index will be a further table of this database (schema 2).
+* `history` (schema 2) — the host-wide index of what was shipped: one row per identity of a
+  turn every sink acknowledged (`identity -> turn_key, file_key, time`), written in the same
+  transaction as the checkpoints that pass those turns (see tailerd/history.py for its rules).
+  A schema-1 database is migrated in place by one transaction that adds the table.
 
 A database that is not one, fails `PRAGMA quick_check`, has an unknown schema version or a
 malformed row is reported (`StateCorruptError`, exit 65) and never deleted or recreated.
@@ -36,7 +39,8 @@ from tailerd.edges import legacy_checkpoints
 from tailerd.errors import StateCorruptError
 
 FILE_NAME = "checkpoints.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+MIGRATABLE_VERSIONS = frozenset({"1"})  # older schemas this version upgrades in place
 MIGRATED_SUFFIX = ".migrated"
 # Turn keys kept per file and kind. Dropping keys beyond this cannot make a turn recur in
 # practice: `resolved_ahead` only holds turns that start at or after the committed offset
@@ -49,7 +53,14 @@ MIGRATED_SUFFIX = ".migrated"
 MAX_TURN_KEYS_PER_FILE = 100_000
 BUSY_TIMEOUT_MS = 10_000
 
-_SCHEMA = """
+_HISTORY_SCHEMA = """
+CREATE TABLE history (
+    identity TEXT PRIMARY KEY, turn_key TEXT NOT NULL, file_key TEXT NOT NULL, time REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX history_time ON history (time);
+"""
+_SCHEMA = (
+    """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE files (
     key TEXT PRIMARY KEY, path TEXT NOT NULL, device INTEGER NOT NULL, inode INTEGER NOT NULL,
@@ -63,6 +74,8 @@ CREATE TABLE turn_keys (
     turn_key TEXT NOT NULL, PRIMARY KEY (file_key, kind, turn_key)
 ) WITHOUT ROWID;
 """
+    + _HISTORY_SCHEMA
+)
 _COLUMNS = (
     'key, path, device, inode, head_len, head_hash, "offset", format, stable_name, context, '
     "document, turns_emitted, dead_letters, removed_at"
@@ -71,7 +84,14 @@ _SELECT_FILES = f"SELECT {_COLUMNS} FROM files"  # noqa: S608 (constants only)
 _MARKS = ", ".join("?" * len(_COLUMNS.split(",")))
 _UPSERT_FILE = f"INSERT OR REPLACE INTO files ({_COLUMNS}) VALUES ({_MARKS})"  # noqa: S608
 _KINDS = ("sent", "ahead")
+_UPSERT_HISTORY = (
+    "INSERT INTO history (identity, turn_key, file_key, time) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (identity) DO UPDATE SET time = max(time, excluded.time)"
+)
+_SELECT_HISTORY = "SELECT identity, turn_key, file_key FROM history WHERE identity IN"
+_SQL_VARIABLES = 500  # identities per lookup query (SQLite's old limit is 999 variables)
 Row = tuple[Any, ...]
+Shipped = tuple[str, str, str, float]  # identity, turn key, file key, epoch seconds
 
 
 @dataclass(slots=True)
@@ -168,9 +188,12 @@ class CheckpointStore:
         self,
         changed: Iterable[FileCheckpoint] | Mapping[str, FileCheckpoint],
         removed: Iterable[str] = (),
+        shipped: Iterable[Shipped] = (),
     ) -> None:
-        """Write the checkpoints in `changed` (upserted by `.key`) and delete the `removed`
-        keys, in one durable transaction.
+        """Write the checkpoints in `changed` (upserted by `.key`), delete the `removed` keys and
+        add the `shipped` history rows `(identity, turn_key, file_key, epoch seconds)`, in one
+        durable transaction. An identity already indexed keeps its first turn and file; only
+        its time moves forward (so retention counts from the latest shipment).
 
         Callers should pass only the checkpoints that changed: the cost is O(len(changed)).
         A Mapping is accepted (its values are taken as changed; rows equal to what is stored
@@ -185,10 +208,56 @@ class CheckpointStore:
         items = list(changed.values() if isinstance(changed, Mapping) else changed)
         upserted = {cp.key for cp in items}
         gone = [k for k in removed if k not in upserted]
+        rows = list(shipped)
         with self._lock, self._writing():
             db = self._open()
             assert db is not None  # a writer always has a database
-            self._write(db, items, gone)
+            self._write(db, items, gone, shipped=rows)
+
+    # ---- the host-wide history index ---------------------------------------------------------
+
+    def shipped(self, identities: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """Which of `identities` are indexed: identity -> (turn key, file key). Empty when there
+        is no database yet (or, for a reader, a schema-1 one). OSError if it cannot be read."""
+        wanted = list(dict.fromkeys(identities))
+        if not wanted:
+            return {}
+        found: dict[str, tuple[str, str]] = {}
+        with self._lock, self._writing():
+            db = self._open()
+            if db is None or not self._has_history(db):
+                return {}
+            for i in range(0, len(wanted), _SQL_VARIABLES):
+                chunk = wanted[i : i + _SQL_VARIABLES]
+                marks = ", ".join("?" * len(chunk))
+                query = f"{_SELECT_HISTORY} ({marks})"  # placeholders only
+                for identity, turn, file_key in db.execute(query, chunk):
+                    found[identity] = (turn, file_key)
+        return found
+
+    def prune_history(self, before: float) -> int:
+        """Delete the history rows last shipped before `before` (epoch seconds), in one
+        transaction; the number deleted. OSError if the write fails."""
+        if self.readonly:
+            raise PermissionError(f"checkpoint store opened read-only: {self.path}")
+        with self._lock, self._writing():
+            db = self._open()
+            assert db is not None
+            with _transaction(db):
+                return db.execute("DELETE FROM history WHERE time < ?", (before,)).rowcount
+
+    def history_size(self) -> int:
+        """Rows in the history index (0 without a database)."""
+        with self._lock, self._writing():
+            db = self._open()
+            if db is None or not self._has_history(db):
+                return 0
+            return int(db.execute("SELECT count(*) FROM history").fetchone()[0])
+
+    @staticmethod
+    def _has_history(db: sqlite3.Connection) -> bool:
+        found = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='history'")
+        return found.fetchone() is not None
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
@@ -203,21 +272,14 @@ class CheckpointStore:
         items: list[FileCheckpoint],
         gone: list[str],
         init: bool | None = None,
+        shipped: list[Shipped] | None = None,
     ) -> None:
         """One transaction; `init` (True when migrating) first creates the schema."""
         rows: dict[str, Row] = {}
         turn_keys: dict[tuple[str, str], frozenset[str]] = {}
         with _transaction(db):
             if init is not None:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                if init:
-                    db.execute(
-                        "INSERT INTO meta VALUES ('migrated_from', ?)",
-                        (legacy_checkpoints.FILE_NAME,),
-                    )
+                _create_schema(db, migrated=init)
             for key in gone:
                 db.execute("DELETE FROM files WHERE key = ?", (key,))
                 db.execute("DELETE FROM turn_keys WHERE file_key = ?", (key,))
@@ -242,6 +304,8 @@ class CheckpointStore:
                         [(cp.key, kind, k) for k in new - old],
                     )
                     turn_keys[(cp.key, kind)] = new
+            if shipped:
+                db.executemany(_UPSERT_HISTORY, shipped)
         # Committed: only now does the cache describe the database.
         for key in gone:
             self._rows.pop(key, None)
@@ -330,11 +394,24 @@ class CheckpointStore:
         if verdict != [("ok",)]:
             db.close()
             raise self._corrupt(f"fails its integrity check ({verdict[0][0]})")
-        if version is None or version[0] != str(SCHEMA_VERSION):
-            db.close()
-            found = None if version is None else version[0]
-            raise self._corrupt(f"has unknown schema version {found!r}")
-        return True
+        found = None if version is None else version[0]
+        if found == str(SCHEMA_VERSION):
+            return True
+        if found in MIGRATABLE_VERSIONS:
+            if not self.readonly:
+                self._migrate(db, found)
+            return True
+        db.close()
+        raise self._corrupt(f"has unknown schema version {found!r}")
+
+    def _migrate(self, db: sqlite3.Connection, found: str) -> None:
+        """Schema 1 -> 2: add the history table, in one transaction (kill -9 leaves 1 or 2)."""
+        with _transaction(db):
+            _run_script(db, _HISTORY_SCHEMA)
+            db.execute(
+                "UPDATE meta SET value = ? WHERE name = 'schema_version'", (str(SCHEMA_VERSION),)
+            )
+        self.warnings.append(f"upgraded {self.path} from schema {found} to {SCHEMA_VERSION}")
 
     def _retire_legacy(self, db: sqlite3.Connection) -> None:
         """Rename `checkpoints.json` (and `.prev`) once their contents are in the database."""
@@ -391,6 +468,20 @@ def _from_row(row: Row) -> FileCheckpoint:
         document=bool(document), turns_emitted=turns, dead_letters=dead,
         removed_at=None if removed_at is None else float(removed_at),
     )  # fmt: skip
+
+
+def _create_schema(db: sqlite3.Connection, migrated: bool) -> None:
+    _run_script(db, _SCHEMA)
+    db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    if migrated:
+        db.execute("INSERT INTO meta VALUES ('migrated_from', ?)", (legacy_checkpoints.FILE_NAME,))
+
+
+def _run_script(db: sqlite3.Connection, script: str) -> None:
+    """Each statement of `script` inside the caller's transaction (executescript would commit)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
 
 
 @contextlib.contextmanager

@@ -19,6 +19,10 @@ tokens are prompt tokens too), `output_tokens = output + thoughts`, `reasoning_t
 `cache_read_input_tokens = cached`. Tool calls (`toolCalls`, with their embedded results) follow
 their LLM call as tool spans.
 
+`Turn.identities` are the turn's message ids (`gemini:message:<id>`), in both the JSONL and the
+legacy path: a resumed legacy session copied into a `.jsonl` is recognised as already shipped
+(tailerd/history.py).
+
 Legacy `.json` files are one JSON document rewritten whole on every update, so byte offsets mean
 nothing: the daemon routes them to `turns_from_document`, which returns every finished turn of
 the document, keyed by message ids so that a re-read can be diffed by key.
@@ -41,6 +45,7 @@ AGENT_NAME = "gemini"
 PROVIDER = "google"
 WHOLE_DOCUMENT_SUFFIX = ".json"
 CANCELLED = "Request cancelled."
+IDENTITY_PREFIX = "gemini:message:"
 _ASSISTANT_TYPES = frozenset({"gemini", "model"})
 
 Record = dict[str, Any]
@@ -177,7 +182,14 @@ def build_turn(
         ended_at=times[-1] if times else None,
         interrupted=any(r.get("type") == "info" and _text(r) == CANCELLED for r in rest),
         attributes=attrs,
+        identities=tuple(dict.fromkeys(_identity(r) for r in records if _str(r.get("id")))),
     )
+
+
+def _identity(record: Record) -> str:
+    """A message's identity across files: Gemini CLI keeps message ids when it copies a session
+    (a legacy `.json` resumed into a `.jsonl` of the same name repeats every earlier message)."""
+    return f"{IDENTITY_PREFIX}{record['id']}"
 
 
 def _session_attributes(meta: Mapping[str, Any]) -> dict[str, Any]:
