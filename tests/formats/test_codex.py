@@ -350,10 +350,12 @@ PARENT_NAME = f"rollout-2026-02-23T12-40-23-{PARENT_ID}.jsonl"
 CHILD_NAME = f"rollout-2026-02-23T12-41-04-{CHILD_ID}.jsonl"
 
 
-def rec(kind: str, payload: dict[str, Any], second: int, ordinal: int | None = None) -> bytes:
-    body: dict[str, Any] = {
-        "timestamp": f"2026-02-23T11:{40 + second // 60:02d}:{second % 60:02d}.000Z"
-    }
+def rec(kind: str, payload: dict[str, Any], second: float, ordinal: int | None = None) -> bytes:
+    """A record stamped `second` seconds after 2026-02-23T11:40:00Z (millisecond precision)."""
+    ms = round(second * 1000)
+    minute, rest = divmod(ms, 60_000)
+    stamp = f"2026-02-23T11:{40 + minute:02d}:{rest // 1000:02d}.{rest % 1000:03d}Z"
+    body: dict[str, Any] = {"timestamp": stamp}
     if ordinal is not None:
         body["ordinal"] = ordinal
     body.update(type=kind, payload=payload)
@@ -425,7 +427,7 @@ def child_rollout() -> bytes:
     ctx = {"turn_id": "ct1", "cwd": "/w", "model": "gpt-5.5-mini"}
     lines: list[tuple[str, dict[str, Any]]] = [
         ("session_meta", {"id": CHILD_ID, "session_id": PARENT_ID, "parent_thread_id": PARENT_ID,
-                          "forked_from_id": PARENT_ID, "timestamp": "2026-02-23T11:40:08.000Z",
+                          "forked_from_id": PARENT_ID, "timestamp": "2026-02-23T11:40:05.500Z",
                           "cwd": "/w", "originator": "codex_cli_rs", "cli_version": "0.150.0",
                           "source": {"subagent": {"thread_spawn": spawn}},
                           "agent_nickname": "Ada", "agent_role": "explorer",
@@ -452,7 +454,10 @@ def child_rollout() -> bytes:
         ("event_msg", {"type": "task_complete", "turn_id": "ct1",
                        "last_agent_message": "It is test_retry"}),
     ]  # fmt: skip
-    return b"".join(rec(kind, p, 8 + i, ordinal=i) for i, (kind, p) in enumerate(lines))
+    # The child runs while the parent waits for it: its records are stamped from 11:40:05.5 (the
+    # spawn call is at :05) every 0.4 s, its task_complete at :11.5, before the parent's wait
+    # returns (:13) and the parent's turn ends (:17).
+    return b"".join(rec(kind, p, 5.5 + 0.4 * i, ordinal=i) for i, (kind, p) in enumerate(lines))
 
 
 # Hand sums of the child's own two requests: (input, output, cache read, reasoning).
@@ -512,13 +517,15 @@ def test_child_thread_nests_under_the_spawn_call(codex_home: Path) -> None:
     assert "codex.subagent_unfinished" not in sub.attributes
 
 
-def test_child_rollout_alone_emits_nothing_by_default(codex_home: Path) -> None:
+def test_child_rollout_alone_emits_nothing_its_parent_nests(codex_home: Path) -> None:
+    """The child's only turn ended (:11.5) before the parent's spawning turn (:17): the parent
+    nests it, so the child's own rollout emits nothing, and its checkpoint passes every line."""
     path = codex_home / DAY / CHILD_NAME
     parser = codex.FORMAT.new_parser(related_source(path), None)
     out: list[Turn | DeadLetter] = []
     for line in lines_of(path.read_bytes()):
         out.extend(parser.feed(line))
-        assert parser.pending_from() is None  # checkpoints move past every line
+    assert parser.pending_from() is None
     out.extend(parser.close_idle(10**9))
     assert out == []
 

@@ -3,17 +3,20 @@
 The child's rollout is found through `Source.find_related` (searched from the Codex home holding
 `sessions/`, else from the parent's directory), read through `Source.read_related` (`.zst`
 decompressed up to `subagent_cap`) and parsed by a nested parser, at most `MAX_SUBAGENT_DEPTH`
-levels deep. A child that cannot be found or read leaves the plain tool call, tagged
-`codex.subagent_transcript`.
+levels deep. Only the child's turns that finished no later than the parent's turn (by their
+timestamps) are nested; the others are shipped from the child's own rollout (see `lineage`), so
+live reading and `--once` split the child's work the same way. A spawn call with no child turn
+to nest stays a plain tool call, tagged `codex.subagent_transcript` ("shipped_separately",
+"unavailable" when the child cannot be found or read, "depth_limit").
 """
 
 from __future__ import annotations
 
 import io
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import PurePath
 
 from tailerd.core.framing import LineFramer
@@ -23,6 +26,7 @@ from tailerd.formats.codex.records import as_str
 from tailerd.formats.codex.spans import ToolDraft
 
 DEFAULT_SUBAGENT_CAP = 64 * 1024 * 1024
+DEFAULT_ABORT_GRACE = 5.0
 MAX_SUBAGENT_DEPTH = 3
 SUBAGENT_NAME = "codex-subagent"
 _SAFE_THREAD_ID = re.compile(r"[\w.-]+")  # nothing a glob or a path would interpret
@@ -38,6 +42,60 @@ def _search_root(path: str) -> str:
         if ancestor.name in ("sessions", "archived_sessions"):
             return str(ancestor.parent)
     return str(here.parent)
+
+
+def nests(parent_end: datetime | None, child_turn: Turn) -> bool:
+    """True when a parent turn ending at `parent_end` holds this finished child turn: both
+    times known and the child's end not later. The one rule both sides apply."""
+    end = child_turn.ended_at
+    return parent_end is not None and end is not None and end <= parent_end
+
+
+def locate_thread(source: Source, thread: str) -> str | None:
+    """The rollout of Codex thread `thread` (plain preferred over `.zst`), or None."""
+    if not _SAFE_THREAD_ID.fullmatch(thread):
+        return None
+    try:
+        found = source.find_related(_search_root(source.path), f"rollout-*-{thread}.jsonl*")
+    except Exception:  # a failing search is a missing thread, not a parser crash
+        return None
+    names = (f"-{thread}.jsonl", f"-{thread}.jsonl.zst")
+    matches = [p for p in found if PurePath(p).name.endswith(names)]
+    # Codex prefers the plain file while a compressed copy is being materialised.
+    matches.sort(key=lambda p: (p.endswith(".zst"), p))
+    return matches[0] if matches else None
+
+
+def read_thread(source: Source, path: str) -> bytes | None:
+    """A rollout's bytes (decompressed), up to the `subagent_cap` option; None if unreadable."""
+    cap = int(source.options.get("subagent_cap", DEFAULT_SUBAGENT_CAP))
+    try:
+        data = source.read_related(path, cap)
+    except Exception:  # an unreadable neighbour is a missing thread, not a parser crash
+        return None
+    if data is None or not path.endswith(".zst"):
+        return data
+    return _unpack(data, cap)
+
+
+def related_source(source: Source, path: str, **options: object) -> Source:
+    """The Source of a neighbouring rollout, with the same options (and `options` on top)."""
+    return Source(
+        path,
+        source.agent_name,
+        {**source.options, **options},
+        source.read_related,
+        source.find_related,
+    )
+
+
+def feed_all(parser: TurnParser, data: bytes) -> list[Turn]:
+    """Feed a whole rollout; its finished turns."""
+    turns: list[Turn] = []
+    for line in LineFramer().feed(data if data.endswith(b"\n") else data + b"\n"):
+        if isinstance(line, Line):
+            turns.extend(x for x in parser.feed(line) if isinstance(x, Turn))
+    return turns
 
 
 def _unpack(data: bytes, cap: int) -> bytes:
@@ -67,76 +125,46 @@ class Children:
     depth: int
     new_parser: NestedParserFactory
 
-    @property
-    def cap(self) -> int:
-        return int(self.source.options.get("subagent_cap", DEFAULT_SUBAGENT_CAP))
-
-    def call(self, tool: ToolDraft, child: str) -> SpanCall:
-        """The spawn call as a SubAgentCall, or the plain call tagged why it is not nested."""
+    def call(self, tool: ToolDraft, child: str, parent_end: datetime | None) -> SpanCall:
+        """The spawn call as a SubAgentCall holding the child's turns that finished by
+        `parent_end` (the parent turn's end), or the plain call tagged why nothing is nested."""
         if self.depth >= MAX_SUBAGENT_DEPTH:
             return self._plain(tool, "depth_limit")
-        path = self._locate(child)
-        data = self._read(path) if path else None
+        path = locate_thread(self.source, child)
+        data = read_thread(self.source, path) if path else None
         if path is None or data is None:
             return self._plain(tool, "unavailable")
-        turns, unfinished = self._child_turns(path, data)
-        return self._subagent(tool, child, turns, unfinished)
+        turns, later = self._child_turns(path, data, parent_end)
+        if not turns:
+            return self._plain(tool, "shipped_separately")
+        return self._subagent(tool, child, turns, later)
 
     def _plain(self, tool: ToolDraft, why: str) -> ToolCall:
         tool.attributes["codex.subagent_transcript"] = why
         return tool.build()
 
-    def _locate(self, child: str) -> str | None:
-        if not _SAFE_THREAD_ID.fullmatch(child):
-            return None
-        try:
-            found = self.source.find_related(
-                _search_root(self.source.path), f"rollout-*-{child}.jsonl*"
-            )
-        except Exception:  # a failing search is a missing child, not a parser crash
-            return None
-        names = (f"-{child}.jsonl", f"-{child}.jsonl.zst")
-        matches = [p for p in found if PurePath(p).name.endswith(names)]
-        # Codex prefers the plain file while a compressed copy is being materialised.
-        matches.sort(key=lambda p: (p.endswith(".zst"), p))
-        return matches[0] if matches else None
-
-    def _read(self, path: str) -> bytes | None:
-        try:
-            data = self.source.read_related(path, self.cap)
-        except Exception:  # an unreadable neighbour is a missing child, not a parser crash
-            return None
-        if data is None or not path.endswith(".zst"):
-            return data
-        return _unpack(data, self.cap)
-
-    def _child_turns(self, path: str, data: bytes) -> tuple[list[Turn], bool]:
-        """The child's turns as of now, and whether its last one was still running."""
-        source = Source(
-            path,
-            self.source.agent_name,
-            self.source.options,
-            self.source.read_related,
-            self.source.find_related,
-        )
-        parser = self.new_parser(source, self.depth + 1)
-        turns: list[Turn] = []
-        for line in LineFramer().feed(data if data.endswith(b"\n") else data + b"\n"):
-            if isinstance(line, Line):
-                turns.extend(x for x in parser.feed(line) if isinstance(x, Turn))
-        unfinished = parser.pending_from() is not None
-        turns.extend(parser.close_idle(math.inf))
-        return turns, unfinished
+    def _child_turns(
+        self, path: str, data: bytes, parent_end: datetime | None
+    ) -> tuple[list[Turn], bool]:
+        """The child's turns that finished by `parent_end`, and whether it has later work
+        (turns finished after it, or one still running: shipped from the child's rollout)."""
+        parser = self.new_parser(related_source(self.source, path), self.depth + 1)
+        turns = feed_all(parser, data)
+        # a turn aborted without its closing record is over (as `abort_grace` closes it live)
+        grace = float(self.source.options.get("abort_grace", DEFAULT_ABORT_GRACE))
+        turns.extend(x for x in parser.close_idle(grace) if x.interrupted)
+        nested = [t for t in turns if nests(parent_end, t)]
+        return nested, len(nested) < len(turns) or parser.pending_from() is not None
 
     def _subagent(
-        self, tool: ToolDraft, child: str, turns: list[Turn], unfinished: bool
+        self, tool: ToolDraft, child: str, turns: list[Turn], later: bool
     ) -> SubAgentCall:
         attrs = dict(tool.attributes)
         attrs["codex.spawn_arguments"] = tool.arguments
         attrs["codex.spawn_result"] = tool.result
         attrs["codex.subagent_turns"] = len(turns)
-        if unfinished:
-            attrs["codex.subagent_unfinished"] = True
+        if later:
+            attrs["codex.subagent_later_turns"] = "shipped_separately"
         child_attrs = turns[0].attributes if turns else {}
         name = next(
             (

@@ -32,6 +32,9 @@ CALL_TYPES = frozenset(
 )
 OUTPUT_TYPES = frozenset({"function_call_output", "custom_tool_call_output", "tool_search_output"})
 _SAFE_THREAD_ID = re.compile(r"[\w.-]+")  # nothing a glob or a path would interpret
+# Context Codex injects as user messages: `<environment_context>`, `<user_instructions>`,
+# `<permissions instructions>`, ... and the AGENTS.md block.
+_INJECTED = re.compile(r"\s*(?:<[A-Za-z_][\w -]*>|# AGENTS\.md instructions)")
 _FALSE = frozenset({"0", "false", "no", "off"})
 
 
@@ -62,6 +65,11 @@ def flag(value: Any, default: bool) -> bool:
     if isinstance(value, str):
         return value.strip().lower() not in _FALSE
     return bool(value)
+
+
+def injected_context(text: str) -> bool:
+    """True for a user message that is context Codex injected (or empty), not a prompt."""
+    return not text.strip() or _INJECTED.match(text) is not None
 
 
 def content_text(content: Any) -> str:

@@ -20,6 +20,7 @@ from tailerd.formats.codex.records import (
     PROVIDER,
     as_str,
     content_text,
+    injected_context,
     spawned_thread,
     tool_output,
 )
@@ -105,6 +106,10 @@ class OpenTurn:
     ended_at: datetime | None = None
     final_message: str = ""
     attributes: dict[str, Any] = field(default_factory=dict)
+    aborted: bool = False  # `turn_aborted` seen; lingers for late records (`abort_grace`)
+    answered: bool = False  # an assistant message was seen since the prompt
+    prompt_from_item: bool = False  # opened by a `response_item` prompt (no `user_message`)
+    unknown_times: int = 0  # records of this turn whose timestamp was absent or unreadable
 
     @property
     def explicit(self) -> bool:
@@ -118,6 +123,26 @@ class OpenTurn:
         """True while no request has items, usage or tool calls."""
         return all(r.empty and not r.tools for r in self.requests)
 
+    def spawn_call(self, child: str) -> str | None:
+        """The call id of this turn's spawn call naming thread `child`, else None."""
+        tools = [x for r in self.requests for x in r.tools]
+        calls = [x.call_id for x in tools if x.attributes.get("codex.child_thread_id") == child]
+        return calls[0] if calls else None
+
+
+def item_prompt(t: OpenTurn | None, p: dict[str, Any]) -> str | None:
+    """The prompt of a user `response_item` written without its `user_message`, else None.
+
+    Only in a turn without task events, after the model answered it with no tool call awaiting
+    output: a real prompt's `user_message` always comes first, and injected context
+    (`<environment_context>`, AGENTS.md, ...) is never a prompt."""
+    if p.get("type") != "message" or p.get("role") != "user" or t is None:
+        return None
+    if t.explicit or t.aborted or not t.answered or t.awaiting:
+        return None
+    text = content_text(p.get("content"))
+    return None if injected_context(text) else text
+
 
 def add_response_item(t: OpenTurn, p: dict[str, Any], when: datetime | None) -> bool:
     """Add one `response_item` payload to the open turn; False when it is of no use (ignored)."""
@@ -127,6 +152,7 @@ def add_response_item(t: OpenTurn, p: dict[str, Any], when: datetime | None) -> 
         text = content_text(p.get("content"))
         r.outputs.append(Message("assistant", text))
         t.final_message = text
+        t.answered = True
     elif kind == "reasoning":
         summary = p.get("summary")
         texts = [content_text(s) for s in summary] if isinstance(summary, list) else []

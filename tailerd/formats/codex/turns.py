@@ -1,20 +1,28 @@
 """Codex turn assembly: the per-rollout state machine that cuts records into finished turns.
 
-`task_started` opens a turn, `task_complete`/`turn_aborted` finish it; older rollouts only have
-`user_message`, each one finishing the previous turn. `turn_context` and `token_count` place the
-cuts between model requests; `session_meta` gives the thread's identity and, for a child thread,
-where the parent's copied history ends. `snapshot` is the context as it was before the open turn.
+`task_started` opens a turn, `task_complete` finishes it; `turn_aborted` marks it interrupted and
+it lingers `abort_grace` seconds (or until the next turn opens) for the aborted request's late
+`token_count` and tool outputs. Older rollouts only have `user_message`, each one finishing the
+previous turn; in a turn without task events, a non-injected `response_item` user message after
+the model's answer is a prompt written without its `user_message` and opens the next turn.
+`turn_context` and `token_count` place the cuts between model requests; `session_meta` gives the
+thread's identity and, for a child thread, where the parent's copied history ends. `snapshot`
+is the context as it was before the open turn.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from tailerd.domain import DeadLetter, Line, LLMCall, Message, SpanCall, Turn
 from tailerd.formats.base import Source, decode_object, json_text, parse_time, turn_key
-from tailerd.formats.codex.children import Children
+from tailerd.formats.codex.children import DEFAULT_ABORT_GRACE, Children
+from tailerd.formats.codex.continuation import late_usage_turn
+from tailerd.formats.codex.identity import turn_identities
+from tailerd.formats.codex.lineage import shipped_on_own, spawn_origin
 from tailerd.formats.codex.records import (
     AGENT_NAME,
     SESSION_ATTRS,
@@ -26,7 +34,14 @@ from tailerd.formats.codex.records import (
     ordinal,
     usage_of,
 )
-from tailerd.formats.codex.spans import OpenTurn, Request, ToolDraft, add_response_item, tag_spawn
+from tailerd.formats.codex.spans import (
+    OpenTurn,
+    Request,
+    ToolDraft,
+    add_response_item,
+    item_prompt,
+    tag_spawn,
+)
 
 DEFAULT_IDLE_CLOSE = 30.0
 DEFAULT_ABANDON_CLOSE = 6 * 3600.0
@@ -53,6 +68,11 @@ class CodexParser:
         self._turn: OpenTurn | None = None
         self._idle_close = float(source.options.get("idle_close", DEFAULT_IDLE_CLOSE))
         self._abandon = float(source.options.get("abandon_close", DEFAULT_ABANDON_CLOSE))
+        self._abort_grace = float(source.options.get("abort_grace", DEFAULT_ABORT_GRACE))
+        last = ctx.get("last_closed")
+        self._last_closed: list[str] = (
+            [str(x) for x in last] if isinstance(last, list) and len(last) == 2 else []
+        )
         self._nested = nested
         self._nest = nested or flag(source.options.get("nest_subagents"), True)
         self._children = Children(source, depth, _nested_parser) if self._nest else None
@@ -74,38 +94,49 @@ class CodexParser:
             return [DeadLetter(line.start, line.end, f"{raw['type']!r} record without payload")]
         out: list[Turn | DeadLetter] = []
         kind, payload = raw["type"], as_dict(raw.get("payload"))
-        when = parse_time(raw.get("timestamp"))
+        stamp = raw.get("timestamp")
+        when = parse_time(stamp)
         if kind == "session_meta":
             self._session_meta(payload)
-        elif self._hidden or self._inherited(raw.get("ordinal"), when):
+        elif self._inherited(raw.get("ordinal"), when):
             self.ignored += 1
             return []
         elif kind == "turn_context":
             self._turn_context(payload)
         elif kind == "event_msg":
-            out.extend(self._event(payload, raw.get("timestamp"), when, line))
+            out.extend(self._event(payload, stamp, when, line))
         elif kind == "response_item":
-            if self._turn is None or not add_response_item(self._turn, payload, when):
+            prompt = item_prompt(self._turn, payload)
+            if prompt is not None:
+                out.extend(self._prompt(prompt, stamp, when, line, from_item=True))
+            elif self._turn is None or not add_response_item(self._turn, payload, when):
                 self.ignored += 1
         else:
             self.ignored += 1
         if self._turn is not None and self._turn.start <= line.start:
             self._turn.end = max(self._turn.end, line.end)
             self._turn.ended_at = when or self._turn.ended_at
+            self._turn.unknown_times += when is None
         return out
 
     def close_idle(self, quiet_for: float) -> list[Turn]:
         t = self._turn
         if t is None:
             return []
+        if t.aborted and quiet_for >= self._abort_grace:
+            return self._finish(interrupted=True)
         if not t.explicit and not t.awaiting and quiet_for >= self._idle_close:
-            return [self._close(interrupted=False)]
+            return self._finish(interrupted=False)
         if quiet_for >= self._abandon:
-            return [self._close(interrupted=True)]
+            return self._finish(interrupted=True)
         return []
 
     def pending_from(self) -> int | None:
         return None if self._turn is None else self._turn.start
+
+    def open_spawn(self, child: str) -> str | None:
+        """The call id of the open turn's spawn call naming thread `child`, else None."""
+        return None if self._turn is None else self._turn.spawn_call(child)
 
     def snapshot(self) -> dict[str, Any]:
         return dict(self._turn.context) if self._turn is not None else self._context()
@@ -113,8 +144,8 @@ class CodexParser:
     # -- records --------------------------------------------------------------------------
 
     @property
-    def _hidden(self) -> bool:
-        """A child thread tailed on its own: its calls are shipped inside its parent's turn."""
+    def _tailed_child(self) -> bool:
+        """A spawned child thread tailed on its own, whose turns its parent may nest."""
         return self._spawned and self._nest and not self._nested
 
     def _inherited(self, raw_ordinal: Any, when: datetime | None) -> bool:
@@ -134,6 +165,7 @@ class CodexParser:
             "spawned": self._spawned,
             "history_start": self._history_start,
             "born": self._born_text,
+            "last_closed": list(self._last_closed),
         }
 
     def _session_meta(self, p: dict[str, Any]) -> None:
@@ -158,7 +190,7 @@ class CodexParser:
         if self._history_start is None and as_str(p.get("forked_from_id")):
             self._born = parse_time(p.get("timestamp"))
             self._born_text = as_str(p.get("timestamp")) if self._born else ""
-        if self._hidden:
+        if self._tailed_child:
             self._turn = None  # records written before the header belong to the parent
 
     def _turn_context(self, p: dict[str, Any]) -> None:
@@ -185,8 +217,8 @@ class CodexParser:
         if kind == "item_completed" and item.get("type") == "UserMessage":
             return self._prompt(content_text(item.get("content")), stamp, when, line)
         if kind == "token_count":
-            self._token_count(as_dict(p.get("info")), when)
-        elif kind == "collab_agent_spawn_end" and self._turn is not None:
+            return self._token_count(as_dict(p.get("info")), when, line)
+        if kind == "collab_agent_spawn_end" and self._turn is not None:
             tag_spawn(self._turn, p)
         else:
             self.ignored += 1
@@ -196,12 +228,12 @@ class CodexParser:
         self, turn_id: str, when: datetime | None, line: Line
     ) -> list[Turn | DeadLetter]:
         t = self._turn
-        if t is not None and not t.explicit and t.pristine():
+        if t is not None and not t.explicit and not t.aborted and t.pristine():
             t.turn_id = turn_id or t.implicit_id  # the prompt was written just before this
             return []
         closed: list[Turn | DeadLetter] = []
         if t is not None:
-            closed.append(self._close(interrupted=t.explicit))
+            closed.extend(self._finish(interrupted=t.explicit))
         context = self._context()
         implicit_id = "" if turn_id else self._next_implicit_id(None, when)
         self._open(line, when, context, turn_id, implicit_id)
@@ -218,43 +250,75 @@ class CodexParser:
         t.end, t.ended_at = line.end, when or t.ended_at
         if aborted and as_str(p.get("reason")):
             t.attributes["codex.abort_reason"] = p["reason"]
-        t.final_message = as_str(p.get("last_agent_message"))
-        return [self._close(interrupted=aborted)]
+        t.final_message = as_str(p.get("last_agent_message")) or t.final_message
+        if aborted and not t.aborted:
+            t.aborted = True  # the aborted request's token_count may still follow
+            return []
+        return [*self._finish(interrupted=aborted)]
 
     def _prompt(
-        self, text: str, stamp: Any, when: datetime | None, line: Line
+        self, text: str, stamp: Any, when: datetime | None, line: Line, from_item: bool = False
     ) -> list[Turn | DeadLetter]:
         message = Message("user", text)
         t = self._turn
-        if t is not None and t.explicit:
+        if t is not None and t.explicit and not t.aborted:
             t.request.inputs.append(message)  # steering input inside a running turn
             t.messages.append(message)
             return []
+        if t is not None and t.prompt_from_item and t.pristine() and not from_item:
+            t.messages[:] = t.request.inputs[:] = [message]  # the event wins over its echo
+            t.prompt_from_item = False
+            return []
         closed: list[Turn | DeadLetter] = []
         if t is not None:
-            closed.append(self._close(interrupted=bool(t.awaiting)))
+            closed.extend(self._finish(interrupted=bool(t.awaiting)))
         context = self._context()
         opened = self._open(line, when, context, "", self._next_implicit_id(stamp, when))
         opened.messages.append(message)
         opened.request.inputs.append(message)
+        opened.prompt_from_item = from_item
         return closed
 
-    def _token_count(self, info: dict[str, Any], when: datetime | None) -> None:
+    def _token_count(
+        self, info: dict[str, Any], when: datetime | None, line: Line
+    ) -> list[Turn | DeadLetter]:
         total = info.get("total_token_usage")
         if not info or total is None:
-            return
+            return []
         fingerprint = json_text(total)
         if fingerprint == self._last_total:
-            return  # a repeated snapshot, not a new request
+            return []  # a repeated snapshot, not a new request
         self._last_total = fingerprint
         last = info.get("last_token_usage")
         t = self._turn
-        if t is None or not isinstance(last, dict):
-            return
+        if not isinstance(last, dict):
+            return []
+        if t is None:
+            return self._late_usage(last, fingerprint, when, line)
         if t.request.usage is not None:
             t.requests.append(Request(self._model, when))
         t.request.usage = usage_of(last)
         t.request.ended_at = when or t.request.ended_at
+        return []
+
+    def _late_usage(
+        self, last: dict[str, Any], fingerprint: str, when: datetime | None, line: Line
+    ) -> list[Turn | DeadLetter]:
+        if not self._last_closed:
+            return []  # before any turn of this file: nothing it could belong to
+        turn_id, identity = self._last_closed
+        turn = late_usage_turn(
+            (turn_id, identity),
+            usage_of(last),
+            fingerprint,
+            when,
+            line,
+            session=self._session(),
+            agent_name=self._source.agent_name or AGENT_NAME,
+            model=self._model,
+            attributes=self._attrs,
+        )
+        return [turn]
 
     # -- turns ----------------------------------------------------------------------------
 
@@ -285,11 +349,11 @@ class CodexParser:
         )
         return self._turn
 
-    def _span_of(self, tool: ToolDraft) -> SpanCall:
+    def _span_of(self, tool: ToolDraft, parent_end: datetime | None) -> SpanCall:
         child = tool.attributes.get("codex.child_thread_id")
         if self._children is None or not isinstance(child, str):
             return tool.build()
-        return self._children.call(tool, child)
+        return self._children.call(tool, child, parent_end)
 
     def _session(self) -> str:
         if self._session_id:
@@ -297,20 +361,38 @@ class CodexParser:
         found = THREAD_ID.findall(self._source.stable_name)
         return found[-1] if found else self._source.stable_name
 
+    def _finish(self, interrupted: bool) -> list[Turn]:
+        """Close the open turn; [] when it is a tailed child's turn that its parent nests."""
+        turn = self._close(interrupted)
+        if not self._tailed_child:
+            return [turn]
+        parent = self._attrs.get("codex.parent_thread_id")
+        origin = spawn_origin(self._source, self._session(), parent, _flat_parser)
+        if origin is not None and origin.nests(turn):
+            return []
+        return [shipped_on_own(turn, origin)]
+
     def _close(self, interrupted: bool) -> Turn:
         t = self._turn
         assert t is not None
         self._turn = None
         for tool in t.awaiting.values():
             tool.attributes["codex.output_missing"] = True
-        spans = [s for r in t.requests for s in r.spans(self._span_of)]
+        spans = [s for r in t.requests for s in r.spans(lambda x: self._span_of(x, t.ended_at))]
         models = [s.model for s in spans if isinstance(s, LLMCall) and s.model]
         session = self._session()
         attributes = dict(self._attrs)
         attributes.update(t.attributes)
         if t.explicit:
             attributes["codex.turn_id"] = t.turn_id
+        if t.started_at is None:
+            attributes["tailerd.timestamp_unknown"] = True  # never stamped with the read time
+        if t.unknown_times:
+            attributes["codex.unreadable_timestamps"] = t.unknown_times
         output = (Message("assistant", t.final_message),) if t.final_message else ()
+        previous = self._last_closed[1] if self._last_closed else ""
+        identities = turn_identities(t.turn_id, t.messages, t.requests, previous)
+        self._last_closed = [t.turn_id or t.implicit_id, identities[0]]
         return Turn(
             key=turn_key(AGENT_NAME, session, t.turn_id or t.implicit_id),
             session_id=session,
@@ -323,9 +405,16 @@ class CodexParser:
             spans=tuple(spans),
             started_at=t.started_at,
             ended_at=t.ended_at,
-            interrupted=interrupted,
+            interrupted=interrupted or t.aborted,
             attributes=attributes,
+            identities=identities,
         )
+
+
+def _flat_parser(source: Source) -> CodexParser:
+    """A parser reading a parent rollout only to find its spawn calls (nothing nested)."""
+    options = {**source.options, "nest_subagents": False}
+    return CodexParser(replace(source, options=options), None)
 
 
 def _nested_parser(source: Source, depth: int) -> CodexParser:

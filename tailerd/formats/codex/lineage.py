@@ -1,0 +1,104 @@
+"""A spawned Codex child thread tailed on its own: which of its turns its parent nests.
+
+A child (`session_meta.source.subagent.thread_spawn`) may outlive the parent turn that spawned
+it (a background agent; or later input sent to it). Both sides apply one rule to the child's
+finished turns (`children.nests`): a child turn that ended no later than the spawning parent
+turn (by their timestamps) is nested under the spawn call when the parent's turn is shipped;
+any other child turn is shipped from the child's own rollout when it finishes, in the parent's
+conversation (`session_id` = the parent thread id) and tagged with `codex.parent_turn_key`,
+`codex.spawn_call_id` and `codex.thread_id`. The rule reads only the two files' contents, so
+live tailing and `--once` split the work the same way and every token counts once.
+
+To decide, the child reads its parent's rollout (found by thread id like any child) with a
+parser that nests nothing, and finds the turn whose spawn call names the child. While that turn
+is still open the child's finished turns are the parent's to nest (it will end later).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Protocol
+
+from tailerd.domain import ToolCall, Turn
+from tailerd.formats.base import Source, TurnParser
+from tailerd.formats.codex.children import (
+    feed_all,
+    locate_thread,
+    nests,
+    read_thread,
+    related_source,
+)
+from tailerd.formats.codex.records import as_str
+
+
+class SpawnReader(TurnParser, Protocol):
+    """A parser of the parent's rollout that nests nothing."""
+
+    def open_spawn(self, child: str) -> str | None:
+        """The call id of the open turn's spawn call naming thread `child`, else None."""
+        ...
+
+
+FlatParserFactory = Callable[[Source], SpawnReader]
+
+
+@dataclass(frozen=True, slots=True)
+class SpawnOrigin:
+    """The parent turn that spawned a child thread, as its rollout reads now."""
+
+    parent_session: str
+    parent_key: str  # the spawning turn's key ("" while it is open)
+    call_id: str
+    parent_end: datetime | None  # the spawning turn's end; None while open or unknown
+    open: bool  # the spawning turn has not finished yet
+
+    def nests(self, child_turn: Turn) -> bool:
+        """True when the parent's spawning turn holds (or will hold) this finished child turn."""
+        return self.open or nests(self.parent_end, child_turn)
+
+
+def spawn_origin(
+    source: Source, child: str, parent: Any, new_parser: FlatParserFactory
+) -> SpawnOrigin | None:
+    """Where child thread `child` (rollout `source`) was spawned, read from the rollout of
+    thread `parent`; None when that rollout or a spawn call naming the child is not found."""
+    if not isinstance(parent, str) or not parent or not child:
+        return None
+    path = locate_thread(source, parent)
+    data = read_thread(source, path) if path else None
+    if path is None or data is None:
+        return None
+    parser = new_parser(related_source(source, path))
+    for turn in feed_all(parser, data):
+        call_id = _spawn_call(turn, child)
+        if call_id is not None:
+            return SpawnOrigin(turn.session_id, turn.key, call_id, turn.ended_at, False)
+    call_id = parser.open_spawn(child)
+    if call_id is not None:
+        return SpawnOrigin(parent, "", call_id, None, True)
+    return None
+
+
+def _spawn_call(turn: Turn, child: str) -> str | None:
+    for span in turn.spans:
+        if isinstance(span, ToolCall) and span.attributes.get("codex.child_thread_id") == child:
+            return as_str(span.tool_call_id)
+    return None
+
+
+def shipped_on_own(turn: Turn, origin: SpawnOrigin | None) -> Turn:
+    """A child's turn its parent does not nest, as shipped from the child's rollout: in the
+    parent's conversation and tagged with the spawning turn and call (or with
+    `codex.spawn_origin = "unavailable"` when the parent's rollout does not name the child)."""
+    if origin is None:
+        attributes = {**turn.attributes, "codex.spawn_origin": "unavailable"}
+        return replace(turn, attributes=attributes)
+    attributes = {
+        **turn.attributes,
+        "codex.thread_id": turn.session_id,
+        "codex.parent_turn_key": origin.parent_key,
+        "codex.spawn_call_id": origin.call_id,
+    }
+    return replace(turn, session_id=origin.parent_session, attributes=attributes)
