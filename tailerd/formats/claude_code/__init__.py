@@ -10,7 +10,12 @@ An API response is written as one line per content block sharing `message.id`; t
 merged into one `LLMCall` whose usage is the last line's. `tool_use.id` pairs with
 `tool_result.tool_use_id`. `Task`/`Agent` calls become `SubAgentCall`s with the sub-agent's own
 calls nested, read from `<dir>/<session>/subagents/agent-<id>.jsonl` (2.1.x) or
-`<dir>/agent-<id>.jsonl` (2.0.x) through `Source.read_related`.
+`<dir>/agent-<id>.jsonl` (2.0.x) through `Source.read_related`, to any depth (a cycle guard, no
+depth cap). Billed calls no turn holds (the compaction summariser, Warmup sidechains, sub-agents
+whose parent turn is missing) are nested in the interrupted turn or shipped as synthetic turns
+marked `tailerd.synthetic` (see `synthetic`). Only a Claude Code sidechain file named
+`agent-*.jsonl` whose session file can ship it is auxiliary (see `layout`); a Warmup or
+parentless sub-agent file is tailed on its own (see `standalone`).
 
 Options (`source.options`):
 
@@ -23,7 +28,8 @@ Options (`source.options`):
 * `dedup_window` (50000): record uuids remembered to drop duplicated records.
 
 This package: `records` (one record), `spans` (LLM/tool calls of a turn), `subagents`
-(neighbouring files), `turns` (the state machine); the format itself is below.
+(neighbouring files), `synthetic` (calls no turn holds), `layout` (which files are auxiliary),
+`standalone` (a sub-agent file tailed alone), `turns` (the state machine); the format is below.
 """
 
 from __future__ import annotations
@@ -36,7 +42,9 @@ from typing import Any
 import orjson
 
 from tailerd.formats.base import Source, TurnParser
+from tailerd.formats.claude_code.layout import is_subagent_file_read_by_parent
 from tailerd.formats.claude_code.records import KNOWN_TYPES, NAME
+from tailerd.formats.claude_code.standalone import SubagentFileParser
 from tailerd.formats.claude_code.turns import ClaudeCodeParser
 
 __all__ = ["FORMAT", "NAME", "ClaudeCodeFormat", "ClaudeCodeParser"]
@@ -79,11 +87,14 @@ class ClaudeCodeFormat:
             return _looks_like_claude_record(first)  # a first line longer than the head
 
     def is_auxiliary(self, path: PurePath) -> bool:
-        if "subagents" in path.parts or "tool-results" in path.parts:
-            return True
-        return path.name.startswith("agent-") and path.name.endswith(".jsonl")
+        """A sub-agent transcript its session's parser reads (looks at the file's first line
+        and its session file's size; see `layout`)."""
+        return is_subagent_file_read_by_parent(path)
 
     def new_parser(self, source: Source, context: Mapping[str, Any] | None) -> TurnParser:
+        """A sub-agent file tailed on its own (named `agent-*`) gets a SubagentFileParser."""
+        if source.stable_name.startswith("agent-"):
+            return SubagentFileParser(source, context)
         return ClaudeCodeParser(source, context)
 
 

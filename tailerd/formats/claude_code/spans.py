@@ -85,6 +85,9 @@ class ToolDraft:
     agent_id: str = ""
     subagent: SubAgentCall | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
+    # the sub-agent's own records as its `agent_progress` records carried them: its calls when
+    # its transcript file is missing (a copied or moved session keeps only these)
+    progress: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def is_subagent(self) -> bool:
@@ -105,6 +108,16 @@ class ToolDraft:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class BuiltSpan:
+    """A span made elsewhere (e.g. the compaction summariser's call) kept in the turn's order."""
+
+    span: SpanCall
+
+    def build(self) -> SpanCall:
+        return self.span
+
+
 SubAgentResolver = Callable[["ToolDraft"], SubAgentCall]
 SpilledReader = Callable[[str, str], str | None]
 
@@ -118,11 +131,12 @@ class SpanBuilder:
         self._resolve_subagent = resolve_subagent
         self._read_spilled = read_spilled
         self._result_cap = result_cap
-        self._slots: list[CallDraft | ToolDraft] = []
+        self._slots: list[CallDraft | ToolDraft | BuiltSpan] = []
         self._calls: dict[str, CallDraft] = {}
         self._tools: dict[str, ToolDraft] = {}
         self._anonymous: deque[ToolDraft] = deque()  # tool_use blocks without an id
         self._agent_ids: dict[str, str] = {}  # tool_use id -> agentId, from progress records
+        self._progress: dict[str, list[dict[str, Any]]] = {}  # tool_use id -> embedded records
         self.pending_input: tuple[Message, ...] = ()  # input of the next new LLM call
 
     @property
@@ -184,6 +198,15 @@ class SpanBuilder:
         if tool_use_id and agent_id:
             self._agent_ids.setdefault(tool_use_id, agent_id)
 
+    def note_progress_record(self, tool_use_id: str, rec: dict[str, Any]) -> None:
+        """Keep a sub-agent record an `agent_progress` record embeds (see `ToolDraft.progress`)."""
+        if tool_use_id:
+            self._progress.setdefault(tool_use_id, []).append(rec)
+
+    def add_span(self, span: SpanCall) -> None:
+        """Append a finished span (it counts as activity: the turn is shipped)."""
+        self._slots.append(BuiltSpan(span))
+
     def add_results(self, rec: Mapping[str, Any], ts: datetime | None) -> None:
         for block in blocks_of(message_of(rec).get("content")):
             if block.get("type") != "tool_result":
@@ -207,6 +230,7 @@ class SpanBuilder:
         tool.is_error = block.get("is_error") is True
         tool.ended_at = ts
         if tool.is_subagent:
+            tool.progress = self._progress.pop(tool.tool_call_id, [])
             structured = as_dict(rec.get("toolUseResult"))
             tool.agent_id = (
                 as_str(structured.get("agentId"))
@@ -230,9 +254,14 @@ class SpanBuilder:
         for slot in self._slots:
             if isinstance(slot, ToolDraft) and slot.is_subagent and slot.subagent is None:
                 slot.agent_id = slot.agent_id or self._agent_ids.get(slot.tool_call_id, "")
+                slot.progress = self._progress.pop(slot.tool_call_id, [])
                 slot.subagent = self._resolve_subagent(slot)
             spans.append(slot.build())
         return tuple(spans)
+
+    def message_ids(self) -> list[str]:
+        """`message.id` of this builder's own LLM calls (not of nested sub-agents), in order."""
+        return [c.response_id for c in self._calls.values() if c.response_id]
 
     def final_text(self) -> str:
         for call in reversed(self._calls.values()):

@@ -4,12 +4,19 @@ A `Task`/`Agent` call becomes a `SubAgentCall` with the sub-agent's own calls ne
 `<dir>/<session>/subagents/agent-<id>.jsonl` (2.1.x) or `<dir>/agent-<id>.jsonl` (2.0.x);
 spilled tool results from `<dir>/<session>/tool-results/`. All reads go through
 `Source.read_related`; a neighbour that cannot be read marks the span, never fails the turn.
+
+Sub-agents may spawn sub-agents to any depth: there is no depth cap, only a cycle guard (an
+agent id already being read further up the chain is not read again; the span says "cycle").
+When a transcript is missing, the sub-agent's calls are taken from the `agent_progress` records
+of the parent (they embed each record of the sub-agent); the span says "progress". Every agent
+id a turn reads is added to `Related.claimed`, so the session's sweep (see `synthetic`) knows
+which sub-agent files no turn shipped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
@@ -23,7 +30,6 @@ from tailerd.formats.claude_code.spans import SpanBuilder, ToolDraft
 
 DEFAULT_TOOL_RESULT_CAP = 256 * 1024
 DEFAULT_SUBAGENT_CAP = 64 * 1024 * 1024
-MAX_SUBAGENT_DEPTH = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +41,10 @@ class Related:
     flat_dir: str  # <dir>, for the 2.0.x agent-<id>.jsonl layout
     result_cap: int
     subagent_cap: int
+    claimed: set[str] = field(default_factory=set)  # agent ids some turn read (shared, mutable)
 
     @classmethod
-    def of(cls, source: Source, session_id: str) -> Related:
+    def of(cls, source: Source, session_id: str, claimed: set[str] | None = None) -> Related:
         path = PurePath(source.path)
         stem = source.stable_name.removesuffix(".jsonl")
         names = dict.fromkeys(n for n in (stem, session_id) if n)
@@ -47,6 +54,7 @@ class Related:
             str(path.parent),
             int(source.options.get("tool_result_cap", DEFAULT_TOOL_RESULT_CAP)),
             int(source.options.get("subagent_cap", DEFAULT_SUBAGENT_CAP)),
+            set() if claimed is None else claimed,
         )
 
     def read(self, path: str, cap: int) -> bytes | None:
@@ -78,10 +86,12 @@ class Related:
                     return ""
         return ""
 
-    def builder(self, depth: int) -> SpanBuilder:
-        return SpanBuilder(lambda tool: self.subagent(tool, depth), self.spilled, self.result_cap)
+    def builder(self, chain: tuple[str, ...] = ()) -> SpanBuilder:
+        """A span builder whose Task/Agent calls read their sub-agents; `chain` is the agent ids
+        being read above it (the cycle guard)."""
+        return SpanBuilder(lambda tool: self.subagent(tool, chain), self.spilled, self.result_cap)
 
-    def subagent(self, tool: ToolDraft, depth: int) -> SubAgentCall:
+    def subagent(self, tool: ToolDraft, chain: tuple[str, ...]) -> SubAgentCall:
         args = tool.arguments if isinstance(tool.arguments, dict) else {}
         prompt = as_str(args.get("prompt"))
         attributes: dict[str, Any] = dict(tool.attributes)
@@ -89,14 +99,23 @@ class Related:
             attributes["claude_code.description"] = args["description"]
         spans: tuple[SpanCall, ...] = ()
         model = ""
-        data = self._subagent_bytes(tool.agent_id) if depth < MAX_SUBAGENT_DEPTH else None
-        if data is None:
+        cycle = tool.agent_id in chain
+        if tool.agent_id:
+            self.claimed.add(tool.agent_id)
+        data = None if cycle else self._subagent_bytes(tool.agent_id)
+        builder = self.builder((*chain, tool.agent_id))
+        if data is not None:
+            feed_subagent(builder, data)
+        elif tool.progress and not cycle:
+            feed_records(builder, tool.progress)
+            attributes["claude_code.subagent_transcript"] = "progress"
+        elif cycle:
+            attributes["claude_code.subagent_transcript"] = "cycle"
+        else:
             attributes["claude_code.subagent_transcript"] = (
                 "unavailable" if tool.agent_id else "unresolved"
             )
-        else:
-            builder = self.builder(depth + 1)
-            feed_subagent(builder, data)
+        if builder.has_activity():
             spans, model = builder.build(), builder.last_model()
         name = as_str(args.get("subagent_type"))
         if not name and tool.agent_id:
@@ -125,31 +144,42 @@ class Related:
         return None
 
 
+def transcript_records(data: bytes) -> list[dict[str, Any]]:
+    """The JSON records of a transcript's bytes, in file order (unreadable lines dropped)."""
+    lines = LineFramer().feed(data if data.endswith(b"\n") else data + b"\n")
+    return [rec for line in lines if isinstance(line, Line) for rec in decode_line(line)[0]]
+
+
 def feed_subagent(builder: SpanBuilder, data: bytes) -> None:
     """Every LLM and tool call of a sub-agent transcript, in file order, duplicates dropped."""
-    framer = LineFramer()
-    lines = framer.feed(data if data.endswith(b"\n") else data + b"\n")
+    feed_records(builder, transcript_records(data))
+
+
+def feed_records(builder: SpanBuilder, records: Iterable[Mapping[str, Any]]) -> None:
+    """Every LLM and tool call of a sub-agent's records, in order, duplicated uuids dropped."""
     seen: set[str] = set()
-    for line in lines:
-        if not isinstance(line, Line):
+    for rec in records:
+        uuid = as_str(rec.get("uuid"))
+        if uuid and uuid in seen:
             continue
-        for rec in decode_line(line)[0]:
-            uuid = as_str(rec.get("uuid"))
-            if uuid and uuid in seen:
-                continue
-            seen.add(uuid)
-            ts = parse_time(rec.get("timestamp"))
-            kind = rec.get("type")
-            if kind == "assistant":
-                builder.add_assistant(rec, ts)
-            elif kind == "user" and user_kind(rec) == "tool_result":
-                builder.add_results(rec, ts)
-            elif kind == "progress":
-                note_progress(builder, rec)
+        seen.add(uuid)
+        ts = parse_time(rec.get("timestamp"))
+        kind = rec.get("type")
+        if kind == "assistant":
+            builder.add_assistant(rec, ts)
+        elif kind == "user" and user_kind(rec) == "tool_result":
+            builder.add_results(rec, ts)
+        elif kind == "progress":
+            note_progress(builder, rec)
 
 
 def note_progress(builder: SpanBuilder, rec: Mapping[str, Any]) -> None:
-    """Remember the agentId an `agent_progress` record gives a Task/Agent tool call."""
+    """Remember the agentId an `agent_progress` record gives a Task/Agent tool call, and the
+    sub-agent record it embeds (`data.message`)."""
     data = as_dict(rec.get("data"))
     if data.get("type") == "agent_progress":
-        builder.note_agent(as_str(rec.get("parentToolUseID")), as_str(data.get("agentId")))
+        tool_use_id = as_str(rec.get("parentToolUseID"))
+        builder.note_agent(tool_use_id, as_str(data.get("agentId")))
+        embedded = as_dict(data.get("message"))
+        if embedded.get("type") in ("assistant", "user"):
+            builder.note_progress_record(tool_use_id, embedded)

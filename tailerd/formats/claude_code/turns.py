@@ -4,7 +4,21 @@ A turn starts at a real user prompt (or a slash command that makes the model wor
 activity with no prompt before it: a continuation) and ends at the first of
 `system/turn_duration`, a Stop hook, an interruption marker (the turn is marked interrupted), the
 next prompt, or quiescence (`close_idle`). Records are deduplicated by uuid; `snapshot` carries
-the session context and recent uuids across a restart.
+the session context, recent uuids and the sub-agent ids already shipped across a restart.
+
+Billed calls outside the turns (see `synthetic`): at a `compact_boundary` inside a turn the
+compaction summariser's call is nested in that turn; once the file has been quiet for
+`idle_close` with no turn open, the session's sub-agent transcripts no turn read are shipped as
+synthetic turns. Until then `pending_from` holds the checkpoint at the start of the last line:
+after a restart that one line is read again (with no turn open it starts none) and arms the
+sweep again, so the sweep state needs no snapshot.
+
+Every turn carries the agent's own identities (`Turn.identities`): `claude-code:prompt:<uuid>`
+of the record that opened it (when a user record did) and `claude-code:message:<message.id>`
+of each of its main-thread LLM calls. Claude Code's `--resume` copies records verbatim (same
+uuid, same message.id, sometimes another sessionId), so a copied turn has exactly the
+identities of the original. Nested sub-agent calls are left out on purpose: a copy in another
+session's file cannot see the original session's sub-agent files, so they would differ.
 """
 
 from __future__ import annotations
@@ -32,11 +46,13 @@ from tailerd.formats.claude_code.records import (
 )
 from tailerd.formats.claude_code.spans import SpanBuilder
 from tailerd.formats.claude_code.subagents import Related, note_progress
+from tailerd.formats.claude_code.synthetic import summariser_span, sweep
 
 DEFAULT_IDLE_CLOSE = 30.0
 DEFAULT_STALE_CLOSE = 6 * 3600.0
 DEFAULT_DEDUP_WINDOW = 50_000
 SNAPSHOT_SEEN = 1000  # uuids carried across a restart (those before the resume offset)
+SNAPSHOT_CLAIMED = 5000  # sub-agent ids already shipped, carried across a restart
 _TITLE_RANK = {"summary": 1, "ai-title": 2, "custom-title": 3}
 
 
@@ -48,6 +64,8 @@ class _OpenTurn:
     session_id: str
     origin: str  # human | task-notification | command | continuation | ...
     builder: SpanBuilder
+    related: Related
+    prompt_uuid: str = ""  # the user record that opened the turn, if one did
     messages: list[Message] = field(default_factory=list)
     started_at: datetime | None = None
     ended_at: datetime | None = None
@@ -100,6 +118,9 @@ class ClaudeCodeParser:
                 self._seen[uuid] = -1
         self._open: _OpenTurn | None = None
         self._unknown: Counter[str] = Counter()
+        claimed = ctx.get("claimed")
+        self._claimed: set[str] = {a for a in claimed if isinstance(a, str)} if claimed else set()
+        self._sweep_at: int | None = None  # start of the last line while a sweep is owed
 
     # -- the TurnParser protocol --------------------------------------------------------------
 
@@ -109,27 +130,38 @@ class ClaudeCodeParser:
             result: list[Turn | DeadLetter] = list(out)
             for rec in records:
                 result.extend(self._apply(rec, line))
+            self._sweep_at = line.start  # new lines may come with new sub-agent files
         except Exception as exc:  # a parser must never raise on its input
             return [DeadLetter(line.start, line.end, f"unprocessable record: {exc!r}"[:300])]
         return result
 
     def close_idle(self, quiet_for: float) -> list[Turn]:
+        if quiet_for < self._idle_close:
+            return []
+        out: list[Turn] = []
         turn = self._open
-        if turn is None or quiet_for < self._idle_close:
-            return []
-        pending = turn.builder.pending_tools()
-        if pending and quiet_for < self._stale_close:
-            return []
-        return self._close(turn.end, "stale" if pending else "idle", interrupted=bool(pending))
+        if turn is not None:
+            pending = turn.builder.pending_tools()
+            if pending and quiet_for < self._stale_close:
+                return []
+            out = self._close(turn.end, "stale" if pending else "idle", interrupted=bool(pending))
+        if self._open is None and self._sweep_at is not None:
+            out.extend(self._sweep(self._sweep_at))
+            self._sweep_at = None
+        return out
 
     def pending_from(self) -> int | None:
-        return None if self._open is None else self._open.start
+        return self._open.start if self._open is not None else self._sweep_at
 
     def snapshot(self) -> dict[str, Any]:
         limit = self.pending_from()
         ctx = self._ctx if self._open is None else self._ctx_at_open
         seen = [u for u, at in self._seen.items() if limit is None or at < limit]
-        return {"context": ctx.to_json(), "seen": seen[-SNAPSHOT_SEEN:]}
+        return {
+            "context": ctx.to_json(),
+            "seen": seen[-SNAPSHOT_SEEN:],
+            "claimed": sorted(self._claimed)[-SNAPSHOT_CLAIMED:],
+        }
 
     def unknown_types(self) -> dict[str, int]:
         return dict(self._unknown)
@@ -175,6 +207,11 @@ class ClaudeCodeParser:
             subtype = rec.get("subtype")
             if subtype in ("turn_duration", "stop_hook_summary"):
                 return self._end(line, ts, as_str(subtype))
+            if subtype == "compact_boundary" and self._open is not None:
+                turn = self._open
+                span = summariser_span(turn.related, rec, turn.session_id, self._ctx.version)
+                if span is not None:
+                    turn.builder.add_span(span)
         elif kind == "progress":
             data = as_dict(rec.get("data"))
             if data.get("hookEvent") == "Stop":
@@ -244,25 +281,33 @@ class ClaudeCodeParser:
     def _start(self, rec: dict[str, Any], line: Line, ts: datetime | None, origin: str) -> None:
         self._ctx_at_open = _Context(**self._ctx.to_json())
         session_id = as_str(rec.get("sessionId")) or self._ctx.session_id or self._stem()
-        related = Related.of(self._source, session_id)
+        related = Related.of(self._source, session_id, self._claimed)
         turn = _OpenTurn(
             start=line.start,
             end=line.end,
             key_uuid=as_str(rec.get("uuid")) or f"offset-{line.start}",
             session_id=session_id,
             origin=origin,
-            builder=related.builder(0),
+            builder=related.builder(),
+            related=related,
             started_at=ts,
             ended_at=ts,
             attributes=_turn_attributes(rec, self._ctx.version),
         )
         if rec.get("type") == "user":
+            turn.prompt_uuid = as_str(rec.get("uuid"))
             text = content_text(message_of(rec).get("content"))
             turn.origin = origin or prompt_origin(rec, text)
             turn.messages.append(Message("user", text))
             turn.builder.pending_input = tuple(turn.messages)
         turn.attributes["claude_code.origin"] = turn.origin
         self._open = turn
+
+    def _sweep(self, offset: int) -> list[Turn]:
+        session_id = self._ctx.session_id or self._stem()
+        related = Related.of(self._source, session_id, self._claimed)
+        name = self._source.agent_name
+        return sweep(related, session_id, self._ctx.version, offset, name)
 
     def _stem(self) -> str:
         return self._source.stable_name.removesuffix(".jsonl")
@@ -292,8 +337,15 @@ class ClaudeCodeParser:
                 ended_at=turn.ended_at,
                 interrupted=interrupted,
                 attributes=attributes,
+                identities=_identities(turn),
             )
         ]
+
+
+def _identities(turn: _OpenTurn) -> tuple[str, ...]:
+    prompt = (f"{NAME}:prompt:{turn.prompt_uuid}",) if turn.prompt_uuid else ()
+    calls = (f"{NAME}:message:{m}" for m in turn.builder.message_ids())
+    return (*prompt, *dict.fromkeys(calls))
 
 
 def _turn_attributes(rec: Mapping[str, Any], version: str) -> dict[str, Any]:
