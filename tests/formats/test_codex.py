@@ -420,8 +420,9 @@ def parent_rollout() -> bytes:
     return b"".join(rec(kind, payload, i) for i, (kind, payload) in enumerate(lines))
 
 
-def child_rollout() -> bytes:
-    """Own header, a copy of the parent's history (ordinals 1-5), then the child's own turn."""
+def child_rollout(first: float = 5.5, every: float = 0.4) -> bytes:
+    """Own header, a copy of the parent's history (ordinals 1-5), then the child's own turn;
+    record i is stamped `first + every * i` seconds after 11:40."""
     spawn = {"parent_thread_id": PARENT_ID, "depth": 1, "agent_path": None,
              "agent_nickname": "Ada", "agent_role": "explorer"}  # fmt: skip
     ctx = {"turn_id": "ct1", "cwd": "/w", "model": "gpt-5.5-mini"}
@@ -457,7 +458,7 @@ def child_rollout() -> bytes:
     # The child runs while the parent waits for it: its records are stamped from 11:40:05.5 (the
     # spawn call is at :05) every 0.4 s, its task_complete at :11.5, before the parent's wait
     # returns (:13) and the parent's turn ends (:17).
-    return b"".join(rec(kind, p, 5.5 + 0.4 * i, ordinal=i) for i, (kind, p) in enumerate(lines))
+    return b"".join(rec(kind, p, first + every * i, ordinal=i) for i, (kind, p) in enumerate(lines))
 
 
 # Hand sums of the child's own two requests: (input, output, cache read, reasoning).
@@ -727,3 +728,271 @@ def test_parser_never_raises(chunks: list[bytes]) -> None:
         json.dumps(parser.snapshot())
         parser.pending_from()
     parser.close_idle(10**9)
+
+
+# -- issue 8, kind 6: Codex edge records ---------------------------------------------------------
+
+
+def at(second: int, kind: str, payload: dict[str, Any]) -> bytes:
+    return env(kind, payload, f"2026-01-01T00:00:{second:02d}Z")
+
+
+def aborted_rollout() -> list[bytes]:
+    """Turn A is aborted while its second request is in flight; that request's token_count and
+    its tool's output are written after `turn_aborted`; turn B follows."""
+    return [
+        META,
+        at(1, "event_msg", {"type": "task_started", "turn_id": "A"}),
+        at(1, "event_msg", {"type": "user_message", "message": "refactor it"}),
+        at(1, "turn_context", {"model": "m"}),
+        at(2, "response_item", {"type": "function_call", "name": "shell", "call_id": "c1"}),
+        at(2, "event_msg", {"type": "token_count", "info": usage(100, 100)}),
+        at(3, "turn_context", {"model": "m"}),
+        at(4, "event_msg", {"type": "turn_aborted", "turn_id": "A", "reason": "interrupted"}),
+        at(4, "response_item", {"type": "function_call_output", "call_id": "c1", "output": "x"}),
+        at(4, "event_msg", {"type": "token_count", "info": usage(130, 30)}),
+        at(9, "event_msg", {"type": "task_started", "turn_id": "B"}),
+        at(9, "event_msg", {"type": "user_message", "message": "next"}),
+        at(9, "event_msg", {"type": "token_count", "info": usage(137, 7)}),
+        at(9, "event_msg", {"type": "task_complete", "turn_id": "B"}),
+    ]
+
+
+def test_token_count_after_turn_aborted_counts_in_the_aborted_turn() -> None:
+    # By hand: A's requests used 100 then 30 input tokens (the 30 arrives after the abort),
+    # 2 output tokens each; B used 7. Total input 137 = B's last total_token_usage.
+    turns = turns_of(run(b"".join(aborted_rollout())))
+    assert [t.key for t in turns] == ["codex|S|A", "codex|S|B"]
+    a, b = turns
+    assert a.interrupted and a.attributes["codex.abort_reason"] == "interrupted"
+    assert [c.usage.input_tokens for c in a.spans if isinstance(c, LLMCall)] == [100, 30]
+    assert llm_sums(a.spans)[:2] == (130, 4)
+    assert llm_sums(b.spans)[:2] == (7, 2)
+    (shell,) = tools_of(a)
+    assert shell.result == "x" and "codex.output_missing" not in shell.attributes
+
+
+def test_an_aborted_turn_waits_abort_grace_then_late_usage_is_a_continuation() -> None:
+    parser = codex.FORMAT.new_parser(Source("rollout-x.jsonl"), None)
+    lines = lines_of(b"".join(aborted_rollout()))
+    out: list[Turn | DeadLetter] = []
+    for line in lines[:8]:  # up to and including turn_aborted
+        out.extend(parser.feed(line))
+    assert out == [] and parser.pending_from() == lines[1].start
+    assert parser.close_idle(codex.DEFAULT_ABORT_GRACE - 1) == []
+    (a,) = parser.close_idle(codex.DEFAULT_ABORT_GRACE)
+    assert a.key == "codex|S|A" and a.interrupted
+    assert llm_sums(a.spans)[:2] == (100, 2)  # the second request's usage is not written yet
+    assert parser.pending_from() is None
+    late: list[Turn | DeadLetter] = []
+    for line in lines[8:10]:  # the tool output (nothing to pair it with) and the token_count
+        late.extend(parser.feed(line))
+    (cont,) = turns_of(late)
+    assert cont.attributes["tailerd.synthetic"] == "late_usage"
+    assert cont.attributes["codex.continues_turn"] == "codex|S|A"
+    assert llm_sums(cont.spans)[:2] == (30, 2)  # 130 - 100: counted once, in the continuation
+    assert cont.identities[0].startswith("codex:turn:A#usage:")
+    rest = [t for line in lines[10:] for t in turns_of(parser.feed(line))]
+    assert [t.key for t in rest] == ["codex|S|B"]
+
+
+def test_five_prompts_without_user_message_events_are_five_turns() -> None:
+    # large.jsonl, counted by hand: line 2 is the user_message "Start" (line 4 is its echo);
+    # lines 11, 13, 15, 17, 19 are response_item user messages "Step 1".."Step 5" with no
+    # user_message event, each after an assistant answer; line 10 is <environment_context>.
+    # So 1 + 5 = 6 prompts, one turn each.
+    path = COVERAGE / "large.jsonl"
+    turns = turns_of(run(path.read_bytes(), str(path)))
+    assert [[m.content for m in t.messages] for t in turns] == [
+        ["Start"],
+        ["Step 1"],
+        ["Step 2"],
+        ["Step 3"],
+        ["Step 4"],
+        ["Step 5"],
+    ]
+    assert [t.output_messages[0].content for t in turns[1:]] == ["Ok"] * 5
+    assert len({t.identities for t in turns}) == 6
+
+
+def test_an_echo_written_before_its_user_message_is_one_prompt() -> None:
+    data = b"".join(
+        [
+            META,
+            ev("user_message", message="one"),
+            item("message", role="assistant", content=[{"type": "output_text", "text": "a"}]),
+            item("message", role="user", content=[{"type": "input_text", "text": "two"}]),
+            ev("user_message", message="two"),
+            item("message", role="assistant", content=[{"type": "output_text", "text": "b"}]),
+        ]
+    )
+    turns = turns_of(run(data))
+    assert [[m.content for m in t.messages] for t in turns] == [["one"], ["two"]]
+
+
+def test_unreadable_timestamps_are_unknown_not_now() -> None:
+    def bad(kind: str, payload: dict[str, Any]) -> bytes:
+        return env(kind, payload, "[trimmed for fixture]")
+
+    data = b"".join(
+        [
+            META,
+            bad("event_msg", {"type": "task_started", "turn_id": "T"}),
+            bad("event_msg", {"type": "user_message", "message": "q"}),
+            bad("response_item", say("assistant", "a")),
+            bad("event_msg", {"type": "task_complete", "turn_id": "T"}),
+        ]
+    )
+    (turn,) = turns_of(run(data))
+    assert turn.started_at is None and turn.ended_at is None
+    assert turn.attributes["tailerd.timestamp_unknown"] is True
+    assert turn.attributes["codex.unreadable_timestamps"] == 4  # the 4 records of the turn
+    assert all(s.started_at is None for s in turn.spans)
+
+
+# -- issue 8, kind 1: forks replay their parent's records --------------------------------------
+# SOURCE: the parent is the real 0.104 rollout madshn-localpush 2026-02-23T12-40-23 (and, for
+# turns without turn ids, the real 0.39 rollout Mai0313-VibeCodingTracker codex-0.39.0). The
+# fork is built as Codex writes one: its own session_meta (new id, `forked_from_id` = the
+# parent), then every parent record replayed verbatim but re-stamped after the fork's creation,
+# then the fork's own new turns.
+
+FORK_ID = "019c8b00-0000-7000-8000-00000000f0c4"
+
+
+def forked(parent: bytes, new_turns: list[tuple[str, dict[str, Any]]]) -> bytes:
+    records = [json.loads(x) for x in parent.splitlines() if x.strip()]
+    header = dict(records[0]["payload"], id=FORK_ID, forked_from_id=records[0]["payload"]["id"])
+    born = "2026-03-01T09:00:00.000Z"
+    out = [{"timestamp": born, "type": "session_meta", "payload": {**header, "timestamp": born}}]
+    for i, r in enumerate(records):  # re-stamped at or after the fork's creation
+        out.append({**r, "timestamp": f"2026-03-01T09:00:{i // 1000:02d}.{i % 1000:03d}Z"})
+    for kind, payload in new_turns:
+        out.append({"timestamp": "2026-03-01T10:00:00.000Z", "type": kind, "payload": payload})
+    return b"".join(orjson.dumps(r) + b"\n" for r in out)
+
+
+def test_a_forks_replayed_turns_carry_the_parents_identities() -> None:
+    parent = next(SESSIONS.glob("rollout-2026-02-23T12-40-23-*.jsonl"))
+    data = parent.read_bytes()
+    turn_ids = [  # from the raw records, not the parser
+        r["payload"]["turn_id"]
+        for r in map(json.loads, data.splitlines())
+        if r["type"] == "event_msg" and r["payload"]["type"] == "task_started"
+    ]
+    new = [
+        ("event_msg", {"type": "task_started", "turn_id": "fork-1"}),
+        ("event_msg", {"type": "user_message", "message": "now try the other way"}),
+        ("event_msg", {"type": "task_complete", "turn_id": "fork-1"}),
+    ]
+    fork_path = f"rollout-2026-03-01T10-00-00-{FORK_ID}.jsonl"
+    parent_turns = turns_of(run(data, str(parent)))
+    fork_turns = turns_of(run(forked(data, new), fork_path))
+    expected = [(f"codex:turn:{tid}",) for tid in turn_ids]
+    assert [t.identities for t in parent_turns] == expected
+    assert [t.identities for t in fork_turns] == [*expected, ("codex:turn:fork-1",)]
+    # keys (and so trace ids) differ: only identities can recognise the replay
+    assert not {t.key for t in parent_turns} & {t.key for t in fork_turns}
+    assert {t.session_id for t in fork_turns} == {FORK_ID}
+
+
+def test_a_forks_replayed_turns_without_turn_ids_share_content_identities() -> None:
+    data = LEGACY.read_bytes()  # 0.39: no task events, turn_id null, one turn
+    new = [
+        ("event_msg", {"type": "user_message", "message": "and the tests?"}),
+        ("response_item", say("assistant", "They pass.")),
+    ]
+    fork_path = f"rollout-2026-03-01T10-00-00-{FORK_ID}.jsonl"
+    (parent_turn,) = turns_of(run(data, str(LEGACY)))
+    replayed, own = turns_of(run(forked(data, new), fork_path))
+    assert parent_turn.identities[0].startswith("codex:content:")
+    assert replayed.identities == parent_turn.identities  # re-stamped, yet the same identity
+    assert replayed.key != parent_turn.key  # the key holds the prompt's (new) timestamp
+    assert own.identities != parent_turn.identities
+    assert [m.content for m in own.messages] == ["and the tests?"]
+
+
+def test_identical_exchanges_in_one_rollout_have_distinct_content_identities() -> None:
+    answer = item("message", role="assistant", content=[{"type": "output_text", "text": "Ok"}])
+    data = META + ev("user_message", message="go on") + answer
+    data += env("event_msg", {"type": "user_message", "message": "go on"}, "2026-01-01T00:01Z")
+    data += answer
+    first, second = turns_of(run(data))
+    assert first.identities != second.identities
+
+
+# -- issue 8, kind 3: a child that outlives its parent's turn ----------------------------------
+# The parent's turn ends at :17 (task_complete); the child's records are stamped from :20.
+
+
+def test_a_child_finishing_after_its_parents_turn_ships_from_its_own_rollout(
+    codex_home: Path,
+) -> None:
+    (codex_home / DAY / CHILD_NAME).write_bytes(child_rollout(first=20.0, every=1.0))
+    turn = parent_turn(codex_home)
+    assert [type(s).__name__ for s in turn.spans] == [
+        "LLMCall", "ToolCall", "LLMCall", "ToolCall", "LLMCall"
+    ]  # fmt: skip
+    spawn = tools_of(turn)[0]
+    assert spawn.attributes["codex.subagent_transcript"] == "shipped_separately"
+    assert llm_sums(turn.spans) == PARENT_USAGE  # no child token inside the parent
+    path = codex_home / DAY / CHILD_NAME
+    (own,) = turns_of(run(path.read_bytes(), str(path), related_source(path)))
+    assert own.key == f"codex|{CHILD_ID}|ct1"
+    assert own.session_id == PARENT_ID  # gen_ai.conversation.id: the parent's session
+    assert own.attributes["codex.parent_turn_key"] == f"codex|{PARENT_ID}|pt1"
+    assert own.attributes["codex.spawn_call_id"] == "call_spawn"
+    assert own.attributes["codex.thread_id"] == CHILD_ID
+    assert llm_sums(own.spans) == CHILD_USAGE  # the copied 5 000 000-token prefix is skipped
+
+
+def test_a_growing_child_is_held_while_its_parent_runs_and_shipped_after(
+    codex_home: Path,
+) -> None:
+    """Live order: the child's rollout is read while the parent's turn is still open (nothing
+    to ship: the parent will nest what finishes before it), then the parent's turn ends and
+    the child's turn finishes later: shipped from the child's rollout."""
+    parent = codex_home / DAY / PARENT_NAME
+    whole_parent = parent.read_bytes()
+    parent.write_bytes(whole_parent[: whole_parent.index(b'"task_complete"')].rsplit(b"\n", 1)[0])
+    child = codex_home / DAY / CHILD_NAME
+    lines = lines_of(child_rollout(first=20.0, every=1.0))
+    parser = codex.FORMAT.new_parser(related_source(child), None)
+    out: list[Turn | DeadLetter] = []
+    for line in lines[:-1]:  # all but the child's task_complete
+        out.extend(parser.feed(line))
+    assert out == [] and parser.pending_from() is not None
+    parent.write_bytes(whole_parent)  # the parent's turn ends (:17), the child still runs
+    assert parser.close_idle(60) == []  # an explicit turn waits for its task_complete
+    (own,) = turns_of(parser.feed(lines[-1]))
+    assert own.attributes["codex.parent_turn_key"] == f"codex|{PARENT_ID}|pt1"
+    assert llm_sums(own.spans) == CHILD_USAGE
+    assert parser.pending_from() is None
+
+
+def test_a_child_with_turns_before_and_after_its_parents_end_counts_each_once(
+    codex_home: Path,
+) -> None:
+    """ct1 ends at :11.5 (nested in the parent's turn, which ends at :17); the parent then
+    sends the child more work: ct2 runs :30-:33 (shipped from the child's rollout)."""
+    second = [
+        rec("event_msg", {"type": "task_started", "turn_id": "ct2"}, 30, ordinal=16),
+        rec("event_msg", {"type": "user_message", "message": "and fix it"}, 30, ordinal=17),
+        rec("turn_context", {"turn_id": "ct2", "model": "gpt-5.5-mini"}, 31, ordinal=18),
+        rec("event_msg", tokens((700, 600, 9, 1), (7200, 5600, 209, 41)), 32, ordinal=19),
+        rec("event_msg", {"type": "task_complete", "turn_id": "ct2"}, 33, ordinal=20),
+    ]
+    child = codex_home / DAY / CHILD_NAME
+    child.write_bytes(child.read_bytes() + b"".join(second))
+    turn = parent_turn(codex_home)
+    sub = turn.spans[1]
+    assert isinstance(sub, SubAgentCall)
+    assert sub.attributes["codex.subagent_turns"] == 1
+    assert sub.attributes["codex.subagent_later_turns"] == "shipped_separately"
+    assert llm_sums(sub.spans) == CHILD_USAGE
+    (own,) = turns_of(run(child.read_bytes(), str(child), related_source(child)))
+    assert own.key == f"codex|{CHILD_ID}|ct2"
+    assert llm_sums(own.spans) == (700, 9, 600, 1)
+    # Every billed request once: parent 3 + ct1 2 + ct2 1 LLM calls.
+    shipped = [*turn.spans, *sub.spans, *own.spans]
+    assert sum(isinstance(s, LLMCall) for s in shipped) == 6

@@ -254,6 +254,7 @@ class CodexParser:
         if aborted and not t.aborted:
             t.aborted = True  # the aborted request's token_count may still follow
             return []
+        t.unknown_times += when is None  # the closing record is the turn's too
         return [*self._finish(interrupted=aborted)]
 
     def _prompt(
