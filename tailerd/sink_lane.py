@@ -144,7 +144,7 @@ class SinkLane:
         outcome = _safe_send(self.sink, spans)
         shrunk = 0
         if isinstance(outcome, Rejected) and outcome.too_large and len(job.batch) == 1:
-            outcome, shrunk = _send_shrinking(self.sink, spans, outcome)
+            outcome, shrunk = _send_shrinking(self.sink, spans, outcome, self._stopping)
         if isinstance(outcome, Retry) or (isinstance(outcome, Rejected) and len(job.batch) > 1):
             self._skip_through = job.epoch  # what is queued behind it comes back unsent
         return Answer(job, outcome, shrunk_chars=shrunk)
@@ -185,19 +185,22 @@ class SinkLane:
 
 
 def _send_shrinking(
-    sink: Sink, spans: list[ReadableSpan], refused: Rejected
+    sink: Sink, spans: list[ReadableSpan], refused: Rejected, stopping: threading.Event
 ) -> tuple[Outcome, int]:
     """One turn the sink refused as too large, sent again with its content cut, halving the
     budget each time (`tailerd.shrink.attempts`) until it is taken or refused for another
     reason. Returns the last outcome and the characters cut (0 unless Delivered). A Retry on
-    the way ends the attempts: the turn comes back whole and starts again after the backoff.
-    Spans that cannot be shrunk (not OTel spans) keep the first refusal."""
+    the way ends the attempts: the turn comes back whole and starts again after the backoff;
+    so does a shutdown (`stopping`) between attempts. Spans that cannot be shrunk (not OTel
+    spans) keep the first refusal."""
     try:
         total = content_chars(spans)
     except Exception as exc:  # not OTel spans: nothing to cut
         return Rejected(f"{refused.reason}; cannot shrink: {exc}", too_large=True), 0
     tries = 0
     for budget in attempts(total):
+        if stopping.is_set():
+            return Retry(f"{refused.reason}; shutting down while sending it smaller"), 0
         try:
             shrunk = shrink(spans, budget, sink.name)
         except Exception as exc:  # a bug in shrinking must not end the worker

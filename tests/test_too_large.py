@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -373,3 +375,36 @@ def test_the_weave_sink_reports_413_as_too_large(receiver: Receiver) -> None:
     receiver.script = [400]
     outcome = OtlpSink(receiver.url).send(turn_spans())
     assert isinstance(outcome, Rejected) and not outcome.too_large
+
+
+def test_a_shutdown_stops_the_smaller_attempts() -> None:
+    """close() while the first send of a too-large turn is under way: no smaller attempt
+    follows (the turn is re-read on the next start)."""
+
+    class GatedTooLarge:
+        name = "gated"
+
+        def __init__(self) -> None:
+            self.started, self.gate, self.answered = (threading.Event() for _ in range(3))
+            self.sends = 0
+
+        def send(self, spans: Sequence[ReadableSpan]) -> Outcome:
+            self.sends += 1
+            self.started.set()
+            self.gate.wait(30)
+            self.answered.set()
+            return Rejected("HTTP 413", too_large=True)
+
+        def close(self) -> None:
+            return None
+
+    sink = GatedTooLarge()
+    delivery = Delivery([sink], 100, 10**6, lambda *_: None, lambda: None)  # type: ignore[list-item]
+    delivery.add(None, Turn(key="1", session_id="s", start=0, end=1), spans_of_turn(1, 100_000))
+    delivery.deliver()
+    assert sink.started.wait(10)
+    delivery.close()  # the worker is inside send(): close gives up on it after JOIN_TIMEOUT
+    sink.gate.set()
+    assert sink.answered.wait(10)
+    time.sleep(0.3)  # time enough for a next attempt, were one made
+    assert sink.sends == 1
