@@ -17,7 +17,8 @@ root span gets `tailerd.shrunk = true` and `tailerd.shrunk_chars` (characters cu
 
 `attempts()` gives the budgets to try, halving: 1/2, 1/4, ... of the turn's content while at
 least `MIN_BUDGET`, then 0 (every leaf cut to its marker, JSON kept), then `BARE` (every content
-attribute replaced whole by its marker).
+attribute replaced whole by its marker, and so is any other string attribute longer than
+`BARE_KEEP` characters unless its key names an id or a name: an agent's own extra attribute).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 
 __all__ = [
     "BARE",
+    "BARE_KEEP",
     "CONTENT_KEYS",
     "MIN_BUDGET",
     "Shrunk",
@@ -62,6 +64,8 @@ _STRUCTURAL = frozenset(
 )
 MIN_BUDGET = 1024  # characters; below this the next budget is 0
 BARE = -1  # the budget meaning "replace every content attribute whole by its marker"
+BARE_KEEP = 1024  # characters: with BARE, longer non-content strings are replaced too
+_IDENTITY_SUFFIXES = ("id", "name", "model", "version")
 
 
 def is_content_key(key: str) -> bool:
@@ -114,9 +118,8 @@ def shrink(spans: Sequence[ReadableSpan], budget: int, sink: str) -> Shrunk:
         for key, (doc, pieces) in attrs:
             value = str((span.attributes or {})[key])
             if budget == BARE:
-                if value:
-                    replaced[key] = marker(len(value), len(value), sink)
-                    cut_total += len(value)
+                replaced[key] = marker(len(value), len(value), sink)
+                cut_total += len(value)
                 continue
             cut = sum(max(0, len(p) - cap) for p in pieces)
             if not cut:
@@ -126,6 +129,10 @@ def shrink(spans: Sequence[ReadableSpan], budget: int, sink: str) -> Shrunk:
                 replaced[key] = value[:cap] + marker(len(value) - cap, len(value), sink)
             else:
                 replaced[key] = orjson.dumps(_cut_leaves(doc, cap, sink)).decode()
+        if budget == BARE:
+            for key, value in _long_extras(span):
+                replaced[key] = marker(len(value), len(value), sink)
+                cut_total += len(value)
         out.append(_copy(span, replaced))
     root = next((i for i, s in enumerate(out) if s.parent is None), 0)
     if out:
@@ -150,6 +157,18 @@ def _content(span: ReadableSpan) -> list[tuple[str, tuple[Any, list[str]]]]:
             _leaves(doc, pieces)
             found.append((key, (doc, pieces)))
     return found
+
+
+def _long_extras(span: ReadableSpan) -> list[tuple[str, str]]:
+    """String attributes that are not content, longer than BARE_KEEP, and not ids or names."""
+    return [
+        (key, value)
+        for key, value in (span.attributes or {}).items()
+        if isinstance(value, str)
+        and len(value) > BARE_KEEP
+        and not is_content_key(key)
+        and not key.lower().endswith(_IDENTITY_SUFFIXES)
+    ]
 
 
 def _json(value: str) -> Any:

@@ -128,6 +128,24 @@ def test_bare_replaces_every_content_attribute_whole():
     assert out.cut_chars == len(MESSAGES) + 100 + 1000
 
 
+def test_bare_also_replaces_a_long_extra_attribute_but_no_id_or_name():
+    spans = turn_spans()
+    extra = {"notes": "n" * 5000, "agent.session_id": "i" * 2000, "short": "s" * 1024}
+    root = ReadableSpan(
+        name=spans[0].name,
+        context=spans[0].context,
+        attributes={**(spans[0].attributes or {}), **extra},
+    )
+    out = shrink([root, *spans[1:]], BARE, "otlp")
+    attrs = out.spans[0].attributes or {}
+    assert attrs["notes"] == marker(5000, 5000, "otlp")
+    assert attrs["agent.session_id"] == "i" * 2000  # an id: kept
+    assert attrs["short"] == "s" * 1024  # not longer than BARE_KEEP (1024): kept
+    # the call id of 305 chars stays too; cut: the messages JSON, 100, 1000 and 5000
+    assert out.cut_chars == len(MESSAGES) + 100 + 1000 + 5000
+    assert shrink([root], 0, "otlp").spans[0].attributes["notes"] == "n" * 5000  # type: ignore[index]
+
+
 def test_attempts_halve_down_to_the_floor_then_cut_everything():
     assert list(attempts(8192)) == [4096, 2048, 1024, 0, BARE]
     assert list(attempts(1105)) == [0, BARE]  # half of it is already under the 1024 floor
