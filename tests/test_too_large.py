@@ -27,7 +27,7 @@ from tailerd.shrink import BARE, attempts, content_chars, marker, shrink
 from tailerd.sinks.otlp import OtlpSink
 from tailerd.sinks.weave import WeaveSink
 from tests.conftest import run_tailerd
-from tests.live_daemon import LABEL, turn_line
+from tests.live_daemon import LABEL, append, has_labels, otlp_daemon, turn_line
 from tests.otlp_receiver import Receiver
 
 TRACE = 0xABC
@@ -426,3 +426,30 @@ def test_a_shutdown_stops_the_smaller_attempts() -> None:
     assert sink.answered.wait(10)
     time.sleep(0.3)  # time enough for a next attempt, were one made
     assert sink.sends == 1
+
+
+def test_live_a_huge_turn_appended_arrives_shrunk_and_the_next_one_whole(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.max_body = MAX_BODY
+    logs = tmp_path / "logs"
+    session = write_session(logs, [turn_line("s", "t0")])
+    config = tmp_path / "tailerd.toml"
+    config.write_text('[redaction]\ncontent = "full"\nmax_attribute_chars = 4000000\n')
+    daemon = otlp_daemon(logs, tmp_path / "state", receiver.url, "--config", config)
+    try:
+        assert receiver.wait_for(has_labels({"t0"}), timeout=30), daemon.log
+        append(session, huge_turn("h1", 321, 45) + turn_line("s", "t2"))
+        assert receiver.wait_for(has_labels({"t0", "h1", "t2"}), timeout=60), daemon.log
+        assert daemon.terminate(timeout=20)[0] == 0
+    finally:
+        daemon.stop()
+    assert [str(r["attributes"].get(LABEL)) for r in receiver.roots()] == ["t0", "h1", "t2"]
+    ids = receiver.span_ids()
+    assert len(ids) == len(set(ids))
+    root, chat, _tool = by_label(receiver)["h1"]
+    assert root["attributes"]["tailerd.shrunk"] is True  # type: ignore[index]
+    attrs = chat["attributes"]
+    assert isinstance(attrs, dict)
+    assert (attrs["gen_ai.usage.input_tokens"], attrs["gen_ai.usage.output_tokens"]) == (321, 45)
+    assert dead_letters(tmp_path) == []
