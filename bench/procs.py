@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from pathlib import Path
 from bench.corpus import CACHE, REPO
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+GNU_TIME = Path("/usr/bin/time")
 
 
 @dataclass(frozen=True)
@@ -87,27 +89,39 @@ def measure(
     nofile: int | None = None,
     cwd: Path | None = None,
 ) -> Measured:
-    """Run `argv` to completion and measure it alone (wait4 gives this child's own rusage)."""
+    """Run `argv` to completion and measure it alone; killed (its whole group) past `timeout`.
+
+    Wall time is ours; CPU is wait4's rusage (the child and its reaped descendants). Peak RSS
+    comes from GNU time (`/usr/bin/time -f %M`), which forks the command from a small process:
+    a child forked straight from this (large) process would inherit this process's RSS in its
+    ru_maxrss. Without GNU time, ru_maxrss is used as is (an over-estimate when it is small).
+    """
     err_path = CACHE / f"stderr-{os.getpid()}.txt"
+    rss_path = CACHE / f"maxrss-{os.getpid()}.txt"
     err_path.parent.mkdir(parents=True, exist_ok=True)
+    rss_path.unlink(missing_ok=True)
+    wrap = ["/usr/bin/time", "-f", "%M", "-o", str(rss_path)] if GNU_TIME.exists() else []
     with err_path.open("wb") as err:
         start = time.monotonic()
         proc = subprocess.Popen(
-            list(argv),
+            [*wrap, *argv],
             env=env,
             stdout=stdout,
             stderr=err,
             cwd=cwd,
+            start_new_session=True,
             preexec_fn=_limit(nofile),  # noqa: PLW1509 (only sets RLIMIT_NOFILE)
         )
-        timed_out = False
+        timed_out, hwm, kid_cpu = False, None, 0.0
         deadline = start + timeout
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             if time.monotonic() > deadline:
-                proc.kill()
+                # GNU time reports nothing when killed: read its child before the kill.
+                hwm, kid_cpu = _children_usage(proc.pid) if wrap else (None, 0.0)
+                os.killpg(proc.pid, signal.SIGKILL)
                 timed_out = True
                 pid, status, usage = os.wait4(proc.pid, 0)
                 break
@@ -119,11 +133,38 @@ def measure(
     return Measured(
         code=proc.returncode,
         wall=wall,
-        cpu=usage.ru_utime + usage.ru_stime,
-        max_rss_kb=usage.ru_maxrss,
+        cpu=usage.ru_utime + usage.ru_stime + kid_cpu,
+        max_rss_kb=hwm or _peak_rss(rss_path, usage.ru_maxrss),
         stderr=tail,
         timed_out=timed_out,
     )
+
+
+def _children_usage(pid: int) -> tuple[int | None, float]:
+    """(largest VmHWM in KiB, summed CPU s) of `pid`'s direct children, read while they live."""
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return None, 0.0
+    peaks, cpu = [], 0.0
+    for kid in kids:
+        try:
+            cpu += cpu_seconds(int(kid))
+            for line in Path(f"/proc/{kid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks.append(int(line.split()[1]))
+        except OSError:
+            continue
+    return max(peaks, default=None), cpu
+
+
+def _peak_rss(path: Path, fallback_kb: int) -> int:
+    """The KiB GNU time wrote (its last line), else `fallback_kb` (killed runs write none)."""
+    if not path.exists():
+        return fallback_kb
+    lines = path.read_text().split()
+    path.unlink()
+    return int(lines[-1]) if lines and lines[-1].isdigit() else fallback_kb
 
 
 def _limit(nofile: int | None) -> Callable[[], None] | None:
