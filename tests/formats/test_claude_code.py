@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from tailerd.core.framing import LineFramer
 from tailerd.domain import DeadLetter, Line, LLMCall, SubAgentCall, ToolCall, Turn
+from tailerd.edges.related_files import find_related, read_related
 from tailerd.formats.base import Source, turn_key
 from tailerd.formats.claude_code import FORMAT, ClaudeCodeParser
 
@@ -874,3 +875,109 @@ def test_agent_name_override() -> None:
     parser.feed(lines[0])
     (turn,) = parser.close_idle(10**9)
     assert turn.agent_name == "mine"
+
+
+# ---- billed calls no turn holds (issue 8 kind 2) ----------------------------------------------
+
+
+def real_source(path: Path, **options: Any) -> Source:
+    return Source(str(path), options=options, read_related=read_related, find_related=find_related)
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def run_parser(parser: Any, data: bytes, quiet: float = 1e9) -> list[Turn]:
+    out = [t for line in lines_of(data) for t in parser.feed(line) if isinstance(t, Turn)]
+    return out + list(parser.close_idle(quiet))
+
+
+def sidechain(agent_id: str, msg_id: str, out: int, first: str = "look") -> list[dict[str, Any]]:
+    extra = {"isSidechain": True, "agentId": agent_id}
+    return [
+        rec("user", f"{agent_id}-u", 1, message={"role": "user", "content": first}) | extra,
+        block(f"{agent_id}-a", 2, msg_id, text("found"), out=out) | extra,
+    ]
+
+
+def test_unclaimed_subagent_files_become_synthetic_turns_once(tmp_path: Path) -> None:
+    session = tmp_path / f"{SID}.jsonl"
+    subagents = tmp_path / SID / "subagents"
+    spawn = tool_use("toolu_t", "Agent", prompt="look")
+    write_jsonl(
+        session,
+        [
+            prompt("p1", 0),
+            block("a1", 1, "msg_1", spawn),
+            result("r1", 5, "toolu_t", "found", toolUseResult={"agentId": "ab12"}),
+            block("a2", 6, "msg_2", text("done")),
+            system("s1", 7, "turn_duration"),
+        ],
+    )
+    write_jsonl(subagents / "agent-ab12.jsonl", sidechain("ab12", "msg_c", 7))  # read by Agent
+    write_jsonl(subagents / "agent-zz99.jsonl", sidechain("zz99", "msg_o", 11))  # no parent turn
+    # a summariser with no compact_boundary inside a turn to nest it in
+    write_jsonl(subagents / "agent-acompact-77.jsonl", sidechain("acompact-77", "msg_k", 13))
+    assert FORMAT.is_auxiliary(subagents / "agent-zz99.jsonl")
+    parser = FORMAT.new_parser(real_source(session), None)
+    data = session.read_bytes()
+    (turn,) = run_parser(parser, data, quiet=5)  # quiet < idle_close: no sweep yet
+    assert parser.pending_from() == lines_of(data)[-1].start
+    synthetic = parser.close_idle(1e9)
+    assert parser.pending_from() is None and parser.close_idle(1e9) == []
+    kinds = {t.key: t.attributes["tailerd.synthetic"] for t in synthetic}
+    assert kinds == {
+        f"claude-code|{SID}|synthetic|acompact-77": "compaction",
+        f"claude-code|{SID}|synthetic|zz99": "orphan_subagent",
+    }
+    for t in synthetic:
+        (sub,) = t.spans
+        assert isinstance(sub, SubAgentCall) and sub.attributes["tailerd.synthetic"]
+        assert t.session_id == SID and t.start == t.end == lines_of(data)[-1].start
+    # hand count: each block() is 3 + 100 + 1000 = 1103 input; outputs as written above
+    outputs = sorted(c.usage.output_tokens for t in [turn, *synthetic] for c in all_calls(t.spans))
+    assert outputs == [5, 5, 7, 11, 13]
+    assert turn.identities == (
+        "claude-code:prompt:p1",
+        "claude-code:message:msg_1",
+        "claude-code:message:msg_2",
+    )
+    # after a restart, files already shipped are not shipped again
+    resumed = FORMAT.new_parser(real_source(session), parser.snapshot())
+    more = [
+        prompt("p2", 8),
+        block("a3", 9, "msg_3", text("again")),
+        system("s2", 10, "turn_duration"),
+    ]
+    again = run_parser(resumed, b"".join(json.dumps(r).encode() + b"\n" for r in more))
+    assert [t.key for t in again] == [f"claude-code|{SID}|p2"]
+
+
+def all_calls(spans: Iterable[Any]) -> Iterable[LLMCall]:
+    for span in spans:
+        if isinstance(span, LLMCall):
+            yield span
+        elif isinstance(span, SubAgentCall):
+            yield from all_calls(span.spans)
+
+
+def test_warmup_sidechain_is_tailed_alone_as_a_synthetic_turn() -> None:
+    """kfischer 2.0.74: agent-a02a5b8.jsonl is a Warmup (its session file has no turn)."""
+    path = AGENTS / "claude-code/kfischer-okarin-scripts-and-tools/-Users-user-project"
+    warmup = (path / "agent-a02a5b8.jsonl").resolve()
+    assert not FORMAT.is_auxiliary(warmup)
+    parser = FORMAT.new_parser(real_source(warmup), None)
+    data = warmup.read_bytes()
+    assert run_parser(parser, data, quiet=5) == []  # not quiet long enough yet
+    assert parser.pending_from() == 0
+    (turn,) = parser.close_idle(1e9)
+    assert turn.attributes["tailerd.synthetic"] == "warmup"
+    assert turn.key == "claude-code|3f6ddfee-788c-48a5-8f7a-d43377b51472|synthetic|a02a5b8"
+    assert turn.messages[0].content == "Warmup"
+    # read off the file: one call, input_tokens 1417 (no cache), output_tokens 115
+    (call,) = all_calls(turn.spans)
+    assert (call.usage.input_tokens, call.usage.output_tokens) == (1417, 115)
+    assert turn.identities == ("claude-code:message:msg_01Vcot53dDRMGNgdz9YCH1Z8",)
+    assert parser.pending_from() is None
