@@ -28,6 +28,7 @@ from tailerd.formats.codex.records import (
     SESSION_ATTRS,
     THREAD_ID,
     as_dict,
+    as_int,
     as_str,
     content_text,
     flag,
@@ -305,8 +306,8 @@ class CodexParser:
     def _late_usage(
         self, last: dict[str, Any], fingerprint: str, when: datetime | None, line: Line
     ) -> list[Turn | DeadLetter]:
-        if not self._last_closed:
-            return []  # before any turn of this file: nothing it could belong to
+        if not self._last_closed or not any(as_int(v) for v in last.values()):
+            return []  # before any turn of this file, or an empty snapshot: nothing to count
         turn_id, identity = self._last_closed
         turn = late_usage_turn(
             (turn_id, identity),
@@ -319,7 +320,7 @@ class CodexParser:
             model=self._model,
             attributes=self._attrs,
         )
-        return [turn]
+        return [*self._route(turn)]
 
     # -- turns ----------------------------------------------------------------------------
 
@@ -364,7 +365,10 @@ class CodexParser:
 
     def _finish(self, interrupted: bool) -> list[Turn]:
         """Close the open turn; [] when it is a tailed child's turn that its parent nests."""
-        turn = self._close(interrupted)
+        return self._route(self._close(interrupted))
+
+    def _route(self, turn: Turn) -> list[Turn]:
+        """[turn], or [] for a tailed child's turn its parent nests (see `lineage`)."""
         if not self._tailed_child:
             return [turn]
         parent = self._attrs.get("codex.parent_thread_id")
