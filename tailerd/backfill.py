@@ -6,6 +6,14 @@ It streams each file through the same per-file pipeline as the daemon (tailerd/p
 keeps only finished turns, groups a file's turns by session, and emits every
 session with the same deterministic ids as the live path, so importing what was already tailed
 adds nothing to a store that keys by span id. It keeps no checkpoints of its own.
+
+History copied into another file (a resumed session; tailerd/history.py) is recognised: import
+and preview read the state dir's history index read-only and also remember what they met
+themselves, so a copy shipped by the daemon from another file, or met earlier in the same
+command, is left out (counted in the last line). They never write the index: import is
+idempotent by ids, so importing the same file again re-sends the same spans (stored once by a
+span-id keyed backend); a later daemon run ships turns import sent as its own, with the same ids.
+Turns still open (not finished by the format's close rules) are listed, not sent.
 """
 
 from __future__ import annotations
@@ -25,25 +33,42 @@ from tailerd import formats, sinks
 from tailerd.content_policy import build_redactor
 from tailerd.domain import DeadLetter, Delivered, Outcome, Retry, Turn
 from tailerd.edges import dead_letter_store
+from tailerd.edges.checkpoint_store import CheckpointStore
 from tailerd.edges.discovery import Globs, walk
 from tailerd.edges.state_dir import prepare, resolve_data_dir, resolve_state_dir
 from tailerd.emitter import Emitter
 from tailerd.errors import EX_TEMPFAIL, ConfigError
 from tailerd.formats.base import Format
-from tailerd.pipeline import whole_file
+from tailerd.history import HistoryIndex
+from tailerd.pipeline import FilePipeline, whole_file
 from tailerd.settings import Settings
 from tailerd.sinks.base import Sink, span_record
+from tailerd.status import OpenTurn, open_turn_lines, open_turns
 
 log = logging.getLogger("tailerd")
 
 
+OpenFiles = list[tuple[str, list[OpenTurn], float]]  # (path, open turns, mtime)
+
+
 def finished_turns(
-    path: Path, settings: Settings, mapped: tuple[Format, ...] = ()
+    path: Path,
+    settings: Settings,
+    mapped: tuple[Format, ...] = (),
+    still_open: OpenFiles | None = None,
 ) -> Iterator[Turn]:
-    """Every finished turn in one file, streamed; its dead letters are logged."""
+    """Every finished turn in one file, streamed; its dead letters are logged. Turns not
+    finished yet (by the format's close rules, against the file's real quiet time) are left
+    out and, with `still_open`, appended there as (path, open turns, mtime)."""
+
+    def report(pipe: FilePipeline) -> None:
+        if still_open is not None and (turns := open_turns(pipe, settings)):
+            still_open.append((str(path), turns, mtime))
+
     try:
-        quiet = max(0.0, time.time() - path.stat().st_mtime)
-        for out in whole_file(path, settings, mapped, quiet):
+        mtime = path.stat().st_mtime
+        quiet = max(0.0, time.time() - mtime)
+        for out in whole_file(path, settings, mapped, quiet, report):
             if isinstance(out, DeadLetter):
                 log.warning("dead letter path=%s offset=%d reason=%s", path, out.start, out.reason)
             else:
@@ -64,14 +89,35 @@ def _files(paths: Sequence[Path], settings: Settings) -> list[Path]:
     return sorted(p for p in out if not formats.is_auxiliary(PurePath(p)))
 
 
-def _sessions(settings: Settings, paths: Sequence[Path]) -> Iterator[list[Turn]]:
-    """The finished turns of the files, one session at a time (a file's sessions together)."""
+def _sessions(
+    settings: Settings, paths: Sequence[Path], still_open: OpenFiles, history: HistoryIndex
+) -> Iterator[list[Turn]]:
+    """The finished turns of the files, one session at a time (a file's sessions together);
+    files with turns still open are appended to `still_open`. A turn that is a copy of history
+    (tailerd/history.py: shipped by the daemon from another file, or met earlier in this
+    command) is left out."""
     mapped = formats.configured(settings.mapping, settings.format)
     for path in _files(paths, settings):
         by_session: dict[str, list[Turn]] = defaultdict(list)
-        for turn in finished_turns(path, settings, mapped):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        file_key = f"{st.st_dev}:{st.st_ino}"  # as the checkpoint store keys files
+        for turn in finished_turns(path, settings, mapped, still_open):
+            owner = history.is_copy(turn, file_key)
+            if owner is not None:
+                history.skip(turn, file_key, owner, path)
+                continue
+            history.emitted(turn, file_key)
             by_session[turn.session_id].append(turn)
         yield from by_session.values()
+
+
+def _history(settings: Settings) -> HistoryIndex:
+    """The state dir's history index, read-only: import and preview never write it."""
+    store = CheckpointStore(resolve_state_dir(settings.state_dir), readonly=True)
+    return HistoryIndex(store, settings.history_retention, write=False)
 
 
 def run(settings: Settings, paths: Sequence[Path]) -> int:
@@ -81,7 +127,9 @@ def run(settings: Settings, paths: Sequence[Path]) -> int:
     outputs = sinks.build(settings, resolve_data_dir(settings.data_dir, state_dir))
     emitter = Emitter(include_content=redactor.keeps_content)
     failed = sessions = total = 0
-    for turns in _sessions(settings, paths):
+    still_open: OpenFiles = []
+    history = _history(settings)
+    for turns in _sessions(settings, paths, still_open, history):
         session_id = turns[0].session_id
         sessions, total = sessions + 1, total + len(turns)
         spans = emitter.emit_session([redactor.apply(t) for t in turns])
@@ -92,7 +140,13 @@ def run(settings: Settings, paths: Sequence[Path]) -> int:
                 log.error(
                     "session %s not imported into %s: %s", session_id, sink.name, outcome.reason
                 )
-    log.info("imported %d sessions, %d turns", sessions, total)
+    log.info(
+        "imported %d sessions, %d turns (%d copies of history already shipped left out)",
+        sessions,
+        total,
+        history.skipped,
+    )
+    _report_open(still_open, "not imported")
     for sink in outputs:
         sink.close()
     return EX_TEMPFAIL if failed else 0
@@ -103,14 +157,29 @@ def preview(settings: Settings, paths: Sequence[Path]) -> int:
     redactor = build_redactor(settings)
     emitter = Emitter(include_content=redactor.keeps_content)
     out = sys.stdout
-    for turns in _sessions(settings, paths):
+    still_open: OpenFiles = []
+    history = _history(settings)
+    for turns in _sessions(settings, paths, still_open, history):
         for turn in turns:
             for span in emitter.emit(redactor.apply(turn)):
                 out.write(orjson.dumps(span_record(span)).decode() + "\n")
     counts = redactor.counts()
     if counts:
         log.info("redacted: %s", ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    if history.skipped:
+        log.info("%d copies of history already shipped left out", history.skipped)
+    _report_open(still_open, "not shown")
     return 0
+
+
+def _report_open(still_open: OpenFiles, fate: str) -> None:
+    """Say how many turns are still open, in which files, and what they wait for."""
+    if not still_open:
+        return
+    count = sum(len(turns) for _, turns, _ in still_open)
+    log.info("%d turns still open in %d files (%s: not finished yet)", count, len(still_open), fate)
+    for line in open_turn_lines(still_open, time.time()):
+        log.info("open: %s", line)
 
 
 def retry(settings: Settings) -> int:

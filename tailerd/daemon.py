@@ -26,7 +26,7 @@ from tailerd.history import PRUNE_INTERVAL, HistoryIndex
 from tailerd.redaction import Redactor
 from tailerd.settings import Settings
 from tailerd.sinks.base import Sink
-from tailerd.status import Counters, StatusWriter
+from tailerd.status import Counters, OpenSince, OpenTurn, StatusWriter, still_open
 from tailerd.tracking import FileTable
 
 log = logging.getLogger("tailerd")
@@ -71,6 +71,7 @@ class Daemon:
         self.counters = Counters()
         self.status = StatusWriter(state_dir)
         self._open_turns: set[str] = set()  # keys of files whose parser holds an open turn
+        self.open_since = OpenSince()  # when tailerd first saw each file's oldest open turn
         self._watcher: Watcher | None = None
         now = time.monotonic()
         self._next_rescan = now + settings.rescan_interval
@@ -105,7 +106,7 @@ class Daemon:
         self.table = FileTable(self.settings, self.store.load())
         for warning in self.store.warnings:
             log.warning("%s", warning)
-        self._prune_history()
+        self.history.prune(time.time())
         if self.dry_run:
             log.info("dry run (console only): checkpoints and the history index are not written")
         if watch:
@@ -197,7 +198,7 @@ class Daemon:
             self.close_idle()
         if now >= self._next_prune:
             self._next_prune = now + PRUNE_INTERVAL
-            self._prune_history()
+            self.history.prune(time.time())
         if now >= self._next_sweep:
             self._next_sweep = now + POOL_SWEEP
             self.table.close_idle_descriptors()
@@ -247,6 +248,7 @@ class Daemon:
         table.changed.add(f.key)
         if f.pipe.pending_from() is not None:
             self._open_turns.add(f.key)
+        self.open_since.track(f)
 
     def _quarantine(self, f: SourceFile, exc: Exception) -> None:
         f.quarantined = f"{type(exc).__name__}: {exc}"
@@ -282,6 +284,7 @@ class Daemon:
         f.dirty, f.document_final = False, final
         if not final:
             self._open_turns.add(f.key)
+        self.open_since.track(f)
 
     def _accept(self, f: SourceFile, item: Turn | DeadLetter) -> None:
         if isinstance(item, DeadLetter):
@@ -331,10 +334,17 @@ class Daemon:
             for turn in f.pipe.close_idle(max(0.0, now - f.mtime)):
                 self._accept(f, turn)
             self.table.changed.add(key)
+            self.open_since.track(f)
             if f.pipe.pending_from() is None:
                 self._open_turns.discard(key)
         if force:
             self.table.retire_drained()
+
+    def still_open(self) -> list[tuple[SourceFile, list[OpenTurn]]]:
+        """Files with turns not finished yet (not sent: they wait for their close rule), by
+        path, each with its open turns (start offset, what would close it)."""
+        files = (self.table.files.get(key) for key in self._open_turns)
+        return still_open([f for f in files if f is not None], self.settings)
 
     def _dead_letter(
         self, f: SourceFile, start: int, end: int, reason: str, turn: tuple[str, str] | None = None
@@ -400,12 +410,6 @@ class Daemon:
             self.status.touch()
         if force:
             self._write_status(force=True)
-
-    def _prune_history(self) -> None:
-        try:
-            self.history.prune(time.time())
-        except OSError as exc:
-            log.warning("cannot prune the history index: %s", exc)
 
     def _write_status(self, force: bool = False) -> None:
         self.status.write(self, force)

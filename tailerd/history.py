@@ -115,7 +115,11 @@ class HistoryIndex:
         """Drop rows shipped more than `retention` seconds before `now`; how many."""
         if not self.write:
             return 0
-        removed = self.store.prune_history(now - self.retention)
+        try:
+            removed = self.store.prune_history(now - self.retention)
+        except OSError as exc:  # kept until the next prune: a bigger index, nothing lost
+            log.warning("cannot prune the history index: %s", exc)
+            return 0
         if removed:
             log.info(
                 "history index: pruned %d identities older than %.0f s", removed, self.retention

@@ -8,7 +8,7 @@ stream. A file rewritten whole (formats.base.DocumentFormat) is handed over whol
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
@@ -51,6 +51,9 @@ class FilePipeline:
         if b"\n" not in head and not self.settings.format and not whole:
             return None
         fmt = formats.choose(PurePath(self.path), head, self.settings.format, mapped)
+        if fmt is None and saved_format:
+            # A rotated copy (`a.jsonl.1`) resumes its original's checkpoint, and its format.
+            fmt = next((f for f in (*mapped, *formats.FORMATS) if f.name == saved_format), None)
         if fmt is None:
             return False
         self.fmt = fmt
@@ -106,10 +109,15 @@ class FilePipeline:
 
 
 def whole_file(
-    path: Path, settings: Settings, mapped: tuple[Format, ...], quiet_for: float
+    path: Path,
+    settings: Settings,
+    mapped: tuple[Format, ...],
+    quiet_for: float,
+    on_end: Callable[[FilePipeline], None] | None = None,
 ) -> Iterator[Turn | DeadLetter]:
     """Every turn of one file, streamed in chunks (whole-document files are read whole), with
-    the turns still open closed as the format would after `quiet_for` seconds of quiet."""
+    the turns still open closed as the format would after `quiet_for` seconds of quiet.
+    `on_end(pipe)` then sees the pipeline with the turns that stay open (to report them)."""
     reader: Reader = open_reader(path)
     try:
         pipe = FilePipeline.at(path, settings)
@@ -119,12 +127,17 @@ def whole_file(
         if pipe.document is not None:
             size = reader.stat().st_size
             data = reader.read(0, size)
-            yield from pipe.document_turns(data, final=quiet_for >= pipe.document_idle_close())
+            final = quiet_for >= pipe.document_idle_close()
+            yield from pipe.document_turns(data, final=final)
+            if on_end is not None and not final:
+                on_end(pipe)
             return
         offset = 0
         while chunk := reader.read(offset, READ_CHUNK):
             offset += len(chunk)
             yield from pipe.feed(chunk)
         yield from pipe.close_idle(quiet_for)
+        if on_end is not None:
+            on_end(pipe)
     finally:
         reader.close()

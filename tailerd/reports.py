@@ -180,6 +180,9 @@ def status(state_dir: Path) -> dict[str, Any]:
                 "unknown_record_types": seen.get("unknown_record_types", {}),
                 "quarantined": seen.get("quarantined"),
                 "pending_turns": seen.get("pending_turns", 0),
+                "open_turns": seen.get("open_turns", []),
+                "open_since": seen.get("open_since"),
+                "quiet_since": seen.get("quiet_since"),
             }
         )
     return {
@@ -225,6 +228,12 @@ def render_status(doc: dict[str, Any]) -> Iterator[str]:
             yield f"{'':>48}unknown record type {kind}: {count}"
         if f.get("quarantined"):
             yield f"{'':>48}quarantined (no longer read): {f['quarantined']}"
+        for turn in f.get("open_turns", []):
+            since = f" since {_time(int(f['open_since'] * 1e9))}" if f.get("open_since") else ""
+            yield (
+                f"{'':>48}turn open from byte {turn['from']}{since} (not sent yet),"
+                f" waiting for {turn['closes_on']}"
+            )
 
 
 def dead_letters(state_dir: Path) -> list[dict[str, Any]]:

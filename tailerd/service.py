@@ -16,6 +16,7 @@ from tailerd.edges.state_dir import StateLock, prepare, resolve_data_dir, resolv
 from tailerd.edges.systemd import Notifier
 from tailerd.errors import EX_TEMPFAIL
 from tailerd.settings import Settings
+from tailerd.status import open_turn_lines
 
 log = logging.getLogger("tailerd")
 
@@ -89,11 +90,23 @@ def _stop_promptly(stop: threading.Event, wake: threading.Event, bound: float) -
 
 
 def _summary(daemon: Daemon) -> None:
+    """The end of a run, honestly: what was sent, what was not acknowledged, and which turns
+    are still open (not sent: they wait for their close rule), one line per file, capped."""
     c = daemon.counters
+    still_open = daemon.still_open()
+    turns_open = sum(len(turns) for _, turns in still_open)
     log.info(
-        "done: %d files, %d turns emitted, %d dead letters, %d unacknowledged",
+        "done: %d files, %d turns emitted, %d duplicates skipped, %d dead letters,"
+        " %d unacknowledged, %d turns still open in %d files%s",
         len(daemon.files),
         c.turns,
+        c.duplicates_skipped,
         c.dead_letters,
         len(daemon.delivery),
+        turns_open,
+        len(still_open),
+        " (not sent yet: sent by a later run once finished)" if turns_open else "",
     )
+    files = [(str(f.path), turns, f.mtime) for f, turns in still_open]
+    for line in open_turn_lines(files, time.time()):
+        log.info("open: %s", line)

@@ -17,10 +17,16 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from tailerd.edges import dead_letter_store
+from tailerd.formats.claude_code import turns as claude_turns
+from tailerd.formats.codex import turns as codex_turns
 
 if TYPE_CHECKING:
     from tailerd.daemon import Daemon
     from tailerd.edges.source_file import SourceFile
+    from tailerd.pipeline import FilePipeline
+    from tailerd.settings import Settings
+
+OpenTurn = tuple[int, str]  # (first byte offset of the turn, what would close it)
 
 STATUS = "status.json"
 STATUS_INTERVAL = 1.0  # seconds between rewrites while things change
@@ -83,7 +89,7 @@ class StatusWriter:
             "files": {
                 str(f.path): detail
                 for f in daemon.table.files.values()
-                if (detail := file_detail(f))
+                if (detail := file_detail(f, daemon.settings, daemon.open_since.get(f.key)))
             },
         }
         tmp = self.state_dir / (STATUS + ".tmp")
@@ -96,8 +102,114 @@ class StatusWriter:
         self._last_write, self._last_doc, self._touched = now, doc, False
 
 
-def file_detail(f: SourceFile) -> dict[str, object]:
-    """What a file has worth showing beyond its checkpoint; {} when nothing."""
+def open_turns(pipe: FilePipeline, settings: Settings) -> list[OpenTurn]:
+    """The turns still open in one file's pipeline: (start offset, what would close it).
+
+    A format's parser may expose `open_turns()` (native, gemini); otherwise the oldest open
+    turn is `pending_from()` and the rule is the format's, with its configured settings. A
+    whole-document file reports its last turn while it has not been quiet long enough."""
+    if pipe.fmt is None:
+        return []
+    if pipe.document is not None:
+        quiet = f"{pipe.document_idle_close():g} s of quiet"
+        return [(0, f"the last turn of the rewritten document, if unfinished: {quiet}")]
+    exposed = getattr(pipe.parser, "open_turns", None)  # through the guard to the format's
+    if callable(exposed):
+        try:
+            return [(int(start), str(rule)) for start, rule in exposed()]
+        except Exception:  # noqa: S110 - a report must not fail: fall back below
+            pass
+    start = pipe.pending_from()
+    return [] if start is None else [(start, close_rule(pipe.fmt.name, settings))]
+
+
+class OpenSince:
+    """File key -> when (epoch seconds) tailerd first saw the file's oldest open turn."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[int, float]] = {}  # key -> (oldest open offset, since)
+
+    def track(self, f: SourceFile) -> None:
+        """Call after a file was read or its idle turns closed."""
+        start = f.pipe.pending_from()
+        if f.document:
+            start = None if f.document_final else 0
+        if start is None:
+            self._seen.pop(f.key, None)
+        elif self._seen.get(f.key, (None,))[0] != start:
+            self._seen[f.key] = (start, time.time())
+
+    def get(self, key: str) -> float | None:
+        seen = self._seen.get(key)
+        return None if seen is None else seen[1]
+
+
+def still_open(
+    files: list[SourceFile], settings: Settings
+) -> list[tuple[SourceFile, list[OpenTurn]]]:
+    """Of `files`, those with open turns, by path, each with (start offset, close rule)."""
+    out = []
+    for f in files:
+        if f.document and f.document_final:
+            continue
+        if turns := open_turns(f.pipe, settings):
+            out.append((f, turns))
+    return sorted(out, key=lambda item: str(item[0].path))
+
+
+OPEN_LINES = 10  # files listed at the end of --once, preview and import before "and N more"
+
+
+def open_turn_lines(
+    files: list[tuple[str, list[OpenTurn], float]], now: float, limit: int = OPEN_LINES
+) -> list[str]:
+    """One line per file with open turns ((path, open turns, mtime) each), at most `limit`,
+    then "and N more files"; [] when nothing is open."""
+    lines = []
+    for path, turns, mtime in files[:limit]:
+        first, rule = turns[0]
+        count = f"{len(turns)} open turn" + ("s" if len(turns) > 1 else "")
+        quiet = max(0.0, now - mtime)
+        lines.append(
+            f"{path}: {count} from byte {first}, waiting for {rule} (quiet for {quiet:.0f} s)"
+        )
+    if len(files) > limit:
+        lines.append(f"and {len(files) - limit} more files with open turns")
+    return lines
+
+
+def close_rule(format_name: str, settings: Settings) -> str:
+    """What closes an open turn of this format, in words, with the configured settings."""
+    options = settings.format_options.get(format_name, {})
+
+    def seconds(name: str, default: float) -> str:
+        return f"{float(options.get(name, default)):g} s"
+
+    if format_name == "claude-code":
+        idle = seconds("idle_close", claude_turns.DEFAULT_IDLE_CLOSE)
+        stale = seconds("stale_close", claude_turns.DEFAULT_STALE_CLOSE)
+        return (
+            f"turn_duration, a Stop hook, an interruption or the next prompt; else {idle} of"
+            f" quiet with no tool call waiting ({stale} with one)"
+        )
+    if format_name == "codex":
+        idle = seconds("idle_close", codex_turns.DEFAULT_IDLE_CLOSE)
+        abandon = seconds("abandon_close", codex_turns.DEFAULT_ABANDON_CLOSE)
+        return (
+            f"task_complete or turn_aborted; else {abandon} of quiet (abandon_close);"
+            f" a turn without task events: the next prompt or {idle} of quiet"
+        )
+    if "idle_close" in options:
+        return f"its end record, the next turn or {seconds('idle_close', 0)} of quiet"
+    return "its end record, the next turn, or the mapping's idle_close/stale_close of quiet"
+
+
+def file_detail(
+    f: SourceFile, settings: Settings, open_since: float | None = None
+) -> dict[str, object]:
+    """What a file has worth showing beyond its checkpoint; {} when nothing. Open turns are
+    `open_turns: [{"from": offset, "closes_on": words}]`, with `open_since` (epoch seconds
+    tailerd first saw the oldest open) and `quiet_since` (the file's last write)."""
     parser = f.pipe.parser
     unknown = getattr(parser, "unknown_types", None)
     unknown_types = unknown() if callable(unknown) else {}
@@ -107,8 +219,12 @@ def file_detail(f: SourceFile) -> dict[str, object]:
         detail["unknown_record_types"] = unknown_types
     if f.ledger.unresolved:
         detail["pending_turns"] = f.ledger.unresolved
-    if f.pipe.pending_from() is not None:
-        detail["open_turn_from"] = f.pipe.pending_from()
+    if f.pipe.pending_from() is not None or (f.document and not f.document_final):
+        still_open = open_turns(f.pipe, settings)
+        if still_open:
+            detail["open_turns"] = [{"from": at, "closes_on": rule} for at, rule in still_open]
+            detail["open_since"] = open_since
+            detail["quiet_since"] = f.mtime
     if isinstance(quarantined, str) or f.quarantined:
         detail["quarantined"] = f.quarantined or quarantined
     if f.unrecognised:

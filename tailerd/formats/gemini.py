@@ -270,6 +270,12 @@ class GeminiParser:
     def pending_from(self) -> int | None:
         return self._start if self._records else None
 
+    def open_turns(self) -> list[tuple[int, str]]:
+        """The open turn, if any, as (first byte offset, what would close it)."""
+        if not self._records:
+            return []
+        return [(self._start, f"the next user message or {self._idle_close:g} s of quiet")]
+
     def snapshot(self) -> dict[str, Any]:
         return {"session_id": self._session_id, "attrs": dict(self._attrs)}
 

@@ -182,6 +182,11 @@ class NativeParser:
     def pending_from(self) -> int | None:
         return min((t.start for t in self._open.values()), default=None)
 
+    def open_turns(self) -> list[tuple[int, str]]:
+        """Each open turn as (first byte offset, what would close it), oldest first."""
+        rule = f"turn_end, session_end or {self._idle_close:g} s of quiet"
+        return sorted((t.start, rule) for t in self._open.values())
+
     def snapshot(self) -> dict[str, Any]:
         return {}  # every native line names its session and turn: nothing to carry over
 
