@@ -996,3 +996,41 @@ def test_a_child_with_turns_before_and_after_its_parents_end_counts_each_once(
     # Every billed request once: parent 3 + ct1 2 + ct2 1 LLM calls.
     shipped = [*turn.spans, *sub.spans, *own.spans]
     assert sum(isinstance(s, LLMCall) for s in shipped) == 6
+
+
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(fraction=st.floats(min_value=0, max_value=1))
+def test_restart_anywhere_in_a_late_child_yields_the_same_turn(
+    codex_home: Path, fraction: float
+) -> None:
+    path = codex_home / DAY / CHILD_NAME
+    path.write_bytes(child_rollout(first=20.0, every=1.0))
+    lines = lines_of(path.read_bytes())
+    whole = turns_of(run(path.read_bytes(), str(path), related_source(path)))
+    assert [t.key for t in whole] == [f"codex|{CHILD_ID}|ct1"]
+    cut = round(fraction * len(lines))
+    assert resumed(lines, cut, str(path), related_source(path)) == whole
+
+
+def test_a_late_child_finds_its_spawning_turn_after_earlier_turns(codex_home: Path) -> None:
+    """The parent has an earlier turn pt0 (whose tool output quotes a task_started record)
+    before pt1 spawns the child; the child's late turn names pt1 and is counted once."""
+    quoted = json.dumps({"type": "task_started", "turn_id": "not-a-turn"})
+    earlier = [
+        rec("event_msg", {"type": "task_started", "turn_id": "pt0"}, 0.1),
+        rec("event_msg", {"type": "user_message", "message": "hi"}, 0.2),
+        rec("response_item", {"type": "function_call", "name": "cat", "call_id": "c0"}, 0.3),
+        rec("response_item", {"type": "function_call_output", "call_id": "c0", "output": quoted},
+            0.4),
+        rec("event_msg", {"type": "task_complete", "turn_id": "pt0"}, 0.5),
+    ]  # fmt: skip
+    parent = codex_home / DAY / PARENT_NAME
+    head, rest = parent.read_bytes().split(b"\n", 1)
+    parent.write_bytes(head + b"\n" + b"".join(earlier) + rest)
+    child = codex_home / DAY / CHILD_NAME
+    child.write_bytes(child_rollout(first=20.0, every=1.0))
+    (own,) = turns_of(run(child.read_bytes(), str(child), related_source(child)))
+    assert own.attributes["codex.parent_turn_key"] == f"codex|{PARENT_ID}|pt1"
+    assert llm_sums(own.spans) == CHILD_USAGE
