@@ -981,3 +981,28 @@ def test_warmup_sidechain_is_tailed_alone_as_a_synthetic_turn() -> None:
     assert (call.usage.input_tokens, call.usage.output_tokens) == (1417, 115)
     assert turn.identities == ("claude-code:message:msg_01Vcot53dDRMGNgdz9YCH1Z8",)
     assert parser.pending_from() is None
+
+
+def test_inline_1_0_sidechain_calls_are_nested_in_their_turn() -> None:
+    side = {"isSidechain": True}
+    turns, _, _, _ = feed_records(
+        [
+            prompt("p1", 0),
+            block("a1", 1, "msg_1", tool_use("toolu_t", "Task", prompt="look")),
+            rec("user", "s1", 2, message={"role": "user", "content": "look"}) | side,
+            block("s2", 3, "msg_s", text("seen"), out=9) | side,
+            result("r1", 4, "toolu_t", "seen"),
+            block("a2", 5, "msg_2", text("done")),
+            system("e1", 6, "turn_duration"),
+        ]
+    )
+    (turn,) = turns
+    # hand count: main calls msg_1 and msg_2 (5 each), the inline sidechain's msg_s (9)
+    assert sorted(c.usage.output_tokens for c in all_calls(turn.spans)) == [5, 5, 9]
+    inline = [s for s in turn.spans if isinstance(s, SubAgentCall) and s.name == "sidechain"]
+    assert len(inline) == 1 and inline[0].attributes == {"claude_code.inline_sidechain": True}
+    assert turn.identities == (
+        "claude-code:prompt:p1",
+        "claude-code:message:msg_1",
+        "claude-code:message:msg_2",
+    )

@@ -99,11 +99,11 @@ class Related:
             attributes["claude_code.description"] = args["description"]
         spans: tuple[SpanCall, ...] = ()
         model = ""
-        cycle = tool.agent_id in chain
+        cycle = bool(tool.agent_id) and tool.agent_id in chain
         if tool.agent_id:
             self.claimed.add(tool.agent_id)
         data = None if cycle else self._subagent_bytes(tool.agent_id)
-        builder = self.builder((*chain, tool.agent_id))
+        builder = self.builder((*chain, tool.agent_id) if tool.agent_id else chain)
         if data is not None:
             feed_subagent(builder, data)
         elif tool.progress and not cycle:

@@ -107,10 +107,15 @@ def _read_records(related: Related, path: str) -> list[dict[str, Any]]:
 
 
 def subagent_span(
-    related: Related, agent_id: str, records: Sequence[Mapping[str, Any]], kind: str
+    related: Related,
+    agent_id: str,
+    records: Sequence[Mapping[str, Any]],
+    kind: str,
+    attributes: Mapping[str, Any] | None = None,
 ) -> SubAgentCall | None:
-    """A sub-agent span holding the transcript's calls; None when it holds no LLM call."""
-    builder = related.builder((agent_id,))
+    """A sub-agent span holding the transcript's calls, named after its agent type or `kind`;
+    None when it holds no LLM call. `attributes` default to `tailerd.synthetic = kind`."""
+    builder = related.builder((agent_id,) if agent_id else ())
     feed_records(builder, records)
     if not builder.calls:
         return None
@@ -118,7 +123,7 @@ def subagent_span(
     prompt = first_prompt(records)
     final = builder.final_text()
     return SubAgentCall(
-        name=related.agent_type(agent_id) or kind,
+        name=(related.agent_type(agent_id) if agent_id else "") or kind,
         model=builder.last_model(),
         agent_id=agent_id,
         input_messages=(Message("user", prompt),) if prompt else (),
@@ -126,8 +131,18 @@ def subagent_span(
         spans=builder.build(),
         started_at=min(times, default=None),
         ended_at=max(times, default=None),
-        attributes={"tailerd.synthetic": kind},
+        attributes={"tailerd.synthetic": kind} if attributes is None else dict(attributes),
     )
+
+
+def inline_sidechain_span(
+    related: Related, records: Sequence[Mapping[str, Any]]
+) -> SubAgentCall | None:
+    """The calls of 1.0.x sidechain records written inline in a turn, as one sub-agent span
+    marked `claude_code.inline_sidechain`; None when they hold no LLM call."""
+    agent_id = next((as_str(r.get("agentId")) for r in records if r.get("agentId")), "")
+    marker = {"claude_code.inline_sidechain": True}
+    return subagent_span(related, agent_id, records, "sidechain", marker)
 
 
 def synthetic_turn(

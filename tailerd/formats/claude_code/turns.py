@@ -46,7 +46,7 @@ from tailerd.formats.claude_code.records import (
 )
 from tailerd.formats.claude_code.spans import SpanBuilder
 from tailerd.formats.claude_code.subagents import Related, note_progress
-from tailerd.formats.claude_code.synthetic import summariser_span, sweep
+from tailerd.formats.claude_code.synthetic import inline_sidechain_span, summariser_span, sweep
 
 DEFAULT_IDLE_CLOSE = 30.0
 DEFAULT_STALE_CLOSE = 6 * 3600.0
@@ -66,10 +66,16 @@ class _OpenTurn:
     builder: SpanBuilder
     related: Related
     prompt_uuid: str = ""  # the user record that opened the turn, if one did
+    inline: list[dict[str, Any]] | None = None  # 1.0.x sidechain records written in the file
     messages: list[Message] = field(default_factory=list)
     started_at: datetime | None = None
     ended_at: datetime | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
+
+    def inline_sidechain(self) -> list[dict[str, Any]]:
+        if self.inline is None:
+            self.inline = []
+        return self.inline
 
     def touch(self, line: Line, ts: datetime | None) -> None:
         self.end = max(self.end, line.end)
@@ -181,7 +187,9 @@ class ClaudeCodeParser:
         if kind not in KNOWN_TYPES:
             self._unknown[f"{self._ctx.version or '?'}:{kind or '?'}"] += 1
         elif rec.get("isSidechain") is True:
-            pass  # 1.0.x wrote sub-agent lines inline; they belong to the sub-agent, not the turn
+            # 1.0.x wrote sub-agent lines inline: their calls are billed, nested in the turn
+            if self._open is not None and kind in ("assistant", "user"):
+                self._open.inline_sidechain().append(rec)
         else:
             out = self._dispatch(kind, rec, line, ts)
             if out is not None:
@@ -319,6 +327,9 @@ class ClaudeCodeParser:
         if turn.origin == "command" and not turn.builder.has_activity():
             return []  # a local slash command (/clear, /mcp...): nothing ran
         spans = turn.builder.build()
+        inline = inline_sidechain_span(turn.related, turn.inline) if turn.inline else None
+        if inline is not None:
+            spans = (*spans, inline)
         final = turn.builder.final_text()
         attributes = {**turn.attributes, "claude_code.ended_by": why}
         return [
