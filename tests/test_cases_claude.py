@@ -219,3 +219,14 @@ def test_copied_turn_carries_the_original_identities(tmp_path: Path, inputs: str
     # EXPECTED.md: A's turn 2004 / 5, the new turn 2034 / 5
     assert tokens([original]) == (2004, 5)
     assert tokens([new]) == (2034, 5)
+
+
+@pytest.mark.parametrize("inputs", ["input", "input-new-session-id"])
+def test_resumed_history_is_sent_once_end_to_end(tmp_path: Path, inputs: str) -> None:
+    """With the host-wide history index: the copied turn is skipped, whichever file is first."""
+    projects = case_copy(RESUME, tmp_path, inputs) / ".claude" / "projects"
+    rows = once_store(projects, tmp_path / "state")
+    # EXPECTED.md: 4 spans (2 turn roots, 2 LLM), in 4038 / out 10
+    assert len(rows) == 4
+    assert sum(1 for _, _, root, _ in rows if root) == 2
+    assert stored_tokens(rows) == (4038, 10)
