@@ -1006,3 +1006,24 @@ def test_inline_1_0_sidechain_calls_are_nested_in_their_turn() -> None:
         "claude-code:message:msg_1",
         "claude-code:message:msg_2",
     )
+
+
+def test_flat_2_0_layout_orphan_is_swept_by_its_own_session_only(tmp_path: Path) -> None:
+    old = {"version": "2.0.74"}
+    session = tmp_path / f"{SID}.jsonl"
+    write_jsonl(session, [prompt("p1", 0) | old, block("a1", 1, "msg_1", text("hi")) | old])
+    write_jsonl(tmp_path / "agent-f1.jsonl", [r | old for r in sidechain("f1", "msg_f", 17)])
+    other = [r | old | {"sessionId": "another"} for r in sidechain("f2", "msg_g", 19)]
+    write_jsonl(tmp_path / "agent-f2.jsonl", other)  # another session's orphan
+    assert FORMAT.is_auxiliary(tmp_path / "agent-f1.jsonl")
+    assert not FORMAT.is_auxiliary(tmp_path / "agent-f2.jsonl")  # its session file is missing
+    parser = FORMAT.new_parser(real_source(session), None)
+    data = session.read_bytes()
+    assert run_parser(parser, data, quiet=5) == []
+    assert [start for start, _ in parser.open_turns()] == [0]  # the turn, not yet quiet
+    main, synthetic = parser.close_idle(1e9)
+    assert main.key == f"claude-code|{SID}|p1"
+    assert parser.open_turns() == []
+    assert synthetic.key == f"claude-code|{SID}|synthetic|f1"
+    assert synthetic.attributes["tailerd.synthetic"] == "orphan_subagent"
+    assert [c.usage.output_tokens for c in all_calls(synthetic.spans)] == [17]

@@ -64,6 +64,12 @@ class SubagentFileParser:
     def pending_from(self) -> int | None:
         return self._start
 
+    def open_turns(self) -> list[tuple[int, str]]:
+        """The transcript's unsent part as (first byte, what ships it)."""
+        if self._start is None:
+            return []
+        return [(self._start, f"{self._idle_close:g} s of quiet (a sub-agent file tailed alone)")]
+
     def snapshot(self) -> dict[str, Any]:
         return {}
 

@@ -26,6 +26,8 @@ tailed on its own), the same whichever file ships it.
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import PurePath
@@ -45,6 +47,9 @@ from tailerd.formats.claude_code.subagents import Related, feed_records, transcr
 WARMUP_PROMPT = "Warmup"
 SUMMARISER_SLACK = timedelta(seconds=5)
 _HEAD_BYTES = 64 * 1024
+_FLAT_TTL = 10.0  # seconds a ≤2.0 directory listing is reused
+_FLAT_DIRS = 256  # directory listings kept
+_FLAT_CACHE: OrderedDict[str, tuple[float, dict[str, tuple[str, str]]]] = OrderedDict()
 
 
 def agent_id_of(path: str) -> str:
@@ -90,15 +95,34 @@ def session_agent_files(related: Related, session_id: str, version: str) -> dict
         for path in find(f"{base}/subagents", "agent-*.jsonl"):
             found.setdefault(agent_id_of(path), path)
     if _flat_layout(version):
-        flat = PurePath(related.flat_dir)
-        for path in find(related.flat_dir, "agent-*.jsonl"):
-            if PurePath(path).parent != flat or agent_id_of(path) in found:
-                continue
-            head = related.read(path, _HEAD_BYTES)
-            records = transcript_records(head.split(b"\n", 1)[0]) if head else []
-            if records and as_str(records[0].get("sessionId")) == session_id:
-                found[agent_id_of(path)] = path
+        for agent_id, (path, owner) in _flat_files(related).items():
+            if owner == session_id:
+                found.setdefault(agent_id, path)
     return found
+
+
+def _flat_files(related: Related) -> dict[str, tuple[str, str]]:
+    """agent id -> (path, sessionId of its first record) of the ≤2.0 `<dir>/agent-*.jsonl`.
+
+    Every session of a directory sweeps it, so a listing is reused for `_FLAT_TTL` seconds
+    (a backfill of N sessions lists and reads the directory once, not N times)."""
+    now = time.monotonic()
+    hit = _FLAT_CACHE.get(related.flat_dir)
+    if hit is not None and now - hit[0] < _FLAT_TTL:
+        return hit[1]
+    flat = PurePath(related.flat_dir)
+    listing: dict[str, tuple[str, str]] = {}
+    for path in related.source.find_related(related.flat_dir, "agent-*.jsonl"):
+        if PurePath(path).parent != flat:
+            continue
+        head = related.read(path, _HEAD_BYTES)
+        records = transcript_records(head.split(b"\n", 1)[0]) if head else []
+        listing[agent_id_of(path)] = (path, as_str(records[0].get("sessionId")) if records else "")
+    _FLAT_CACHE[related.flat_dir] = (now, listing)
+    _FLAT_CACHE.move_to_end(related.flat_dir)
+    while len(_FLAT_CACHE) > _FLAT_DIRS:
+        _FLAT_CACHE.popitem(last=False)
+    return listing
 
 
 def _read_records(related: Related, path: str) -> list[dict[str, Any]]:

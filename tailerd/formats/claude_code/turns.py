@@ -159,6 +159,17 @@ class ClaudeCodeParser:
     def pending_from(self) -> int | None:
         return self._open.start if self._open is not None else self._sweep_at
 
+    def open_turns(self) -> list[tuple[int, str]]:
+        """The open turn as (first byte, what closes it); a sweep still owed is not a turn."""
+        if self._open is None:
+            return []
+        idle, stale = f"{self._idle_close:g} s", f"{self._stale_close:g} s"
+        rule = (
+            "turn_duration, a Stop hook, an interruption or the next prompt; else"
+            f" {idle} of quiet with no tool call waiting ({stale} with one)"
+        )
+        return [(self._open.start, rule)]
+
     def snapshot(self) -> dict[str, Any]:
         limit = self.pending_from()
         ctx = self._ctx if self._open is None else self._ctx_at_open
