@@ -251,7 +251,7 @@ class CodexParser:
         t.end, t.ended_at = line.end, when or t.ended_at
         if aborted and as_str(p.get("reason")):
             t.attributes["codex.abort_reason"] = p["reason"]
-        t.final_message = as_str(p.get("last_agent_message")) or t.final_message
+        t.final_message = as_str(p.get("last_agent_message"))
         if aborted and not t.aborted:
             t.aborted = True  # the aborted request's token_count may still follow
             return []
