@@ -1034,3 +1034,31 @@ def test_a_late_child_finds_its_spawning_turn_after_earlier_turns(codex_home: Pa
     (own,) = turns_of(run(child.read_bytes(), str(child), related_source(child)))
     assert own.attributes["codex.parent_turn_key"] == f"codex|{PARENT_ID}|pt1"
     assert llm_sums(own.spans) == CHILD_USAGE
+
+
+@pytest.mark.parametrize("late_usage", [False, True])
+def test_a_child_of_an_aborted_parent_turn_is_shipped_once(
+    codex_home: Path, late_usage: bool
+) -> None:
+    """The parent's turn is aborted at :17 (no task_complete); the child's turn ends at :35.
+    Nesting ends at the abort, whatever the aborted turn still receives while it lingers (a
+    token_count at :40 in one variant: 100 more input tokens for the parent, by hand)."""
+    parent = codex_home / DAY / PARENT_NAME
+    lines = parent.read_bytes().splitlines(keepends=True)
+    assert b'"task_complete"' in lines[-1]
+    ending = [rec("event_msg", {"type": "turn_aborted", "turn_id": "pt1"}, 17)]
+    if late_usage:
+        ending.append(rec("event_msg", tokens((100, 0, 5, 0), (3900, 2400, 115, 15)), 40))
+    parent.write_bytes(b"".join(lines[:-1] + ending))
+    child = codex_home / DAY / CHILD_NAME
+    child.write_bytes(child_rollout(first=20.0, every=1.0))
+    # the child reads the parent's rollout, where the aborted turn still lingers (nothing
+    # after it closes it): its nesting end is already fixed at :17
+    (own,) = turns_of(run(child.read_bytes(), str(child), related_source(child)))
+    assert own.attributes["codex.parent_turn_key"] == f"codex|{PARENT_ID}|pt1"
+    assert llm_sums(own.spans) == CHILD_USAGE
+    turn = parent_turn(codex_home)
+    assert turn.interrupted
+    assert tools_of(turn)[0].attributes["codex.subagent_transcript"] == "shipped_separately"
+    extra = 100 if late_usage else 0
+    assert llm_sums(turn.spans)[0] == PARENT_USAGE[0] + extra

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
-from tailerd.domain import ToolCall, Turn
+from tailerd.domain import Turn
 from tailerd.formats.base import Source, TurnParser
 from tailerd.formats.codex.children import (
     feed_all,
@@ -31,21 +31,9 @@ from tailerd.formats.codex.children import (
     read_thread,
     related_source,
 )
-from tailerd.formats.codex.records import as_str
 
 # an event_msg opening a turn, as Codex serialises it (inside a string the quotes are escaped)
 _TURN_START = re.compile(rb'"type":\s*"(?:task_started|turn_started)"')
-
-
-class SpawnReader(TurnParser, Protocol):
-    """A parser of the parent's rollout that nests nothing."""
-
-    def open_spawn(self, child: str) -> str | None:
-        """The call id of the open turn's spawn call naming thread `child`, else None."""
-        ...
-
-
-FlatParserFactory = Callable[[Source], SpawnReader]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,14 +41,28 @@ class SpawnOrigin:
     """The parent turn that spawned a child thread, as its rollout reads now."""
 
     parent_session: str
-    parent_key: str  # the spawning turn's key ("" while it is open)
+    parent_key: str
     call_id: str
-    parent_end: datetime | None  # the spawning turn's end; None while open or unknown
-    open: bool  # the spawning turn has not finished yet
+    # Where the spawning turn ends for nesting: its end, or for an aborted turn the time of
+    # `turn_aborted` (records it gets while it lingers do not move it); None while it runs
+    # or when unknown.
+    parent_end: datetime | None
+    open: bool  # the spawning turn is still running (not aborted)
 
     def nests(self, child_turn: Turn) -> bool:
         """True when the parent's spawning turn holds (or will hold) this finished child turn."""
         return self.open or nests(self.parent_end, child_turn)
+
+
+class SpawnReader(TurnParser, Protocol):
+    """A parser of the parent's rollout that nests nothing."""
+
+    def spawn_of(self, child: str) -> SpawnOrigin | None:
+        """The turn whose spawn call names thread `child` (finished or open), else None."""
+        ...
+
+
+FlatParserFactory = Callable[[Source], SpawnReader]
 
 
 def spawn_origin(
@@ -78,14 +80,8 @@ def spawn_origin(
     if not data:
         return None  # the parent's rollout never names the child
     parser = new_parser(related_source(source, path))
-    for turn in feed_all(parser, data):
-        call_id = _spawn_call(turn, child)
-        if call_id is not None:
-            return SpawnOrigin(turn.session_id, turn.key, call_id, turn.ended_at, False)
-    call_id = parser.open_spawn(child)
-    if call_id is not None:
-        return SpawnOrigin(parent, "", call_id, None, True)
-    return None
+    feed_all(parser, data)
+    return parser.spawn_of(child)
 
 
 def _from_spawning_turn(data: bytes, child: bytes) -> bytes:
@@ -101,13 +97,6 @@ def _from_spawning_turn(data: bytes, child: bytes) -> bytes:
         return data
     line = data.rfind(b"\n", 0, starts[-1]) + 1
     return data if line <= head else data[:head] + data[line:]
-
-
-def _spawn_call(turn: Turn, child: str) -> str | None:
-    for span in turn.spans:
-        if isinstance(span, ToolCall) and span.attributes.get("codex.child_thread_id") == child:
-            return as_str(span.tool_call_id)
-    return None
 
 
 def shipped_on_own(turn: Turn, origin: SpawnOrigin | None) -> Turn:

@@ -107,6 +107,7 @@ class OpenTurn:
     final_message: str = ""
     attributes: dict[str, Any] = field(default_factory=dict)
     aborted: bool = False  # `turn_aborted` seen; lingers for late records (`abort_grace`)
+    aborted_at: datetime | None = None  # the `turn_aborted` record's time: where nesting ends
     answered: bool = False  # an assistant message was seen since the prompt
     prompt_from_item: bool = False  # opened by a `response_item` prompt (no `user_message`)
     unknown_times: int = 0  # records of this turn whose timestamp was absent or unreadable

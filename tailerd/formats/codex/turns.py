@@ -22,7 +22,7 @@ from tailerd.formats.base import Source, decode_object, json_text, parse_time, t
 from tailerd.formats.codex.children import DEFAULT_ABORT_GRACE, Children
 from tailerd.formats.codex.continuation import late_usage_turn
 from tailerd.formats.codex.identity import turn_identities
-from tailerd.formats.codex.lineage import shipped_on_own, spawn_origin
+from tailerd.formats.codex.lineage import SpawnOrigin, shipped_on_own, spawn_origin
 from tailerd.formats.codex.records import (
     AGENT_NAME,
     SESSION_ATTRS,
@@ -75,6 +75,7 @@ class CodexParser:
             [str(x) for x in last] if isinstance(last, list) and len(last) == 2 else []
         )
         self._nested = nested
+        self._spawns: dict[str, SpawnOrigin] = {}  # child thread -> its finished spawning turn
         self._nest = nested or flag(source.options.get("nest_subagents"), True)
         self._children = Children(source, depth, _nested_parser) if self._nest else None
         self._spawned = ctx.get("spawned") is True  # a thread started by another's spawn call
@@ -135,9 +136,16 @@ class CodexParser:
     def pending_from(self) -> int | None:
         return None if self._turn is None else self._turn.start
 
-    def open_spawn(self, child: str) -> str | None:
-        """The call id of the open turn's spawn call naming thread `child`, else None."""
-        return None if self._turn is None else self._turn.spawn_call(child)
+    def spawn_of(self, child: str) -> SpawnOrigin | None:
+        """The turn whose spawn call names thread `child`, finished or open, else None."""
+        found = self._spawns.get(child)
+        t = self._turn
+        call = t.spawn_call(child) if found is None and t is not None else None
+        if t is None or call is None:
+            return found
+        key = turn_key(AGENT_NAME, self._session(), t.turn_id or t.implicit_id)
+        # an aborted turn's nesting end is already fixed; a running one's is not known yet
+        return SpawnOrigin(self._session(), key, call, t.aborted_at, not t.aborted)
 
     def snapshot(self) -> dict[str, Any]:
         return dict(self._turn.context) if self._turn is not None else self._context()
@@ -253,7 +261,7 @@ class CodexParser:
             t.attributes["codex.abort_reason"] = p["reason"]
         t.final_message = as_str(p.get("last_agent_message"))
         if aborted and not t.aborted:
-            t.aborted = True  # the aborted request's token_count may still follow
+            t.aborted, t.aborted_at = True, when  # its request's token_count may still follow
             return []
         t.unknown_times += when is None  # the closing record is the turn's too
         return [*self._finish(interrupted=aborted)]
@@ -383,7 +391,8 @@ class CodexParser:
         self._turn = None
         for tool in t.awaiting.values():
             tool.attributes["codex.output_missing"] = True
-        spans = [s for r in t.requests for s in r.spans(lambda x: self._span_of(x, t.ended_at))]
+        nest_end = t.aborted_at if t.aborted else t.ended_at  # children nest up to here
+        spans = [s for r in t.requests for s in r.spans(lambda x: self._span_of(x, nest_end))]
         models = [s.model for s in spans if isinstance(s, LLMCall) and s.model]
         session = self._session()
         attributes = dict(self._attrs)
@@ -395,11 +404,16 @@ class CodexParser:
         if t.unknown_times:
             attributes["codex.unreadable_timestamps"] = t.unknown_times
         output = (Message("assistant", t.final_message),) if t.final_message else ()
+        key = turn_key(AGENT_NAME, session, t.turn_id or t.implicit_id)
+        for tool in (x for r in t.requests for x in r.tools):
+            child = tool.attributes.get("codex.child_thread_id")
+            if isinstance(child, str):
+                self._spawns[child] = SpawnOrigin(session, key, tool.call_id, nest_end, False)
         previous = self._last_closed[1] if self._last_closed else ""
         identities = turn_identities(t.turn_id, t.messages, t.requests, previous)
         self._last_closed = [t.turn_id or t.implicit_id, identities[0]]
         return Turn(
-            key=turn_key(AGENT_NAME, session, t.turn_id or t.implicit_id),
+            key=key,
             session_id=session,
             start=t.start,
             end=t.end,
