@@ -2,17 +2,20 @@
 
 Lenient accessors (`as_str`, `as_int`, `as_dict`, `ordinal`) turn a missing or mistyped field into
 an empty value; `content_text` reads Responses-API content; `usage_of` a `last_token_usage`;
-`tool_output` a `*_output` payload; `spawned_thread` the child thread id in a spawn call's result.
+`tool_output` a `*_output` payload; `spawned_thread` the child thread id in a spawn call's result;
+`injected_context` tells injected user items from prompts; `thread_header` reads a `session_meta`.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from tailerd.domain import Usage
+from tailerd.formats.base import json_text
 
 AGENT_NAME = "codex"
 PROVIDER = "openai"
@@ -126,3 +129,41 @@ def spawned_thread(tool_name: str, output: Any) -> str:
     except orjson.JSONDecodeError:
         return ""
     return agent if isinstance(agent, str) and THREAD_ID.fullmatch(agent) else ""
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadHeader:
+    """A rollout's first `session_meta`: the thread's identity and lineage."""
+
+    thread_id: str
+    attributes: dict[str, Any] = field(default_factory=dict)  # codex.cwd, ...parent_thread_id
+    spawned: bool = False  # started by a spawn call (`source.subagent.thread_spawn`)
+    history_start: int | None = None  # first ordinal of the thread's own records
+    forked: bool = False  # `forked_from_id`: the parent's records are replayed into it
+    created: str = ""  # the header's own `timestamp`
+
+
+def thread_header(p: dict[str, Any]) -> ThreadHeader:
+    """The ThreadHeader of a `session_meta` payload that has an `id`."""
+    attrs: dict[str, Any] = {}
+    for name in SESSION_ATTRS:
+        if isinstance(p.get(name), str) and p[name]:
+            attrs[f"codex.{name}"] = p[name]
+    if p.get("source") is not None:
+        attrs["codex.source"] = json_text(p["source"])
+    spawn = as_dict(as_dict(p.get("source")).get("subagent")).get("thread_spawn")
+    parent = as_str(p.get("parent_thread_id")) or as_str(as_dict(spawn).get("parent_thread_id"))
+    if parent:
+        attrs["codex.parent_thread_id"] = parent
+    start = ordinal(p.get("subagent_history_start_ordinal"))
+    if start is None:
+        start = ordinal(as_dict(p.get("history_base")).get("end_ordinal_exclusive"))
+    return ThreadHeader(
+        thread_id=as_str(p.get("id")),
+        attributes=attrs,
+        # Review, compaction or guardian sub-threads have no spawn call to nest under.
+        spawned=isinstance(spawn, dict),
+        history_start=start,
+        forked=bool(as_str(p.get("forked_from_id"))),
+        created=as_str(p.get("timestamp")),
+    )

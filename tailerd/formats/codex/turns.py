@@ -25,7 +25,6 @@ from tailerd.formats.codex.identity import turn_identities
 from tailerd.formats.codex.lineage import SpawnOrigin, shipped_on_own, spawn_origin
 from tailerd.formats.codex.records import (
     AGENT_NAME,
-    SESSION_ATTRS,
     THREAD_ID,
     as_dict,
     as_int,
@@ -33,6 +32,7 @@ from tailerd.formats.codex.records import (
     content_text,
     flag,
     ordinal,
+    thread_header,
     usage_of,
 )
 from tailerd.formats.codex.spans import (
@@ -180,25 +180,13 @@ class CodexParser:
     def _session_meta(self, p: dict[str, Any]) -> None:
         if self._session_id or not as_str(p.get("id")):
             return  # the first session_meta is the identity; forks repeat their parents'
-        self._session_id = p["id"]
-        for name in SESSION_ATTRS:
-            if isinstance(p.get(name), str) and p[name]:
-                self._attrs[f"codex.{name}"] = p[name]
-        if p.get("source") is not None:
-            self._attrs["codex.source"] = json_text(p["source"])
-        spawn = as_dict(as_dict(p.get("source")).get("subagent")).get("thread_spawn")
-        parent = as_str(p.get("parent_thread_id")) or as_str(as_dict(spawn).get("parent_thread_id"))
-        if parent:
-            self._attrs["codex.parent_thread_id"] = parent
-        # Review, compaction or guardian sub-threads have no spawn call to nest under.
-        self._spawned = isinstance(spawn, dict)
-        base = as_dict(p.get("history_base"))
-        self._history_start = ordinal(p.get("subagent_history_start_ordinal"))
-        if self._history_start is None:
-            self._history_start = ordinal(base.get("end_ordinal_exclusive"))
-        if self._history_start is None and as_str(p.get("forked_from_id")):
-            self._born = parse_time(p.get("timestamp"))
-            self._born_text = as_str(p.get("timestamp")) if self._born else ""
+        h = thread_header(p)
+        self._session_id = h.thread_id
+        self._attrs.update(h.attributes)
+        self._spawned, self._history_start = h.spawned, h.history_start
+        if h.history_start is None and h.forked:
+            self._born = parse_time(h.created)
+            self._born_text = h.created if self._born else ""
         if self._tailed_child:
             self._turn = None  # records written before the header belong to the parent
 
