@@ -24,7 +24,9 @@ from tailerd.domain import Line, LLMCall, SpanCall, SubAgentCall, ToolCall, Turn
 from tailerd.edges.related_files import find_related, read_related
 from tailerd.formats.base import Source
 from tailerd.formats.claude_code import FORMAT
-from tests.conftest import run_tailerd
+from tests.conftest import FIXTURES, run_tailerd
+from tests.live_daemon import append, duplicate_span_ids, otlp_daemon, poll, quiet
+from tests.otlp_receiver import Receiver
 
 CASES = Path(__file__).resolve().parents[1] / ".." / "shared" / "cases"
 TWO_HOURS = 2 * 3600
@@ -230,3 +232,48 @@ def test_resumed_history_is_sent_once_end_to_end(tmp_path: Path, inputs: str) ->
     assert len(rows) == 4
     assert sum(1 for _, _, root, _ in rows if root) == 2
     assert stored_tokens(rows) == (4038, 10)
+
+
+# ---- live: the same billed calls, written as the agent writes them ----------------------------
+
+
+def test_live_compaction_and_warmup_calls_arrive_once(tmp_path: Path, receiver: Receiver) -> None:
+    """The daemon watching while the files are written: the summariser file is written before
+    the compact_boundary line (as Claude Code does), a 2.0 Warmup sidechain with no session
+    file appears beside; each billed call arrives once."""
+    src = case_copy(COMPACTION, tmp_path) / ".claude" / "projects" / "-home-dev-parser"
+    projects = tmp_path / "live" / ".claude" / "projects"
+    project = projects / "-home-dev-parser"
+    (project / COMPACTION_SESSION / "subagents").mkdir(parents=True)
+    config = tmp_path / "tailerd.toml"
+    config.write_text('[format_options."claude-code"]\nidle_close = 1.0\n')
+    daemon = otlp_daemon(projects, tmp_path / "state", receiver.url, "--config", config)
+    try:
+        time.sleep(1.0)
+        session = project / f"{COMPACTION_SESSION}.jsonl"
+        lines = (src / f"{COMPACTION_SESSION}.jsonl").read_bytes().splitlines(keepends=True)
+        summariser = f"{COMPACTION_SESSION}/subagents/agent-acompact-5f1e2d.jsonl"
+        for i, line in enumerate(lines):
+            if b'"compact_boundary"' in line:
+                shutil.copyfile(src / summariser, project / summariser)
+            append(session, line)
+            time.sleep(0.05 if i % 3 else 0.3)
+        warmups = FIXTURES / "claude-code/kfischer-okarin-scripts-and-tools/-Users-user-project"
+        other = projects / "-Users-user-project"
+        other.mkdir()
+        shutil.copyfile(warmups / "agent-a02a5b8.jsonl", other / "agent-a02a5b8.jsonl")
+        assert poll(lambda: len(receiver.roots()) >= 2, timeout=30) is not None, daemon.log
+        assert quiet(receiver, for_seconds=3, timeout=30)
+    finally:
+        daemon.stop()
+    assert duplicate_span_ids(receiver) == 0
+    roots = receiver.roots()
+    assert len(roots) == 2
+    assert sorted(str(r["attributes"].get("tailerd.synthetic")) for r in roots) == [
+        "None",
+        "warmup",
+    ]
+    chats = [s["attributes"] for s in receiver.spans if s["name"].startswith("chat")]
+    # EXPECTED.md 362512 / 2605; the Warmup call read off its file: 1417 / 115
+    assert sum(a["gen_ai.usage.input_tokens"] for a in chats) == 362512 + 1417
+    assert sum(a["gen_ai.usage.output_tokens"] for a in chats) == 2605 + 115
