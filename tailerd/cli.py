@@ -163,6 +163,10 @@ def _serve(argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:  # serving: a SIGTERM from now on is a clean stop
+        from tailerd.edges.signals import catch_early
+
+        catch_early()
     from tailerd.edges.systemd import configure_logging
 
     configure_logging("-v" in argv or "--verbose" in argv)

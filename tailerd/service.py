@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 import time
-from types import FrameType
 
 from tailerd import sinks
 from tailerd.content_policy import build_redactor
 from tailerd.daemon import Daemon
+from tailerd.edges.signals import STOP, catch_early
 from tailerd.edges.state_dir import StateLock, prepare, resolve_data_dir, resolve_state_dir
 from tailerd.edges.systemd import Notifier
 from tailerd.errors import EX_TEMPFAIL
@@ -51,8 +50,8 @@ def run(settings: Settings) -> int:
 
 
 def _serve(daemon: Daemon) -> int:
-    stop = threading.Event()
-    install_signal_handlers(stop)
+    stop = STOP
+    catch_early()
     bound = daemon.settings.shutdown_timeout + STOP_GRACE
     guard = (stop, daemon.hints.wake, bound)
     threading.Thread(target=_stop_promptly, args=guard, daemon=True).start()
@@ -66,16 +65,6 @@ def _serve(daemon: Daemon) -> int:
     notifier.stopping()
     _summary(daemon)
     return 0
-
-
-def install_signal_handlers(stop: threading.Event) -> None:
-    def handle(signum: int, _frame: FrameType | None) -> None:
-        if stop.is_set() and signum == signal.SIGINT:
-            raise SystemExit(130)  # a second Ctrl-C: stop waiting for the drain
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
 
 
 def _stop_promptly(stop: threading.Event, wake: threading.Event, bound: float) -> None:

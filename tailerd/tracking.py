@@ -30,6 +30,9 @@ from tailerd.settings import Settings
 log = logging.getLogger("tailerd")
 
 REMOVED_RETENTION = 7 * 24 * 3600.0  # seconds a retired file's checkpoint is kept for resumption
+# A new file named like a rotated copy of a followed file, still shorter than the fingerprint,
+# is probably a copy being written (copytruncate): wait this long for its first KiB.
+COPY_SETTLE = 2.0
 
 
 def pool_size(wanted: int) -> int:
@@ -57,6 +60,8 @@ class FileTable:
         self.removed: set[str] = set()  # checkpoint keys to delete
         self.stats = 0  # stat calls made for hints and walks (tests count work with it)
         self._unreadable: set[str] = set()
+        self._postponed: dict[str, tuple[SourceFile, float]] = {}
+        self._not_copies: dict[str, tuple[int, float]] = {}  # key -> (size, mtime) looked at
 
     # ---- discovery ---------------------------------------------------------------------------
 
@@ -65,7 +70,8 @@ class FileTable:
         checked for growth, and — on a full walk — files no longer found are marked gone."""
         full = roots is None
         seen: set[str] = set()
-        for path, st in walk(self.settings.watch if roots is None else roots, self.globs):
+        trees = self.settings.watch if roots is None else roots
+        for path, st in walk(trees, self.globs, self._rotated_copy):
             self.stats += 1
             key = f"{st.st_dev}:{st.st_ino}"
             seen.add(key)
@@ -75,7 +81,7 @@ class FileTable:
                 if st.st_size != known.size or st.st_mtime != known.mtime:
                     self.mark_dirty(known)
             elif not formats.is_auxiliary(PurePath(path)):
-                self._track(path, st)
+                self._track(path, st, copy_only=self._copy_only(path))
         if full:
             for f in list(self.files.values()):
                 if f.key not in seen and not f.gone:
@@ -104,13 +110,23 @@ class FileTable:
             self._moved(known, Path(path))
             self.mark_dirty(known)
         elif self._wanted(Path(path)):
-            self._track(Path(path), st)
+            self._track(Path(path), st, copy_only=self._copy_only(Path(path)))
+
+    def _copy_only(self, path: Path) -> bool:
+        root = next((r for r in self.settings.watch if path.is_relative_to(r)), None)
+        return root is not None and not self.globs.matches(root, path)
+
+    def _rotated_copy(self, root: Path, path: Path) -> bool:
+        return not self.globs.excludes(root, path) and self.index.rotation_of(str(path)) is not None
 
     def _wanted(self, path: Path) -> bool:
+        """Matched by the include globs, or a rotated copy of a followed file (logrotate's
+        `a.jsonl.1`, `a.jsonl-20260906`, `a.jsonl.1.gz`): its unread tail may be the only copy
+        of a turn written just before the rotation."""
         root = next((r for r in self.settings.watch if path.is_relative_to(r)), None)
-        if root is None or not self.globs.matches(root, path):
+        if root is None or formats.is_auxiliary(PurePath(path)):
             return False
-        return not formats.is_auxiliary(PurePath(path))
+        return self.globs.matches(root, path) or self._rotated_copy(root, path)
 
     def mark_dirty(self, f: SourceFile) -> None:
         if f.quarantined:
@@ -124,7 +140,13 @@ class FileTable:
 
     def hold_unread(self) -> None:
         """Give files with unread bytes a descriptor while the pool has room, so that a rename
-        or delete before they are read (a sink is down, say) loses nothing."""
+        or delete before they are read (a sink is down, say) loses nothing. Files whose
+        identity was postponed are looked at again."""
+        for f, _ in list(self._postponed.values()):
+            if f.key in self.files:
+                self.mark_dirty(f)
+            else:
+                self._postponed.pop(f.key, None)
         for f in self.dirty.values():
             if f.reader is None and not f.gone and not self.pool.hold(f):
                 break
@@ -149,8 +171,11 @@ class FileTable:
             log.info("file gone; draining what is left path=%s", f.path)
         self.mark_dirty(f)
 
-    def _track(self, path: Path, st: os.stat_result) -> None:
+    def _track(self, path: Path, st: os.stat_result, copy_only: bool = False) -> None:
         """Follow a new file. Its checkpoint is resolved when it is first read (`resolve`)."""
+        key = f"{st.st_dev}:{st.st_ino}"
+        if self._not_copies.get(key) == (st.st_size, st.st_mtime):
+            return  # looked at before: named like a rotated copy, but not one
         cp = FileCheckpoint(
             path=str(path),
             device=st.st_dev,
@@ -164,6 +189,7 @@ class FileTable:
             checkpoint=cp,
             pipe=FilePipeline.at(path, self.settings),
             ledger=DeliveryLedger(),
+            copy_only=copy_only,
         )
         self.files[cp.key] = f
         self.by_path[str(path)] = cp.key
@@ -176,8 +202,9 @@ class FileTable:
         be read now: the path leads elsewhere (then it is marked gone) or is unreadable."""
         try:
             self.pool.acquire(f)
-            if f.checkpoint.head_len < 0:
-                self._resolve(f)
+            if f.checkpoint.head_len < 0 and not self._resolve(f):
+                f.dirty = False
+                return False
             f.refresh()
         except IdentityChanged:
             self._gone(f)
@@ -192,43 +219,64 @@ class FileTable:
         self._unreadable.discard(f.key)
         return True
 
-    def _resolve(self, f: SourceFile) -> None:
+    def _resolve(self, f: SourceFile) -> bool:
         """Which checkpoint this file continues: the same inode with the same first bytes, or
-        the same content under another name; else a fresh start at 0."""
+        the same content under another name; else a fresh start at 0. False: not yet (a
+        rotated copy still being written; see COPY_SETTLE)."""
         head = f.head()
         st_size = len(head) if f.reader is None else f.reader.stat().st_size
         path = str(f.path)
-        cp = self._resume_point(path, f.checkpoint, head, st_size)
+        if len(head) < HEAD_BYTES and self.index.rotation_of(path, full_head=True) is not None:
+            first = self._postponed.setdefault(f.key, (f, time.monotonic()))[1]
+            if time.monotonic() - first < COPY_SETTLE:
+                return False
+        self._postponed.pop(f.key, None)
+        cp, resumed = self._resume_point(path, f.checkpoint, head, st_size)
+        if f.copy_only and not resumed:
+            assert f.reader is not None
+            st = f.reader.stat()
+            self._forget(f, (st.st_size, st.st_mtime))
+            return False
         f.checkpoint = cp
         self.index.add(cp)
         self.changed.add(cp.key)
         f.pipe = FilePipeline.at(f.path, self.settings, cp.offset)
         f.ledger = DeliveryLedger.restore(cp.offset, cp.resolved_ahead)
         f.sent_keys = set(cp.sent_keys)
+        return True
 
     def _resume_point(
         self, path: str, fresh: FileCheckpoint, head: bytes, size: int
-    ) -> FileCheckpoint:
-        def here(cp: FileCheckpoint) -> FileCheckpoint:
-            return dataclasses.replace(
+    ) -> tuple[FileCheckpoint, bool]:
+        """The checkpoint to continue, and whether it continues one (else a fresh start)."""
+
+        def here(cp: FileCheckpoint) -> tuple[FileCheckpoint, bool]:
+            moved = dataclasses.replace(
                 cp, path=path, device=fresh.device, inode=fresh.inode, removed_at=None
             )
+            return moved, True
 
         doc = self.index.document_at(path)
         if doc is not None:
             return here(doc)
-        for cp in self.index.resume_candidates(fresh.key, fresh.stable_name, head, path):
+        own = self.index.get(fresh.key)
+        if own is not None and not matches(own, head, size):
+            self._retire_generation(own)  # truncated or replaced while tailerd was away
+        for cp in self.index.resume_candidates(fresh.key, fresh.stable_name, path):
             if matches(cp, head, size):
                 if cp.key != fresh.key:
                     log.info("same content as path=%s; resuming at offset=%d", cp.path, cp.offset)
                 return here(cp)
-        return dataclasses.replace(fresh, head_len=len(head), head_hash=head_hash(head))
+        return dataclasses.replace(fresh, head_len=len(head), head_hash=head_hash(head)), False
 
     def restart(self, f: SourceFile, why: str) -> None:
-        """The file was truncated or rewritten: read it again from its first byte."""
+        """The file was truncated or rewritten: read it again from its first byte. What it was
+        is kept as a retired generation, so a rotated copy of it (copytruncate) that shows up
+        later resumes where it was instead of being read again."""
         log.warning("%s; reading again from the start path=%s", why, f.path)
         head = f.head()
         cp = f.checkpoint
+        self._retire_generation(cp)
         old_hash = cp.head_hash
         f.pipe = FilePipeline.at(f.path, self.settings)
         f.ledger = DeliveryLedger()
@@ -236,6 +284,14 @@ class FileTable:
         cp.head_len, cp.head_hash = len(head), head_hash(head)
         self.index.reindex(cp, cp.path, old_hash)
         self.changed.add(cp.key)
+
+    def _retire_generation(self, cp: FileCheckpoint) -> None:
+        """Keep what a truncated or replaced file was, for a rotated copy of it to resume."""
+        if cp.head_len > 0 and cp.offset > 0:
+            # A retired generation has no inode of its own: a negative, unique one keys it.
+            retired = dataclasses.replace(cp, inode=-time.time_ns() // 1000, removed_at=time.time())
+            self.index.add(retired)
+            self.changed.add(retired.key)
 
     def head_changed(self, f: SourceFile) -> bool:
         cp = f.checkpoint
@@ -253,6 +309,16 @@ class FileTable:
             cp.head_len, cp.head_hash = len(head), head_hash(head)
             self.index.reindex(cp, cp.path, old_hash)
             self.changed.add(cp.key)
+
+    def _forget(self, f: SourceFile, seen: tuple[int, float]) -> None:
+        """Stop following a file named like a rotated copy whose content is no copy."""
+        log.debug("not a rotated copy of a followed file; ignoring path=%s", f.path)
+        self._not_copies[f.key] = seen
+        self.pool.release(f)
+        self.files.pop(f.key, None)
+        self.dirty.pop(f.key, None)
+        if self.by_path.get(str(f.path)) == f.key:
+            del self.by_path[str(f.path)]
 
     # ---- retirement --------------------------------------------------------------------------
 

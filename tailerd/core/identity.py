@@ -37,6 +37,7 @@ class Identified(Protocol):
     offset: int
     stable_name: str
     document: bool
+    removed_at: float | None
 
     @property
     def key(self) -> str: ...
@@ -51,6 +52,7 @@ class IdentityIndex(Generic[T]):
     def __init__(self, checkpoints: Iterable[T] = ()) -> None:
         self._by_key: dict[str, T] = {}
         self._by_path: dict[str, set[str]] = defaultdict(set)
+        self._by_dir: dict[str, set[str]] = defaultdict(set)
         self._by_stable: dict[str, set[str]] = defaultdict(set)
         self._by_full_head: dict[str, set[str]] = defaultdict(set)
         for cp in checkpoints:
@@ -72,6 +74,7 @@ class IdentityIndex(Generic[T]):
             self.remove(old.key)
         self._by_key[cp.key] = cp
         self._by_path[cp.path].add(cp.key)
+        self._by_dir[str(PurePath(cp.path).parent)].add(cp.key)
         if cp.stable_name:
             self._by_stable[cp.stable_name].add(cp.key)
         if cp.head_len == HEAD_BYTES:
@@ -81,6 +84,7 @@ class IdentityIndex(Generic[T]):
         cp = self._by_key.pop(key, None)
         if cp is not None:
             _discard(self._by_path, cp.path, key)
+            _discard(self._by_dir, str(PurePath(cp.path).parent), key)
             _discard(self._by_stable, cp.stable_name, key)
             _discard(self._by_full_head, cp.head_hash, key)
         return cp
@@ -90,10 +94,30 @@ class IdentityIndex(Generic[T]):
         if self._by_key.get(cp.key) is not cp:
             return
         _discard(self._by_path, old_path, cp.key)
+        _discard(self._by_dir, str(PurePath(old_path).parent), cp.key)
         _discard(self._by_full_head, old_head_hash, cp.key)
         self._by_path[cp.path].add(cp.key)
+        self._by_dir[str(PurePath(cp.path).parent)].add(cp.key)
         if cp.head_len == HEAD_BYTES:
             self._by_full_head[cp.head_hash].add(cp.key)
+
+    def rotations_of(self, path: str) -> list[T]:
+        """Checkpoints whose file `path` is a rotated copy of, by name (`rotated_name`), with a
+        fingerprint to check: followed files first, then retired generations, newest first."""
+        directory = str(PurePath(path).parent)
+        found = [
+            self._by_key[key]
+            for key in self._by_dir.get(directory, ())
+            if self._by_key[key].head_len > 0 and rotated_name(self._by_key[key].path, path)
+        ]
+        return sorted(found, key=lambda cp: (cp.removed_at is not None, -(cp.removed_at or 0)))
+
+    def rotation_of(self, path: str, full_head: bool = False) -> T | None:
+        """The first of `rotations_of(path)` (with a full HEAD_BYTES head, if `full_head`)."""
+        for cp in self.rotations_of(path):
+            if not full_head or cp.head_len == HEAD_BYTES:
+                return cp
+        return None
 
     def document_at(self, path: str) -> T | None:
         """A whole-document checkpoint recorded for this path (resumed by path, not inode)."""
@@ -103,9 +127,7 @@ class IdentityIndex(Generic[T]):
                 return cp
         return None
 
-    def resume_candidates(
-        self, key: str, stable_name: str, head: bytes, path: str = ""
-    ) -> Iterator[T]:
+    def resume_candidates(self, key: str, stable_name: str, path: str = "") -> Iterator[T]:
         """Checkpoints this file (inode `key`, first bytes `head`, at `path`) may continue, best
         first: the same inode, then the same stable name, then an identical full head under a
         rotated name of it (`rotated_name`): two sessions may well share their first KiB, a
@@ -120,11 +142,11 @@ class IdentityIndex(Generic[T]):
             if other not in seen:
                 seen.add(other)
                 yield self._by_key[other]
-        if len(head) >= HEAD_BYTES:
-            for other in sorted(self._by_full_head.get(head_hash(head[:HEAD_BYTES]), ())):
-                if other not in seen and rotated_name(self._by_key[other].path, path):
-                    seen.add(other)
-                    yield self._by_key[other]
+        if path:
+            for cp in self.rotations_of(path):
+                if cp.key not in seen:
+                    seen.add(cp.key)
+                    yield cp
 
 
 def rotated_name(original: str, candidate: str) -> bool:

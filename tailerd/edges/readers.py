@@ -8,13 +8,15 @@ stream, restarted only when asked for an offset behind its position.
 from __future__ import annotations
 
 import errno
+import gzip
 import io
 import os
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-COMPRESSED = (".zst",)
+COMPRESSED = (".zst", ".gz")
 _SKIP_CHUNK = 1 << 20
 T = TypeVar("T")
 
@@ -48,7 +50,8 @@ class PlainReader:
 
 
 class ZstdReader:
-    """A compressed rollout is immutable: decompress it as a stream, holding only a window.
+    """A compressed file (a Codex rollout archived as `.zst`, a log rotated to `.gz`) is
+    immutable: decompress it as a stream, holding only a window.
 
     Its length is the frame's declared content size, or is counted once by streaming."""
 
@@ -56,17 +59,29 @@ class ZstdReader:
         self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         self._size: int | None = None
         self._stream: Any = None
+        self._raw: io.FileIO | None = None
         self._pos = 0
 
     def _restart(self) -> Any:
-        import zstandard
-
-        if self._stream is not None:
-            self._stream.close()
-        raw = io.FileIO(os.dup(self.fd), "rb")
-        self._stream = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
+        self._close_stream()
+        raw = self._raw = io.FileIO(os.dup(self.fd), "rb")
+        raw.seek(0)  # a duplicate shares the file offset, which an earlier stream moved
+        self._stream = self._decompressing(raw)
         self._pos = 0
         return self._stream
+
+    def _decompressing(self, raw: io.FileIO) -> Any:
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
+
+    def _declared_size(self) -> int:
+        import zstandard
+
+        try:
+            return int(zstandard.frame_content_size(os.pread(self.fd, 18, 0)))
+        except zstandard.ZstdError:
+            return -1
 
     def stat(self) -> os.stat_result:
         st = os.fstat(self.fd)
@@ -75,14 +90,9 @@ class ZstdReader:
         return os.stat_result((*st[:6], self._size, *st[7:10]))
 
     def _content_size(self) -> int:
-        import zstandard
-
-        try:
-            declared = zstandard.frame_content_size(os.pread(self.fd, 18, 0))
-        except zstandard.ZstdError:
-            declared = -1
+        declared = self._declared_size()
         if declared >= 0:
-            return int(declared)
+            return declared
         stream, total = self._restart(), 0
         while chunk := stream.read(_SKIP_CHUNK):
             total += len(chunk)
@@ -105,11 +115,28 @@ class ZstdReader:
         self._pos += len(data)
         return data
 
-    def close(self) -> None:
+    def _close_stream(self) -> None:
         if self._stream is not None:
             self._stream.close()
             self._stream = None
+        if self._raw is not None:
+            self._raw.close()  # a GzipFile leaves the file it reads open
+            self._raw = None
+
+    def close(self) -> None:
+        self._close_stream()
         os.close(self.fd)
+
+
+class GzipReader(ZstdReader):
+    """A log rotated and compressed by logrotate (`a.jsonl.1.gz`); its length is counted once
+    (gzip's own size field is modulo 4 GiB)."""
+
+    def _decompressing(self, raw: io.FileIO) -> Any:
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+
+    def _declared_size(self) -> int:
+        return -1
 
 
 def _as_os_error(call: Callable[[], T]) -> T:
@@ -118,13 +145,17 @@ def _as_os_error(call: Callable[[], T]) -> T:
 
     try:
         return call()
-    except zstandard.ZstdError as exc:
-        raise OSError(errno.EIO, f"corrupt zstd archive: {exc}") from None
+    except (zstandard.ZstdError, gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise OSError(errno.EIO, f"corrupt compressed file: {exc}") from None
 
 
 def open_reader(path: Path) -> Reader:
     """Open `path` for reading. Raises OSError (ENOENT, EACCES, EMFILE...) as `os.open` does."""
-    return ZstdReader(path) if path.name.endswith(COMPRESSED) else PlainReader(path)
+    if path.name.endswith(".zst"):
+        return ZstdReader(path)
+    if path.name.endswith(".gz"):
+        return GzipReader(path)
+    return PlainReader(path)
 
 
 def read_all(path: Path, chunk: int = 8 << 20) -> Iterator[bytes]:

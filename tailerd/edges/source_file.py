@@ -30,6 +30,7 @@ class SourceFile:
     gone: bool = False  # the path no longer leads here (renamed away or deleted)
     unrecognised: bool = False
     dirty: bool = True  # more bytes may be waiting
+    copy_only: bool = False  # followed only as a rotated copy: read it only if it resumes one
     quarantined: str = ""  # why tailerd stopped reading this file (an internal error)
     document_final: bool = False  # the quiet-time pass over the current content was done
     sent_keys: set[str] = field(default_factory=set)
