@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tailerd import formats
-from tailerd.delivery import Delivery, Pending
+from tailerd.delivery import JOIN_TIMEOUT, Delivery, Pending
 from tailerd.domain import DeadLetter, Outcome, Rejected, Turn
 from tailerd.edges.checkpoint_store import CheckpointStore
 from tailerd.edges.source_file import SourceFile
@@ -161,7 +161,8 @@ class Daemon:
     def drain(self, timeout: float) -> None:
         if self._watcher:
             self._watcher.stop()
-        self.delivery.drain(timeout)
+        # shutdown_timeout is the whole budget: closing gives the workers JOIN_TIMEOUT more.
+        self.delivery.drain(max(0.0, timeout - JOIN_TIMEOUT))
         self.commit(force=True)
         self._write_status(force=True)
         if self.delivery:

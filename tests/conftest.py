@@ -63,5 +63,5 @@ def popen_tailerd(
         stderr=subprocess.PIPE,
         text=True,
         env=tailerd_env(**env),
-        preexec_fn=preexec_fn,
+        preexec_fn=preexec_fn,  # noqa: PLW1509 - only setrlimit, which takes no lock
     )
