@@ -1027,3 +1027,27 @@ def test_flat_2_0_layout_orphan_is_swept_by_its_own_session_only(tmp_path: Path)
     assert synthetic.key == f"claude-code|{SID}|synthetic|f1"
     assert synthetic.attributes["tailerd.synthetic"] == "orphan_subagent"
     assert [c.usage.output_tokens for c in all_calls(synthetic.spans)] == [17]
+
+
+def test_a_main_session_named_agent_is_parsed_as_turns(tmp_path: Path) -> None:
+    """The agent-* name means a sub-agent file only if its first record is a sidechain one."""
+    path = tmp_path / "agent-notes.jsonl"
+    write_jsonl(path, [prompt("p1", 0), block("a1", 1, "msg_1", text("hi"))])
+    assert not FORMAT.is_auxiliary(path)
+    parser = FORMAT.new_parser(real_source(path), None)
+    (turn,) = run_parser(parser, path.read_bytes())
+    assert turn.key == f"claude-code|{SID}|p1"
+    assert "tailerd.synthetic" not in turn.attributes
+
+
+def test_a_file_tailed_alone_is_left_to_its_session_once_that_has_lines(tmp_path: Path) -> None:
+    """Seen before its session file had a line (tailed alone), shipped by the session's parser
+    if that file has lines when this one goes quiet: never by both."""
+    child = tmp_path / SID / "subagents" / "agent-ab12.jsonl"
+    write_jsonl(child, sidechain("ab12", "msg_c", 7))
+    assert not FORMAT.is_auxiliary(child)
+    parser = FORMAT.new_parser(real_source(child), None)
+    assert run_parser(parser, child.read_bytes(), quiet=5) == []
+    write_jsonl(tmp_path / f"{SID}.jsonl", [prompt("p1", 0)])
+    assert parser.close_idle(1e9) == []
+    assert parser.pending_from() is None

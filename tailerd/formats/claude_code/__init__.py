@@ -42,7 +42,7 @@ from typing import Any
 import orjson
 
 from tailerd.formats.base import Source, TurnParser
-from tailerd.formats.claude_code.layout import is_subagent_file_read_by_parent
+from tailerd.formats.claude_code.layout import is_subagent_file, is_subagent_file_read_by_parent
 from tailerd.formats.claude_code.records import KNOWN_TYPES, NAME
 from tailerd.formats.claude_code.standalone import SubagentFileParser
 from tailerd.formats.claude_code.turns import ClaudeCodeParser
@@ -92,8 +92,9 @@ class ClaudeCodeFormat:
         return is_subagent_file_read_by_parent(path)
 
     def new_parser(self, source: Source, context: Mapping[str, Any] | None) -> TurnParser:
-        """A sub-agent file tailed on its own (named `agent-*`) gets a SubagentFileParser."""
-        if source.stable_name.startswith("agent-"):
+        """A sub-agent file tailed on its own (named `agent-*`, first record a sidechain
+        record) gets a SubagentFileParser; any other file the turn parser."""
+        if is_subagent_file(PurePath(source.path)):
             return SubagentFileParser(source, context)
         return ClaudeCodeParser(source, context)
 

@@ -86,3 +86,16 @@ def is_subagent_file_read_by_parent(path: PurePath) -> bool:
         return Path(_parent_session_file(path, session_id)).stat().st_size > 0
     except OSError:
         return False
+
+
+def is_subagent_file(path: PurePath) -> bool:
+    """A Claude Code sub-agent transcript by name and first record (whether or not its parent
+    reads it); a compressed one by name under `.claude/projects/`."""
+    name = path.name
+    for suffix in COMPRESSION_SUFFIXES:
+        name = name.removesuffix(suffix)
+    if not name.startswith("agent-"):
+        return False
+    if name != path.name:
+        return _under_claude_projects(path)
+    return _sidechain_head(_first_line(path))[0]

@@ -4,15 +4,21 @@
 session file is missing or empty, to be tailed like any file; `SubagentFileParser` then ships
 its calls as one synthetic turn (see `synthetic`) once the file has been quiet for `idle_close`
 seconds. Lines appended after that form a later part with a key of its own.
+
+Whether a file is tailed alone is decided when it is discovered, so it is decided again before
+shipping: a file whose session file has lines by then (the agent wrote the sub-agent file
+first, or tailerd saw it first) is left to that file's parser, which reads or sweeps it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import PurePath
 from typing import Any
 
 from tailerd.domain import DeadLetter, Line, Turn
 from tailerd.formats.base import Source
+from tailerd.formats.claude_code.layout import is_subagent_file_read_by_parent
 from tailerd.formats.claude_code.records import as_str, decode_line
 from tailerd.formats.claude_code.subagents import Related
 from tailerd.formats.claude_code.synthetic import synthetic_turn
@@ -46,6 +52,8 @@ class SubagentFileParser:
             return []
         records, start = self._records, self._start
         self._records, self._start = [], None
+        if is_subagent_file_read_by_parent(PurePath(self._source.path)):
+            return []  # its session file has lines by now: that file's parser ships it
         agent_id = self._source.stable_name.removeprefix("agent-").removesuffix(".jsonl")
         session_id = next((as_str(r.get("sessionId")) for r in records if r.get("sessionId")), "")
         related = Related.of(self._source, session_id)
