@@ -215,4 +215,6 @@ def markdown(doc: dict[str, Any]) -> str:
     for name, render in renderers.items():
         if name in sections:
             out.extend(render(sections[name]))
+            if "note" in sections[name]:
+                out += [f"Note: {sections[name]['note']}.", ""]
     return "\n".join(out) + "\n"
