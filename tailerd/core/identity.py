@@ -52,7 +52,6 @@ class IdentityIndex(Generic[T]):
     def __init__(self, checkpoints: Iterable[T] = ()) -> None:
         self._by_key: dict[str, T] = {}
         self._by_path: dict[str, set[str]] = defaultdict(set)
-        self._by_dir: dict[str, set[str]] = defaultdict(set)
         self._by_stable: dict[str, set[str]] = defaultdict(set)
         self._by_full_head: dict[str, set[str]] = defaultdict(set)
         for cp in checkpoints:
@@ -74,7 +73,7 @@ class IdentityIndex(Generic[T]):
             self.remove(old.key)
         self._by_key[cp.key] = cp
         self._by_path[cp.path].add(cp.key)
-        self._by_dir[str(PurePath(cp.path).parent)].add(cp.key)
+
         if cp.stable_name:
             self._by_stable[cp.stable_name].add(cp.key)
         if cp.head_len == HEAD_BYTES:
@@ -84,7 +83,6 @@ class IdentityIndex(Generic[T]):
         cp = self._by_key.pop(key, None)
         if cp is not None:
             _discard(self._by_path, cp.path, key)
-            _discard(self._by_dir, str(PurePath(cp.path).parent), key)
             _discard(self._by_stable, cp.stable_name, key)
             _discard(self._by_full_head, cp.head_hash, key)
         return cp
@@ -94,20 +92,21 @@ class IdentityIndex(Generic[T]):
         if self._by_key.get(cp.key) is not cp:
             return
         _discard(self._by_path, old_path, cp.key)
-        _discard(self._by_dir, str(PurePath(old_path).parent), cp.key)
         _discard(self._by_full_head, old_head_hash, cp.key)
         self._by_path[cp.path].add(cp.key)
-        self._by_dir[str(PurePath(cp.path).parent)].add(cp.key)
+
         if cp.head_len == HEAD_BYTES:
             self._by_full_head[cp.head_hash].add(cp.key)
 
     def rotations_of(self, path: str) -> list[T]:
         """Checkpoints whose file `path` is a rotated copy of, by name (`rotated_name`), with a
-        fingerprint to check: followed files first, then retired generations, newest first."""
-        directory = str(PurePath(path).parent)
+        fingerprint to check: followed files first, then retired generations, newest first.
+        A lookup per name `path` may be a rotation of, never a scan of the directory."""
+        where = PurePath(path)
         found = [
             self._by_key[key]
-            for key in self._by_dir.get(directory, ())
+            for name in _originals(where.name)
+            for key in self._by_path.get(str(where.parent / name), ())
             if self._by_key[key].head_len > 0 and rotated_name(self._by_key[key].path, path)
         ]
         return sorted(found, key=lambda cp: (cp.removed_at is not None, -(cp.removed_at or 0)))
@@ -156,7 +155,7 @@ def rotated_name(original: str, candidate: str) -> bool:
     orig, cand = PurePath(original), PurePath(candidate)
     if orig.parent != cand.parent or orig.name == cand.name:
         return False
-    if cand.name.startswith(orig.name):
+    if cand.name.startswith(orig.name) and cand.name[len(orig.name)] in "-._":
         return True
     stem = orig.name.split(".", 1)[0]
     suffix = orig.name[len(stem) :]
@@ -168,6 +167,21 @@ def rotated_name(original: str, candidate: str) -> bool:
         and rest[:1] in ("-", ".", "_")
         and len(rest) > len(suffix)
     )
+
+
+def _originals(name: str) -> set[str]:
+    """Every name of which `name` may be a rotated copy (see `rotated_name`): its prefixes cut
+    at a separator (`a.jsonl.1.gz` → `a`, `a.jsonl`, `a.jsonl.1`), and for logrotate's
+    `extension` style a prefix joined to a suffix (`a-20260906.jsonl` → `a.jsonl`)."""
+    cuts = [i for i, c in enumerate(name) if c in ".-_" and i > 0]
+    out = {name[:i] for i in cuts}
+    dots = [i for i in cuts if name[i] == "."]
+    for i in cuts:
+        for j in dots:
+            if j > i:
+                out.add(name[:i] + name[j:])
+    out.discard(name)
+    return out
 
 
 def matches(cp: Identified, head: bytes, size: int) -> bool:
