@@ -33,6 +33,7 @@ REMOVED_RETENTION = 7 * 24 * 3600.0  # seconds a retired file's checkpoint is ke
 # A new file named like a rotated copy of a followed file, still shorter than the fingerprint,
 # is probably a copy being written (copytruncate): wait this long for its first KiB.
 COPY_SETTLE = 2.0
+PURGE_INTERVAL = 3600.0  # seconds between sweeps for retired checkpoints to forget
 
 
 def pool_size(wanted: int) -> int:
@@ -62,6 +63,7 @@ class FileTable:
         self._unreadable: set[str] = set()
         self._postponed: dict[str, tuple[SourceFile, float]] = {}
         self._not_copies: dict[str, tuple[int, float]] = {}  # key -> (size, mtime) looked at
+        self._next_purge = 0.0
 
     # ---- discovery ---------------------------------------------------------------------------
 
@@ -334,7 +336,12 @@ class FileTable:
                     self.changed.add(f.key)
 
     def purge_retired(self) -> None:
-        """Forget checkpoints of files retired longer than REMOVED_RETENTION ago."""
+        """Forget checkpoints of files retired longer than REMOVED_RETENTION ago. It visits
+        every checkpoint, so it runs at most once per PURGE_INTERVAL whatever the caller asks."""
+        now = time.monotonic()
+        if now < self._next_purge:
+            return
+        self._next_purge = now + PURGE_INTERVAL
         cutoff = time.time() - REMOVED_RETENTION
         for cp in self.index:
             if cp.removed_at is not None and cp.removed_at < cutoff and cp.key not in self.files:
