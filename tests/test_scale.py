@@ -122,3 +122,25 @@ def test_one_append_among_thousands_of_files_reads_only_that_file(tmp_path: Path
     finally:
         stop.set()
         runner.join(timeout=30)
+
+
+def test_an_idle_daemon_writes_nothing(tmp_path: Path, receiver: Receiver) -> None:
+    """Once caught up, nothing in the state dir changes while nothing is written to the logs."""
+    logs, state = tmp_path / "logs", tmp_path / "state"
+    wanted = _write_tree(logs, 50, 5)
+    args = ["--watch", logs, "--state-dir", state, "--data-dir", state]
+    daemon = RunningTailerd(*args, "--sink", "otlp", "--otlp-endpoint", receiver.url)
+    try:
+        assert poll(lambda: has_labels(wanted)(receiver), timeout=60, every=0.1) is not None
+
+        def snapshot() -> dict[str, tuple[int, int]]:
+            return {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in state.iterdir()}
+
+        poll(lambda: False, timeout=2.5)  # the last status write (at most one a second)
+        before = snapshot()
+        poll(lambda: False, timeout=5)
+        assert snapshot() == before
+        append(logs / "d0001" / "s1.jsonl", turn_line("session-1", "late"))
+        assert poll(lambda: "late" in labels(receiver), timeout=20) is not None
+    finally:
+        daemon.stop()
