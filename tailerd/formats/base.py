@@ -39,6 +39,13 @@ class Source:
     read_related: Callable[[str, int], bytes | None] = _no_related
     # (directory, glob) -> matching paths, recursively; e.g. a Codex child thread's rollout
     find_related: Callable[[str, str], list[str]] = _nothing_found
+    host: str = ""  # this host's name: a turn keyed by a byte offset is only unique per host
+
+    def local_key(self, *parts: str | int) -> str:
+        """Key parts for a turn the agent gave no globally unique id: the host and the file
+        (without compression suffix) come first, so that hosts of a fleet writing the same
+        session and file names mint different ids (a backend keeps one span per id)."""
+        return turn_key(self.host, str(PurePath(self.path).parent), self.stable_name, *parts)
 
     @property
     def stable_name(self) -> str:

@@ -246,14 +246,15 @@ def test_turn_start_closes_the_previous_turn_unless_told_not_to() -> None:
         fmt = spec(turn_start="u", user_message="u", end_on_next_start=end_on_next_start)
         turns, _, _ = run(fmt, data)
         assert [(t.key, t.interrupted) for t in turns] == [
-            ("t|a|2026-03-02T09:14:03+00:00", not end_on_next_start)  # keyed by its first time
+            # keyed by its first time, within this host's file (a bare Source has no host)
+            ("t|a||.|agent.log.jsonl|2026-03-02T09:14:03+00:00", not end_on_next_start)
         ]
 
 
 def test_turn_without_id_or_time_is_keyed_by_file_name_and_offset() -> None:
     fmt = MappedFormat(MappingSpec(name="t", session_id="s", user_message="u", turn_end="u"))
     turns, _, _ = run(fmt, jsonl({"s": "a", "x": 1}, {"s": "a", "u": "hi"}), path="/x/l.jsonl.gz")
-    assert [t.key for t in turns] == ["t|a|l.jsonl|19"]  # 19 = len of the first line
+    assert [t.key for t in turns] == ["t|a||/x|l.jsonl|19"]  # 19 = len of the first line
 
 
 def test_content_outside_a_started_turn_is_a_dead_letter_and_contentless_records_are_ignored() -> (

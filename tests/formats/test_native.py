@@ -78,9 +78,21 @@ def test_invalid_lines_are_dead_letters_and_later_turns_still_come():
     assert (dead[0].start, dead[0].end) == (len(good % 1), len(good % 1) + 10)
 
 
-def test_turn_without_id_is_keyed_by_file_name_and_offset():
+def test_turn_without_id_is_keyed_by_host_file_and_offset():
+    """An offset is unique only within one file of one host (a bare Source has no host)."""
     turns, _, _ = parse(b'{"type":"turn","session_id":"s"}\n', path="/a/b/log.jsonl.zst")
-    assert turns[0].key == "native|s|log.jsonl|0"
+    assert turns[0].key == "native|s||/a/b|log.jsonl|0"
+
+
+def test_hosts_writing_the_same_session_and_file_name_mint_different_keys():
+    """Three hosts, native logs under the same session name, no turn ids (issue 11's fleet)."""
+    line = Line(0, 33, b'{"type":"turn","session_id":"s"}\n')
+    keys = set()
+    for host in ("h1", "h2", "h3"):
+        parser = native.FORMAT.new_parser(Source("/var/log/agents/a.jsonl", host=host), None)
+        [turn] = [t for t in parser.feed(line) if isinstance(t, Turn)]
+        keys.add(turn.key)
+    assert len(keys) == 3
 
 
 def test_session_end_closes_open_turns_as_interrupted():

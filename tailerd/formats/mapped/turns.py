@@ -172,8 +172,9 @@ class MappedParser:
         if turn.turn_id:
             return turn_key(self._spec.name, session_id, turn.turn_id)
         if turn.started_at is not None:
-            return turn_key(self._spec.name, session_id, turn.started_at.isoformat())
-        return turn_key(self._spec.name, session_id, self._source.stable_name, turn.start)
+            started = turn.started_at.isoformat()
+            return turn_key(self._spec.name, session_id, self._source.local_key(started))
+        return turn_key(self._spec.name, session_id, self._source.local_key(turn.start))
 
     def _close(self, session_id: str, interrupted: bool) -> Turn:
         t = self._open.pop(session_id)

@@ -131,7 +131,7 @@ class NativeParser:
     def _key(self, session_id: str, turn_id: str, start: int) -> str:
         if turn_id:
             return turn_key("native", session_id, turn_id)
-        return turn_key("native", session_id, self._source.stable_name, start)
+        return turn_key("native", session_id, self._source.local_key(start))
 
     def _close(
         self,
