@@ -1051,3 +1051,77 @@ def test_a_file_tailed_alone_is_left_to_its_session_once_that_has_lines(tmp_path
     write_jsonl(tmp_path / f"{SID}.jsonl", [prompt("p1", 0)])
     assert parser.close_idle(1e9) == []
     assert parser.pending_from() is None
+
+
+def test_a_background_subagent_ships_once_when_its_transcript_has_finished(
+    tmp_path: Path,
+) -> None:
+    """2.1.198+: the Agent tool answers "Async agent launched" at once, the parent turn ends,
+    the sub-agent writes on; its result arrives later as a <task-notification> prompt. Hand
+    count: the spawning turn has 2 calls (tool_use, then text) and no nested ones; nothing of
+    the child ships while its last call still asks for a tool; once it has answered, one
+    synthetic `background_subagent` turn carries its 2 calls (5 output tokens each)."""
+    project = tmp_path / "projects" / "-w"
+    child_path = project / SID / "subagents" / "agent-bg1.jsonl"
+    child_path.parent.mkdir(parents=True)
+    side = {"isSidechain": True, "agentId": "bg1"}
+    child_start = [
+        rec("user", "c1", 2, message={"role": "user", "content": "dig"}) | side,
+        block("c2", 3, "msg_c1", tool_use("toolu_c", "Read")) | side,
+    ]
+    child_end = [
+        result("c3", 4, "toolu_c", "file") | side,
+        block("c4", 20, "msg_c2", text("dug it")) | side,
+    ]
+    launch = "Async agent launched successfully.\nagentId: bg1 (runs in the background)"
+    spawn_turn = [
+        prompt("p1", 0),
+        block(
+            "a1", 1, "msg_1", tool_use("toolu_a", "Agent", subagent_type="Explore", prompt="dig")
+        ),
+        result("r1", 1, "toolu_a", [text(launch)], toolUseResult={"agentId": "bg1"}),
+        block("a2", 2, "msg_2", text("started it")),
+        system("s1", 3, "turn_duration"),
+    ]
+    notification = [
+        prompt("p2", 21, "<task-notification>\n<task-id>bg1</task-id>\n<status>completed"),
+        block("a3", 22, "msg_3", text("the agent dug it")),
+        system("s2", 23, "turn_duration"),
+    ]
+
+    def write(path: Path, records: list[dict[str, Any]]) -> list[Line]:
+        data = b"".join(json.dumps(r).encode() + b"\n" for r in records)
+        start = path.stat().st_size if path.exists() else 0
+        with path.open("ab") as fh:
+            fh.write(data)
+        return LineFramer(offset=start).feed(data)  # type: ignore[return-value]
+
+    source = Source(
+        str(project / f"{SID}.jsonl"), read_related=read_related, find_related=find_related
+    )
+    parser = FORMAT.new_parser(source, None)
+    out: list[Turn | DeadLetter] = []
+    write(child_path, child_start)
+    for line in write(Path(source.path), spawn_turn):
+        out.extend(parser.feed(line))
+    out.extend(parser.close_idle(10**9))  # the session is quiet; the child is still running
+    first = [t for t in out if isinstance(t, Turn)]
+    assert len(first) == 1
+    spawn = first[0].spans[1]
+    assert isinstance(spawn, SubAgentCall) and spawn.spans == ()
+    assert spawn.attributes["claude_code.subagent_transcript"] == "background"
+
+    write(child_path, child_end)
+    for line in write(Path(source.path), notification):
+        out.extend(parser.feed(line))
+    out.extend(parser.close_idle(10**9))
+    turns = [t for t in out if isinstance(t, Turn)]
+    synthetic = [t for t in turns if t.attributes.get("tailerd.synthetic")]
+    assert len(turns) == 3 and len(synthetic) == 1
+    assert synthetic[0].attributes["tailerd.synthetic"] == "background_subagent"
+    (agent,) = synthetic[0].spans
+    assert isinstance(agent, SubAgentCall)
+    calls = [s for s in agent.spans if isinstance(s, LLMCall)]
+    assert [c.usage.output_tokens for c in calls] == [5, 5]
+    every_call = [s for t in turns for s in t.spans if isinstance(s, LLMCall)]
+    assert len(every_call) == 3  # the parent's own: 2 in the spawning turn, 1 after

@@ -15,7 +15,7 @@ which sub-agent files no turn shipped.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
@@ -25,7 +25,13 @@ import orjson
 from tailerd.core.framing import LineFramer
 from tailerd.domain import Line, Message, SpanCall, SubAgentCall
 from tailerd.formats.base import Source, parse_time
-from tailerd.formats.claude_code.records import as_dict, as_str, decode_line, user_kind
+from tailerd.formats.claude_code.records import (
+    as_dict,
+    as_str,
+    decode_line,
+    message_of,
+    user_kind,
+)
 from tailerd.formats.claude_code.spans import SpanBuilder, ToolDraft
 
 DEFAULT_TOOL_RESULT_CAP = 256 * 1024
@@ -42,9 +48,18 @@ class Related:
     result_cap: int
     subagent_cap: int
     claimed: set[str] = field(default_factory=set)  # agent ids some turn read (shared, mutable)
+    # agent ids launched in the background (2.1.198+: the Agent tool answered "Async agent
+    # launched" at once): their transcript is shipped by the sweep once it has finished
+    background: set[str] = field(default_factory=set)
 
     @classmethod
-    def of(cls, source: Source, session_id: str, claimed: set[str] | None = None) -> Related:
+    def of(
+        cls,
+        source: Source,
+        session_id: str,
+        claimed: set[str] | None = None,
+        background: set[str] | None = None,
+    ) -> Related:
         path = PurePath(source.path)
         stem = source.stable_name.removesuffix(".jsonl")
         names = dict.fromkeys(n for n in (stem, session_id) if n)
@@ -55,6 +70,7 @@ class Related:
             int(source.options.get("tool_result_cap", DEFAULT_TOOL_RESULT_CAP)),
             int(source.options.get("subagent_cap", DEFAULT_SUBAGENT_CAP)),
             set() if claimed is None else claimed,
+            set() if background is None else background,
         )
 
     def read(self, path: str, cap: int) -> bytes | None:
@@ -100,6 +116,22 @@ class Related:
         spans: tuple[SpanCall, ...] = ()
         model = ""
         cycle = bool(tool.agent_id) and tool.agent_id in chain
+        if tool.agent_id and launched_in_background(tool.result or ""):
+            # The sub-agent has only started: its work is shipped when its transcript has
+            # finished (synthetic.sweep), not read half-written now.
+            self.background.add(tool.agent_id)
+            attributes["claude_code.subagent_transcript"] = "background"
+            return SubAgentCall(
+                name=as_str(args.get("subagent_type")) or "general-purpose",
+                agent_id=tool.agent_id,
+                input_messages=(Message("user", prompt),) if prompt else (),
+                output_messages=(Message("assistant", tool.result),) if tool.result else (),
+                tool_name=tool.name,
+                tool_call_id=tool.tool_call_id,
+                started_at=tool.started_at,
+                ended_at=tool.ended_at,
+                attributes=attributes,
+            )
         if tool.agent_id:
             self.claimed.add(tool.agent_id)
         data = None if cycle else self._subagent_bytes(tool.agent_id)
@@ -148,6 +180,25 @@ def transcript_records(data: bytes) -> list[dict[str, Any]]:
     """The JSON records of a transcript's bytes, in file order (unreadable lines dropped)."""
     lines = LineFramer().feed(data if data.endswith(b"\n") else data + b"\n")
     return [rec for line in lines if isinstance(line, Line) for rec in decode_line(line)[0]]
+
+
+ASYNC_LAUNCH = "Async agent launched"
+
+
+def launched_in_background(result: str) -> bool:
+    """The Agent tool's immediate answer when it runs the sub-agent in the background."""
+    return result.lstrip().startswith(ASYNC_LAUNCH)
+
+
+def transcript_finished(records: Sequence[Mapping[str, Any]]) -> bool:
+    """True when a sub-agent transcript's last LLM call asked for no tool: it has answered."""
+    for rec in reversed(records):
+        if rec.get("type") != "assistant":
+            continue
+        content = message_of(rec).get("content")
+        blocks = content if isinstance(content, list) else []
+        return not any(isinstance(b, dict) and b.get("type") == "tool_use" for b in blocks)
+    return False
 
 
 def feed_subagent(builder: SpanBuilder, data: bytes) -> None:

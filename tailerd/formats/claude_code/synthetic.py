@@ -42,7 +42,12 @@ from tailerd.formats.claude_code.records import (
     content_text,
     message_of,
 )
-from tailerd.formats.claude_code.subagents import Related, feed_records, transcript_records
+from tailerd.formats.claude_code.subagents import (
+    Related,
+    feed_records,
+    transcript_finished,
+    transcript_records,
+)
 
 WARMUP_PROMPT = "Warmup"
 SUMMARISER_SLACK = timedelta(seconds=5)
@@ -70,10 +75,12 @@ def is_warmup(records: Sequence[Mapping[str, Any]]) -> bool:
     return first_prompt(records).strip() == WARMUP_PROMPT
 
 
-def kind_of(agent_id: str, records: Sequence[Mapping[str, Any]]) -> str:
-    """warmup | compaction | orphan_subagent."""
+def kind_of(agent_id: str, records: Sequence[Mapping[str, Any]], background: bool = False) -> str:
+    """warmup | compaction | background_subagent | orphan_subagent."""
     if agent_id.startswith("acompact"):
         return "compaction"
+    if background:
+        return "background_subagent"
     return "warmup" if is_warmup(records) else "orphan_subagent"
 
 
@@ -182,7 +189,7 @@ def synthetic_turn(
     """The synthetic turn of one unclaimed sub-agent transcript (or `part` of it); None when
     it holds no LLM call. [`offset`, `end`) is the byte range it is filed at in the shipping
     file (empty, at `offset`, when a parent files it)."""
-    kind = kind_of(agent_id, records)
+    kind = kind_of(agent_id, records, agent_id in related.background)
     span = subagent_span(related, agent_id, records, kind)
     if span is None:
         return None
@@ -227,6 +234,8 @@ def sweep(
         records = _read_records(related, path)
         if not records or is_warmup(records):
             continue  # a Warmup file is tailed on its own
+        if agent_id in related.background and not transcript_finished(records):
+            continue  # still running: its <task-notification> turn brings the next sweep
         related.claimed.add(agent_id)
         turn = synthetic_turn(related, agent_id, records, offset=offset, agent_name=agent_name)
         if turn is not None:

@@ -126,6 +126,10 @@ class ClaudeCodeParser:
         self._unknown: Counter[str] = Counter()
         claimed = ctx.get("claimed")
         self._claimed: set[str] = {a for a in claimed if isinstance(a, str)} if claimed else set()
+        background = ctx.get("background")
+        self._background: set[str] = (
+            {a for a in background if isinstance(a, str)} if background else set()
+        )
         self._sweep_at: int | None = None  # start of the last line while a sweep is owed
 
     # -- the TurnParser protocol --------------------------------------------------------------
@@ -178,6 +182,7 @@ class ClaudeCodeParser:
             "context": ctx.to_json(),
             "seen": seen[-SNAPSHOT_SEEN:],
             "claimed": sorted(self._claimed)[-SNAPSHOT_CLAIMED:],
+            "background": sorted(self._background - self._claimed)[-SNAPSHOT_CLAIMED:],
         }
 
     def unknown_types(self) -> dict[str, int]:
@@ -300,7 +305,7 @@ class ClaudeCodeParser:
     def _start(self, rec: dict[str, Any], line: Line, ts: datetime | None, origin: str) -> None:
         self._ctx_at_open = _Context(**self._ctx.to_json())
         session_id = as_str(rec.get("sessionId")) or self._ctx.session_id or self._stem()
-        related = Related.of(self._source, session_id, self._claimed)
+        related = Related.of(self._source, session_id, self._claimed, self._background)
         turn = _OpenTurn(
             start=line.start,
             end=line.end,
@@ -324,7 +329,7 @@ class ClaudeCodeParser:
 
     def _sweep(self, offset: int) -> list[Turn]:
         session_id = self._ctx.session_id or self._stem()
-        related = Related.of(self._source, session_id, self._claimed)
+        related = Related.of(self._source, session_id, self._claimed, self._background)
         name = self._source.agent_name
         return sweep(related, session_id, self._ctx.version, offset, name)
 
