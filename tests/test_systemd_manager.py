@@ -293,7 +293,8 @@ def test_tailerd_runs_hardened_under_a_real_systemd_manager(
     }
     log = err.read_text()
     assert f"watching {logs}; sinks local" in log
-    assert "done: 2 files, 6 turns emitted, 0 dead letters, 0 unacknowledged" in log, log
+    assert "done: 2 files, 6 turns emitted, 0 duplicates skipped, 0 dead letters" in log, log
+    assert ", 0 unacknowledged," in log, log
 
 
 def test_config_error_is_not_restarted_but_a_locked_state_dir_is(
