@@ -256,7 +256,7 @@ class Daemon:
         f.dirty = False
         log.error("stopped reading path=%s after an internal error: %s", f.path, f.quarantined)
         log.debug("traceback of the error on path=%s", f.path, exc_info=exc)
-        self.status.touch()
+        self.table.changed.add(f.key)  # its status detail shows why
 
     def _choose_format(self, f: SourceFile) -> bool:
         cp = f.checkpoint
@@ -388,10 +388,11 @@ class Daemon:
         table = self.table
         changed = []
         for key in list(table.changed):
+            f = table.files.get(key)
+            self.status.note(key, f, self.settings, self.open_since.get(key))
             cp = table.index.get(key)
             if cp is None:
                 continue
-            f = table.files.get(key)
             if f is not None and f.checkpoint is cp and not f.document and cp.head_len >= 0:
                 offset = f.ledger.advance(f.pipe.framer.consumed, f.pipe.pending_from())
                 ahead = f.ledger.resolved_ahead()

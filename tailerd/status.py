@@ -46,6 +46,19 @@ class StatusWriter:
         self._last_write = 0.0
         self._last_doc: dict[str, Any] | None = None
         self._touched = True
+        self._details: dict[str, tuple[str, dict[str, object]]] = {}
+
+    def note(
+        self, key: str, f: SourceFile | None, settings: Settings, open_since: float | None
+    ) -> None:
+        """Refresh one file's detail (it changed, or is gone when `f` is None). Kept per file,
+        so a status write costs what changed, never a visit of every followed file."""
+        detail = file_detail(f, settings, open_since) if f is not None else {}
+        if detail and f is not None:
+            self._details[key] = (str(f.path), detail)
+        elif self._details.pop(key, None) is None:
+            return
+        self._touched = True
 
     def touch(self) -> None:
         """Something worth reporting changed (a commit, a dead letter)."""
@@ -86,11 +99,7 @@ class StatusWriter:
             "tracked_files": len(daemon.table.files),
             "sinks": sinks,
             "redactions": daemon.redactor.counts() if daemon.redactor else {},
-            "files": {
-                str(f.path): detail
-                for f in daemon.table.files.values()
-                if (detail := file_detail(f, daemon.settings, daemon.open_since.get(f.key)))
-            },
+            "files": dict(self._details.values()),
         }
         tmp = self.state_dir / (STATUS + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
