@@ -187,7 +187,10 @@ class Daemon:
         now = time.monotonic()
         if taken.rescan or now >= self._next_rescan:
             self._next_rescan = now + self.settings.rescan_interval
-            self.table.scan()
+            if self._watcher is None or taken.rescan:
+                self.table.scan()  # polling (no inotify), or events were lost
+            else:
+                self.table.safety_net()
         for directory in taken.dirs:
             self.table.scan([Path(directory)])
         for path in taken.paths:

@@ -20,7 +20,7 @@ from tailerd import formats
 from tailerd.core.identity import HEAD_BYTES, IdentityIndex, head_hash, matches
 from tailerd.core.ledger import DeliveryLedger
 from tailerd.edges.checkpoint_store import FileCheckpoint
-from tailerd.edges.discovery import Globs, walk
+from tailerd.edges.discovery import DirectoryMtimes, Globs, changed_directories, walk
 from tailerd.edges.fd_pool import DescriptorPool, IdentityChanged
 from tailerd.edges.source_file import SourceFile
 from tailerd.formats.base import Source
@@ -64,6 +64,7 @@ class FileTable:
         self._postponed: dict[str, tuple[SourceFile, float]] = {}
         self._not_copies: dict[str, tuple[int, float]] = {}  # key -> (size, mtime) looked at
         self._next_purge = 0.0
+        self.dirs: DirectoryMtimes = {}  # what the safety net stats
 
     # ---- discovery ---------------------------------------------------------------------------
 
@@ -73,7 +74,7 @@ class FileTable:
         full = roots is None
         seen: set[str] = set()
         trees = self.settings.watch if roots is None else roots
-        for path, st in walk(trees, self.globs, self._rotated_copy):
+        for path, st in walk(trees, self.globs, self._rotated_copy, self.dirs):
             self.stats += 1
             key = f"{st.st_dev}:{st.st_ino}"
             seen.add(key)
@@ -88,6 +89,26 @@ class FileTable:
             for f in list(self.files.values()):
                 if f.key not in seen and not f.gone:
                     self._gone(f)
+
+    def safety_net(self) -> None:
+        """Under inotify, the slow safety net: one stat per directory seen; a directory whose
+        mtime moved is listed again for files and directories not followed yet (deletions and
+        appends are inotify's to report; an overflow brings a full `scan`)."""
+        for directory in changed_directories(self.dirs):
+            try:
+                entries = list(os.scandir(directory))
+                self.dirs[directory] = os.stat(directory).st_mtime_ns  # noqa: PTH116
+            except OSError:
+                continue  # vanished: its files' deletions were reported one by one
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        if entry.path not in self.dirs:
+                            self.scan([Path(entry.path)])
+                    elif entry.path not in self.by_path:
+                        self.look_at(entry.path)
+                except OSError:
+                    continue
 
     def look_at(self, path: str) -> None:
         """An inotify hint: something happened to this path."""

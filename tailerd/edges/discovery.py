@@ -1,48 +1,121 @@
-"""Which files under the watched directories are ours: include/exclude globs, recursive."""
+"""Which files under the watched directories are ours: include/exclude globs, recursive.
+
+`walk` is the only place tailerd lists directories. It runs at start, after an inotify
+overflow, for a new directory, and (polling mode) as the periodic scan; the inotify safety net
+only stats the directories it recorded (`DirectoryMtimes`) and lists those that changed.
+"""
 
 from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_INCLUDE = ("*.jsonl", "*.jsonl.zst", "session-*.json")
+
+
+def _compile(patterns: Sequence[str]) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+    """One regex for the name-only patterns, one for those with a `/` (matched on the path
+    relative to the watched root)."""
+    by_name = [fnmatch.translate(p) for p in patterns if "/" not in p]
+    by_rel = [fnmatch.translate(p) for p in patterns if "/" in p]
+    return (
+        re.compile("|".join(by_name)) if by_name else None,
+        re.compile("|".join(by_rel)) if by_rel else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class Globs:
     include: tuple[str, ...] = DEFAULT_INCLUDE
     exclude: tuple[str, ...] = ()
+    _inc: tuple[re.Pattern[str] | None, re.Pattern[str] | None] = field(
+        init=False, repr=False, compare=False
+    )
+    _exc: tuple[re.Pattern[str] | None, re.Pattern[str] | None] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_inc", _compile(self.include))
+        object.__setattr__(self, "_exc", _compile(self.exclude))
 
     def matches(self, root: Path, path: Path) -> bool:
-        rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
-        return _any(self.include, path.name, rel) and not _any(self.exclude, path.name, rel)
+        return self.match(str(root), str(path))
 
     def excludes(self, root: Path, path: Path) -> bool:
-        rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
-        return _any(self.exclude, path.name, rel)
+        return _any(self._exc, str(root), str(path))
+
+    def match(self, root: str, path: str) -> bool:
+        """`matches` on plain strings (the walk's hot path)."""
+        return _any(self._inc, root, path) and not _any(self._exc, root, path)
 
 
-def _any(patterns: Sequence[str], name: str, rel: str) -> bool:
-    return any(fnmatch.fnmatchcase(rel if "/" in p else name, p) for p in patterns)
+def _any(
+    compiled: tuple[re.Pattern[str] | None, re.Pattern[str] | None], root: str, path: str
+) -> bool:
+    by_name, by_rel = compiled
+    if by_name is not None and by_name.match(path.rpartition("/")[2]):
+        return True
+    if by_rel is None:
+        return False
+    rel = path[len(root) + 1 :] if path.startswith(root + "/") else path
+    return by_rel.match(rel) is not None
+
+
+DirectoryMtimes = dict[str, int]  # directory -> st_mtime_ns when last listed
 
 
 def walk(
-    roots: Sequence[Path], globs: Globs, also: Callable[[Path, Path], bool] | None = None
+    roots: Sequence[Path],
+    globs: Globs,
+    also: Callable[[Path, Path], bool] | None = None,
+    dirs: DirectoryMtimes | None = None,
 ) -> Iterator[tuple[Path, os.stat_result]]:
     """Every matching regular file under the roots (and any other for which `also(root, path)`
-    is true), with its stat; vanished files are skipped."""
+    is true), with its stat; vanished and unreadable entries are skipped. Each directory listed
+    is recorded in `dirs` with its mtime."""
     for root in roots:
-        for dirpath, _dirs, files in os.walk(root):
-            base = Path(dirpath)
-            for name in files:
-                path = base / name
-                if not globs.matches(root, path) and not (also and also(root, path)):
-                    continue
+        base = str(root)
+        stack = [base]
+        while stack:
+            directory = stack.pop()
+            try:
+                mtime = os.stat(directory).st_mtime_ns  # noqa: PTH116 - a hot loop of strings
+                entries = list(os.scandir(directory))
+            except OSError:
+                continue
+            if dirs is not None:
+                dirs[directory] = mtime
+            for entry in entries:
                 try:
-                    st = path.stat()
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                        continue
+                    if not entry.is_file():
+                        continue
+                    if not globs.match(base, entry.path) and not (
+                        also and also(root, Path(entry.path))
+                    ):
+                        continue
+                    st = entry.stat()
                 except OSError:
                     continue
-                yield path, st
+                yield Path(entry.path), st
+
+
+def changed_directories(dirs: DirectoryMtimes) -> Iterator[str]:
+    """The recorded directories whose mtime moved (a file or directory was created, renamed or
+    deleted in them) or that vanished: one stat each, no listing."""
+    for directory, mtime in list(dirs.items()):
+        try:
+            now = os.stat(directory).st_mtime_ns  # noqa: PTH116
+        except OSError:
+            del dirs[directory]
+            yield directory
+            continue
+        if now != mtime:
+            yield directory
