@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,7 +13,7 @@ from typing import Any, NoReturn
 import orjson
 
 from tailerd import __version__
-from tailerd.errors import EX_SOFTWARE, ConfigError, TailerdError
+from tailerd.errors import EX_DATAERR, EX_SOFTWARE, ConfigError, TailerdError
 from tailerd.settings import SINK_NAMES
 from tailerd.sinks.local import DB_FILE
 
@@ -174,18 +176,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv and argv[0] in COMMANDS:
             return _report(argv[0], argv[1:])
         return _serve(argv)
-    except TailerdError as exc:
-        sys.stderr.write(f"tailerd: {exc}\n")
-        return exc.exit_code
+    except Exception as exc:
+        expected = (TailerdError, BrokenPipeError, sqlite3.DatabaseError)
+        if ("-v" in argv or "--verbose" in argv) and not isinstance(exc, expected):
+            raise  # a bug: the traceback is what -v is for
+        return _one_line(exc)
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:
-        if "-v" in argv or "--verbose" in argv:
-            raise
-        sys.stderr.write(
-            f"tailerd: internal error: {type(exc).__name__}: {exc} (run with -v for details)\n"
-        )
-        return EX_SOFTWARE
+
+
+def _one_line(exc: Exception) -> int:
+    """Say what went wrong in one line on stderr; the exit code says what kind of thing."""
+    if isinstance(exc, TailerdError):
+        sys.stderr.write(f"tailerd: {exc}\n")
+        return exc.exit_code
+    if isinstance(exc, BrokenPipeError):
+        # The reader went away (`tailerd sessions | head -1`): nothing more to say to it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    if isinstance(exc, sqlite3.DatabaseError):  # a report read a store that is not one
+        sys.stderr.write(f"tailerd: cannot read the local store: {exc} (see --data-dir)\n")
+        return EX_DATAERR
+    sys.stderr.write(
+        f"tailerd: internal error: {type(exc).__name__}: {exc} (run with -v for details)\n"
+    )
+    return EX_SOFTWARE
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from tailerd.edges.source_file import SourceFile
 from tailerd.edges.watcher import Hints, Watcher
 from tailerd.emitter import Emitter
 from tailerd.history import PRUNE_INTERVAL, HistoryIndex
+from tailerd.pipeline import format_head
 from tailerd.redaction import Redactor
 from tailerd.settings import Settings
 from tailerd.sinks.base import Sink
@@ -263,7 +264,9 @@ class Daemon:
 
     def _choose_format(self, f: SourceFile) -> bool:
         cp = f.checkpoint
-        chosen = f.pipe.choose(f.head(64 * 1024), self.mapped, cp.context, cp.format)
+        assert f.reader is not None
+        head = format_head(f.reader, self.settings.max_line_bytes)
+        chosen = f.pipe.choose(head, self.mapped, cp.context, cp.format)
         if chosen is None:
             return False  # wait for a whole first line before deciding
         if not chosen:

@@ -108,6 +108,18 @@ class FilePipeline:
         return self.fmt.name if self.fmt else None
 
 
+def format_head(reader: Reader, limit: int) -> bytes:
+    """The bytes a format is chosen by: FORMAT_HEAD, or more when the first line is longer
+    (a first prompt with a large paste), up to its newline or `limit` bytes."""
+    head = reader.read(0, FORMAT_HEAD)
+    while b"\n" not in head and len(head) < limit:
+        more = reader.read(len(head), min(FORMAT_HEAD * 16, limit - len(head)))
+        if not more:
+            break
+        head += more
+    return head
+
+
 def whole_file(
     path: Path,
     settings: Settings,
@@ -121,7 +133,7 @@ def whole_file(
     reader: Reader = open_reader(path)
     try:
         pipe = FilePipeline.at(path, settings)
-        head = reader.read(0, FORMAT_HEAD)
+        head = format_head(reader, settings.max_line_bytes)
         if not pipe.choose(head, mapped, whole=True):
             return
         if pipe.document is not None:

@@ -158,7 +158,10 @@ def status(state_dir: Path) -> dict[str, Any]:
     status_path = state_dir / "status.json"
     live: dict[str, Any] = {}
     if status_path.exists():
-        live = orjson.loads(status_path.read_bytes())
+        try:
+            live = orjson.loads(status_path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            live = {}  # half written by a crashed daemon: the checkpoints still say it all
     files = []
     for cp in sorted(checkpoints.values(), key=lambda c: c.path):
         if cp.removed_at is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -67,8 +68,12 @@ class Settings(_Strict):
     @classmethod
     def _watch_dirs_exist(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
         for path in value:
-            if not path.is_dir():
-                raise ValueError(f"not a directory: {path}")
+            try:
+                if not path.is_dir():
+                    raise ValueError(f"not a directory: {path}")
+                os.scandir(path).close()
+            except OSError as exc:
+                raise ValueError(f"cannot read directory {path}: {exc.strerror}") from None
         return tuple(p.resolve() for p in value)
 
 
@@ -80,6 +85,8 @@ def load_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config {path} is not UTF-8 text (byte {exc.start})") from None
 
 
 def build(config_file: Path | None, overrides: Mapping[str, Any]) -> Settings:

@@ -48,6 +48,15 @@ def pool_size(wanted: int) -> int:
     return min(wanted, allowed)
 
 
+def _utf8(text: str) -> bool:
+    """False for a name with undecodable bytes: it could be neither stored nor sent."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class FileTable:
     def __init__(self, settings: Settings, checkpoints: dict[str, FileCheckpoint]) -> None:
         self.settings = settings
@@ -199,6 +208,11 @@ class FileTable:
         key = f"{st.st_dev}:{st.st_ino}"
         if self._not_copies.get(key) == (st.st_size, st.st_mtime):
             return  # looked at before: named like a rotated copy, but not one
+        if not _utf8(str(path)):
+            if key not in self._unreadable:
+                self._unreadable.add(key)
+                log.warning("cannot follow a file whose name is not UTF-8 (rename it): %r", path)
+            return
         cp = FileCheckpoint(
             path=str(path),
             device=st.st_dev,

@@ -11,6 +11,7 @@ import errno
 import gzip
 import io
 import os
+import stat
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,7 +38,11 @@ class Reader(Protocol):
 
 class PlainReader:
     def __init__(self, path: Path) -> None:
-        self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO named like a log must not block the open (regular files ignore it)
+        self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        if not stat.S_ISREG(os.fstat(self.fd).st_mode):
+            os.close(self.fd)
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
 
     def stat(self) -> os.stat_result:
         return os.fstat(self.fd)

@@ -10,9 +10,23 @@ from tailerd.sinks.base import Sink
 
 
 def _local(settings: Settings, data_dir: Path) -> Sink:
+    import sqlite3
+
+    from tailerd.errors import ConfigError, StateCorruptError
     from tailerd.sinks.local import DB_FILE, LocalSink
 
-    return LocalSink(data_dir / DB_FILE)
+    path = data_dir / DB_FILE
+    try:
+        return LocalSink(path)
+    except sqlite3.OperationalError as exc:  # cannot open or write: a place, not the data
+        raise ConfigError(f"cannot use data dir {data_dir}: {exc} (see --data-dir)") from None
+    except sqlite3.DatabaseError as exc:
+        raise StateCorruptError(
+            f"local store {path} is unreadable ({exc}); move it aside to start a new one"
+        ) from None
+    except (OSError, sqlite3.Error) as exc:
+        why = getattr(exc, "strerror", None) or exc
+        raise ConfigError(f"cannot use data dir {data_dir}: {why} (see --data-dir)") from None
 
 
 def _otlp(settings: Settings, data_dir: Path) -> Sink:

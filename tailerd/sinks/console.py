@@ -24,6 +24,10 @@ class ConsoleSink:
         try:
             self._out.write(text)
             self._out.flush()
+        except BrokenPipeError:
+            # `tailerd ... --sink console | head`: the reader is gone for good; stop quietly.
+            # (A BaseException, so the worker hands it to the loop thread, which exits.)
+            raise SystemExit(0) from None
         except OSError as exc:
             return Retry(f"stdout: {exc}")
         return Delivered()

@@ -40,7 +40,11 @@ def endpoint_from_env(explicit: str | None, env: Mapping[str, str] = os.environ)
         raise ConfigError(
             "sink otlp needs an endpoint: --otlp-endpoint URL or OTEL_EXPORTER_OTLP_ENDPOINT"
         )
-    parsed = urllib.parse.urlparse(url)
+    try:
+        parsed = urllib.parse.urlparse(url)
+        parsed.port  # noqa: B018 - raises ValueError on a malformed host or port
+    except ValueError as exc:
+        raise ConfigError(f"OTLP endpoint is not a valid URL: {url!r} ({exc})") from None
     if parsed.scheme not in {"http", "https"} or not parsed.netloc:
         raise ConfigError(f"OTLP endpoint is not an http(s) URL: {url!r}")
     return url
