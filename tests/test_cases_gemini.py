@@ -15,8 +15,6 @@ import shutil
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import ROOT, run_tailerd
 from tests.live_daemon import otlp_daemon, quiet
 from tests.otlp_receiver import Receiver
@@ -28,7 +26,6 @@ RESUMED = "session-2026-08-20T09-00-7a7a7a7a.jsonl"
 TURNS, SPANS, LLM, TOOLS, TOKENS_IN, TOKENS_OUT = 3, 8, 3, 2, 3700, 63
 PROMPTS = ["what does make lint run?", "add shellcheck to it", "and run it"]
 
-pytestmark = pytest.mark.skipif(not CASE.is_dir(), reason="shared cases not present")
 
 
 def aged_copy(tmp_path: Path) -> Path:

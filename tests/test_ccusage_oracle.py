@@ -56,7 +56,9 @@ def ccusage() -> Path:
         return launcher
     npm = shutil.which("npm")
     if npm is None:
-        pytest.skip("npm not found: the ccusage oracle needs npm (CI installs it)")
+        if os.environ.get("CI"):
+            pytest.fail("npm not found: CI must provide it for the ccusage oracle")
+        pytest.skip("npm not found: the ccusage oracle needs npm")
     PREFIX.mkdir(parents=True, exist_ok=True)
     (PREFIX / "package.json").write_text('{"private": true}\n')
     done = subprocess.run(
