@@ -182,7 +182,8 @@ class Daemon:
         deadline = min(self._next_rescan, self.delivery.next_retry(), now + max_wait)
         if self._open_turns:
             deadline = min(deadline, self._next_idle_check)
-        if not self.table.dirty:
+        if not self.table.dirty or self.delivery.backpressured():
+            # (files waiting while a sink fails are read when an answer sets `wake`)
             self.hints.wake.wait(max(0.0, deadline - now))
         taken = self.hints.take()
         now = time.monotonic()

@@ -73,6 +73,7 @@ class FileTable:
         self._postponed: dict[str, tuple[SourceFile, float]] = {}
         self._not_copies: dict[str, tuple[int, float]] = {}  # key -> (size, mtime) looked at
         self._next_purge = 0.0
+        self._gone_keys: set[str] = set()  # files whose path no longer leads to them
         self.dirs: DirectoryMtimes = {}  # what the safety net stats
 
     # ---- discovery ---------------------------------------------------------------------------
@@ -193,6 +194,7 @@ class FileTable:
             self.index.reindex(f.checkpoint, old_path, f.checkpoint.head_hash)
             self.changed.add(f.key)
         f.gone = False
+        self._gone_keys.discard(f.key)
         self.by_path[str(path)] = f.key
 
     def _gone(self, f: SourceFile) -> None:
@@ -201,6 +203,7 @@ class FileTable:
         if not f.gone:
             f.gone = True
             log.info("file gone; draining what is left path=%s", f.path)
+        self._gone_keys.add(f.key)
         self.mark_dirty(f)
 
     def _track(self, path: Path, st: os.stat_result, copy_only: bool = False) -> None:
@@ -360,9 +363,16 @@ class FileTable:
     # ---- retirement --------------------------------------------------------------------------
 
     def retire_drained(self) -> None:
+        """Let go of gone files with nothing left to read, send or close (only gone files are
+        visited: this runs every tick)."""
         now = time.time()
-        for f in [f for f in self.files.values() if f.gone and not f.dirty]:
-            if f.ledger.unresolved == 0 and f.pipe.pending_from() is None:
+        for key in list(self._gone_keys):
+            f = self.files.get(key)
+            if f is None or not f.gone:
+                self._gone_keys.discard(key)
+                continue
+            if not f.dirty and f.ledger.unresolved == 0 and f.pipe.pending_from() is None:
+                self._gone_keys.discard(key)
                 self.pool.release(f)
                 del self.files[f.key]
                 self.dirty.pop(f.key, None)
