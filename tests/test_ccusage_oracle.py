@@ -2,10 +2,11 @@
 
 ccusage is installed pinned from npm (`ccusage@20.0.24` with its Linux binary
 `@ccusage/ccusage-linux-x64@20.0.24`; the newest release has no Linux binary in the registry)
-into `.cache/ccusage` at the repository root (gitignored), and run `--offline` with HOME set to
-an empty directory so that it sees only the corpus named by CLAUDE_CONFIG_DIR / CODEX_HOME.
-Without npm the test is skipped (CI installs it). tailerd runs `--once` into its local store
-over the same files; its totals are the `gen_ai.usage.*` attributes of the stored chat spans.
+by the benchmark's installer (bench/ccusage.py, into bench/.cache/npm, gitignored), and run
+`--offline` with HOME set to an empty directory so that it sees only the corpus named by
+CLAUDE_CONFIG_DIR / CODEX_HOME. Without npm the test is skipped, except in CI, where it fails.
+tailerd runs `--once` into its local store over the same files; its totals are the
+`gen_ai.usage.*` attributes of the stored chat spans.
 
 Claude Code: equal exactly. Until issue 8 tailerd was 524 output / 306,726 input tokens short
 on one copy of the fixtures (hand-traced): 509 / 23,560 in 16 Warmup sidechains, 8 / 173,514 in
@@ -37,40 +38,26 @@ from typing import Any
 
 import pytest
 
+from bench import ccusage as pinned_ccusage
 from tests.conftest import run_tailerd
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures" / "agents"
-PREFIX = REPO / ".cache" / "ccusage"
-VERSION = "20.0.24"
-PACKAGES = (f"ccusage@{VERSION}", f"@ccusage/ccusage-linux-x64@{VERSION}")
 # the Codex fixture no tailerd format claims (see the module docstring): input, output
 CODEX_UNCLAIMED = (200, 0)
 
 
 def ccusage() -> Path:
-    """The pinned ccusage launcher, installed on first use; skips the test without npm."""
-    launcher = PREFIX / "node_modules" / ".bin" / "ccusage"
-    marker = PREFIX / f"installed-{VERSION}"
-    if launcher.exists() and marker.exists():
-        return launcher
-    npm = shutil.which("npm")
-    if npm is None:
-        if os.environ.get("CI"):
-            pytest.fail("npm not found: CI must provide it for the ccusage oracle")
-        pytest.skip("npm not found: the ccusage oracle needs npm")
-    PREFIX.mkdir(parents=True, exist_ok=True)
-    (PREFIX / "package.json").write_text('{"private": true}\n')
-    done = subprocess.run(
-        [npm, "install", "--no-audit", "--no-fund", "--prefix", str(PREFIX), *PACKAGES],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0 and launcher.exists(), done.stderr[-2000:]
-    marker.write_text("")
-    return launcher
+    """The pinned ccusage launcher (installed once, shared with the benchmark); without npm
+    the test is skipped, except in CI, which must provide it."""
+    if shutil.which("npm") is None and os.environ.get("CI"):
+        pytest.fail("npm not found: CI must provide it for the ccusage oracle")
+    try:
+        return pinned_ccusage.install()
+    except pinned_ccusage.Unavailable as exc:
+        if shutil.which("npm") is None:
+            pytest.skip(f"the ccusage oracle needs npm: {exc}")
+        pytest.fail(str(exc))
 
 
 def run_ccusage(tmp_path: Path, *args: str, **env: str) -> dict[str, Any]:
