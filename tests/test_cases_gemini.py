@@ -27,7 +27,6 @@ TURNS, SPANS, LLM, TOOLS, TOKENS_IN, TOKENS_OUT = 3, 8, 3, 2, 3700, 63
 PROMPTS = ["what does make lint run?", "add shellcheck to it", "and run it"]
 
 
-
 def aged_copy(tmp_path: Path) -> Path:
     home = tmp_path / "home"
     shutil.copytree(CASE / "input", home, copy_function=shutil.copyfile)
