@@ -1,0 +1,133 @@
+"""Cursor CLI transcripts, against the real sample in ../shared/fixtures/agents/cursor/.
+
+Hand counts over the fixture (cursor-session-simple.jsonl, 11 lines):
+  `jq -r .role F | sort | uniq -c`  -> 1 user, 10 assistant
+  `jq -r '.message.content[]|select(.type=="tool_use")|.name' F | sort | uniq -c`
+      -> Grep 1, Read 3, WebFetch 1, WebSearch 4, Write 1 (10 tool calls)
+So: 1 turn, 10 chat spans (one per assistant line), 10 tool spans, no tokens anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from pathlib import Path, PurePath
+
+from hypothesis import HealthCheck, given, settings
+
+from tailerd import formats
+from tailerd.core.framing import LineFramer
+from tailerd.domain import Line, LLMCall, ToolCall, Turn
+from tailerd.formats.base import Source
+from tailerd.formats.cursor import FORMAT
+from tests.conftest import FIXTURES, run_tailerd
+from tests.formats.test_wrong_types import Sample, check_through_registry, mutated_lines
+
+FIXTURE = FIXTURES / "cursor" / "git-ai-project-git-ai" / "tests" / "fixtures"
+SAMPLE = FIXTURE / "cursor-session-simple.jsonl"
+SESSION = "6f1c6a52-2d1e-4d2c-9a57-0b1f3f0c2a11"  # a uuid of our choosing for the copy
+PROJECT = "Users-aidancunniffe-Desktop-testing-gitflows-git-ai"
+
+
+def cursor_home(root: Path) -> Path:
+    """The fixture copied where Cursor writes it: ~/.cursor/projects/<slug>/agent-transcripts/."""
+    dest = root / ".cursor" / "projects" / PROJECT / "agent-transcripts" / SESSION
+    dest.mkdir(parents=True)
+    path = dest / f"{SESSION}.jsonl"
+    shutil.copyfile(SAMPLE, path)
+    return path
+
+
+def parse(path: Path, data: bytes | None = None, quiet: float = 1e9) -> list[Turn]:
+    parser = FORMAT.new_parser(Source(str(path)), None)
+    out: list[Turn] = []
+    for item in LineFramer().feed(path.read_bytes() if data is None else data):
+        assert isinstance(item, Line)
+        out.extend(t for t in parser.feed(item) if isinstance(t, Turn))
+    out.extend(parser.close_idle(quiet))
+    return out
+
+
+def test_real_transcript_by_hand(tmp_path: Path) -> None:
+    path = cursor_home(tmp_path)
+    (turn,) = parse(path)
+    chats = [s for s in turn.spans if isinstance(s, LLMCall)]
+    tools = [s for s in turn.spans if isinstance(s, ToolCall)]
+    assert len(chats) == 10
+    assert sorted(t.name for t in tools) == sorted(
+        ["Grep", *["Read"] * 3, "WebFetch", *["WebSearch"] * 4, "Write"]
+    )
+    # the prompt without its <user_query> wrapper (line 1 of the fixture, read by eye)
+    assert turn.messages[0].content == "Generate a file with all the HBO shows from the 90's in it"
+    assert turn.output_messages[0].content.startswith("Here\u2019s what I added.")
+    assert turn.session_id == SESSION
+    assert turn.start == 0 and turn.end == SAMPLE.stat().st_size
+    # what Cursor does not record is said, not guessed
+    assert turn.started_at is None and turn.ended_at is None
+    assert turn.attributes["tailerd.timestamps.recorded"] is False
+    assert turn.attributes["tailerd.usage.recorded"] is False
+    assert turn.attributes["cursor.project"] == PROJECT
+    assert all(c.attributes["tailerd.usage.recorded"] is False for c in chats)
+    assert all(c.usage.input_tokens == 0 and c.usage.output_tokens == 0 for c in chats)
+    assert all(t.attributes["tailerd.tool.result_recorded"] is False for t in tools)
+    first_read = json.loads(tools[0].arguments)
+    assert first_read["limit"] == 40  # line 2: Read {"path": .../pbs-shows-1990s.txt, "limit": 40}
+
+
+def test_a_turn_waits_for_the_next_prompt_or_quiet(tmp_path: Path) -> None:
+    path = cursor_home(tmp_path)
+    assert parse(path, quiet=5.0) == []  # 5 s of quiet is not 30
+    second = b'{"role":"user","message":{"content":[{"type":"text","text":"again"}]}}\n'
+    data = path.read_bytes() + second
+    turns = parse(path, data, quiet=0.0)
+    assert len(turns) == 1  # the first closed by the second prompt; the second still open
+    turns = parse(path, data)
+    assert [t.messages[0].content for t in turns][1] == "again"
+    assert turns[1].start == SAMPLE.stat().st_size
+    assert len({t.key for t in turns}) == 2
+
+
+def test_claims_only_cursor_transcripts(tmp_path: Path) -> None:
+    path = cursor_home(tmp_path)
+    head = path.read_bytes()[:4096]
+    assert formats.choose(PurePath(path), head).name == "cursor"  # type: ignore[union-attr]
+    assert not FORMAT.claims(PurePath("/x/projects/p/session.jsonl"), head)
+    claude = b'{"type":"user","uuid":"u1","message":{"role":"user","content":"hi"}}\n'
+    assert not FORMAT.claims(PurePath(path), claude)
+
+
+def test_no_wrong_type_escapes(tmp_path: Path) -> None:
+    sample = Sample("cursor", cursor_home(tmp_path))
+
+    @settings(
+        max_examples=60,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(mutated_lines(sample.lines()))
+    def run(lines: list[bytes]) -> None:
+        check_through_registry(sample, lines)
+
+    run()
+
+
+def test_once_ships_the_session_into_the_local_store(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    cursor_home(home)
+    old = 1_700_000_000  # well past the 30 s quiet that closes the last turn
+    for p in home.rglob("*"):
+        os.utime(p, (old, old))
+    state = tmp_path / "state"
+    result = run_tailerd(
+        "--watch", home / ".cursor", "--once", "--state-dir", state, "--data-dir", state
+    )
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(state / "tailerd.db") as db:
+        rows = db.execute("SELECT operation, session_id FROM spans").fetchall()
+    ops = sorted(op for op, _ in rows)
+    assert ops.count("chat") == 10 and ops.count("execute_tool") == 10
+    assert {sid for _, sid in rows} == {SESSION}
+    assert len(rows) == 21  # the turn's root + 10 chat + 10 tool spans
