@@ -17,7 +17,7 @@ from tailerd.errors import EX_DATAERR, EX_SOFTWARE, ConfigError, TailerdError
 from tailerd.settings import SINK_NAMES
 from tailerd.sinks.local import DB_FILE
 
-COMMANDS = ("status", "sessions", "show", "import", "preview", "dead-letters", "retry")
+COMMANDS = ("status", "sessions", "show", "import", "preview", "dead-letters", "retry", "service")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -173,6 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     configure_logging("-v" in argv or "--verbose" in argv)
     try:
+        if argv and argv[0] == "service":
+            from tailerd import service_install
+
+            return service_install.main(argv[1:])
         if argv and argv[0] in COMMANDS:
             return _report(argv[0], argv[1:])
         return _serve(argv)

@@ -1,0 +1,278 @@
+"""`tailerd service install|uninstall|status [--user|--system] [--dry-run]`: tailerd as a systemd
+service of this user (the agent transcripts in their home) or of the system (shared log dirs).
+
+The units are templates shipped with tailerd (`packaging/systemd/tailerd-user.service` and
+`tailerd.service`; in a wheel under `<prefix>/share/tailerd/systemd/`). Installing fills in the
+installed `tailerd` executable and, for the user unit, the agent homes to watch and the state and
+data dirs (the same dirs `tailerd status` and `tailerd sessions` read by default), writes the unit
+and runs `systemctl [--user] daemon-reload` and `enable --now`. Every failure is one line and an
+exit code (78 for what the user can fix, 69 when systemctl itself fails).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+import platformdirs
+
+from tailerd.errors import ConfigError, TailerdError
+
+UNIT = "tailerd.service"
+# The ExecStart executable written in the shipped templates, replaced at install time.
+EXAMPLE_EXECUTABLE = "/opt/tailerd/venv/bin/tailerd"
+# Agent homes, relative to $HOME, that the user unit watches. The seam for zero-config homes:
+# extend this tuple (or replace `agent_homes`) and the installer passes every existing one.
+AGENT_HOMES = (".claude/projects", ".codex/sessions", ".gemini/tmp")
+SYSTEM_UNIT_DIR = Path("/etc/systemd/system")
+SYSTEM_CONFIG = Path("/etc/tailerd/tailerd.toml")
+SYSTEM_STATE_DIR = Path("/var/lib/tailerd")  # StateDirectory=tailerd of the system unit
+EX_UNAVAILABLE = 69  # systemctl is missing or refused
+
+
+class SystemctlError(TailerdError):
+    exit_code = EX_UNAVAILABLE
+
+
+def templates_dir() -> Path:
+    """Where the unit templates are: the installed data dir of a wheel (pip, pipx), else the
+    source checkout's `packaging/systemd` (an editable install). Raises ConfigError if neither."""
+    candidates = [Path(sysconfig.get_paths()["data"]) / "share" / "tailerd" / "systemd"]
+    user_base = sysconfig.get_config_var("userbase")
+    if isinstance(user_base, str):
+        candidates.append(Path(user_base) / "share" / "tailerd" / "systemd")
+    candidates.append(Path(__file__).resolve().parent.parent / "packaging" / "systemd")
+    for folder in candidates:
+        if (folder / UNIT).is_file():
+            return folder
+    raise ConfigError(f"unit templates not found (looked in {', '.join(map(str, candidates))})")
+
+
+def example_config() -> Path:
+    """The documented example configuration shipped beside the templates (config/tailerd.toml)."""
+    folder = templates_dir()
+    for candidate in (
+        folder.parent / "tailerd.toml",
+        folder.parent.parent / "config" / "tailerd.toml",
+    ):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"example configuration not found near {folder}")
+
+
+def tailerd_executable() -> Path:
+    """The `tailerd` of this installation: beside this interpreter (a venv, pipx), else on PATH."""
+    beside = Path(sys.executable).parent / "tailerd"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return beside
+    found = shutil.which("tailerd")
+    if found is None:
+        raise ConfigError("cannot find the installed tailerd executable (is it on PATH?)")
+    return Path(found).resolve()
+
+
+def agent_homes(home: Path) -> list[Path]:
+    """The agent homes under `home` that exist now, in AGENT_HOMES order."""
+    return [home / rel for rel in AGENT_HOMES if (home / rel).is_dir()]
+
+
+@dataclass(frozen=True)
+class UserLayout:
+    """Where the user unit and tailerd's dirs are for one user (paths absolute)."""
+
+    home: Path
+    unit_dir: Path
+    state_dir: Path
+    data_dir: Path
+
+    @classmethod
+    def from_environment(cls) -> UserLayout:
+        """From $HOME and the XDG variables, as `systemd --user` and platformdirs read them."""
+        home = Path(os.environ.get("HOME") or Path.home())
+        config_home = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
+        return cls(
+            home=home,
+            unit_dir=config_home / "systemd" / "user",
+            state_dir=Path(platformdirs.user_state_dir("tailerd")),
+            data_dir=Path(platformdirs.user_data_dir("tailerd")),
+        )
+
+
+def unit_word(text: str) -> str:
+    """One argument of ExecStart= or a path list, quoted and escaped for systemd: `%` -> `%%`,
+    `$` -> `$$`, and double quotes around anything with white space, quotes or backslashes."""
+    text = text.replace("%", "%%").replace("$", "$$")
+    if any(c.isspace() or c in "\"'\\" for c in text):
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
+
+
+def _replace_line(template: str, key: str, value: str) -> str:
+    lines = template.splitlines()
+    hits = [i for i, line in enumerate(lines) if line.startswith(f"{key}=")]
+    if len(hits) != 1:
+        raise ConfigError(f"unit template has {len(hits)} {key}= lines, expected 1")
+    lines[hits[0]] = f"{key}={value}"
+    return "\n".join(lines) + "\n"
+
+
+def render_user_unit(
+    template: str, executable: Path, watch: Sequence[Path], state_dir: Path, data_dir: Path
+) -> str:
+    """The user unit: ExecStart runs `executable` with one --watch per dir and the state and data
+    dirs, which are also the only ReadWritePaths=. Raises ConfigError if the template changed
+    shape (not exactly one ExecStart= and one ReadWritePaths= line)."""
+    args = [str(executable)]
+    for folder in watch:
+        args += ["--watch", str(folder)]
+    args += ["--state-dir", str(state_dir), "--data-dir", str(data_dir)]
+    text = _replace_line(template, "ExecStart", " ".join(unit_word(a) for a in args))
+    paths = dict.fromkeys([str(state_dir), str(data_dir)])  # one entry when they are the same
+    return _replace_line(text, "ReadWritePaths", " ".join(unit_word(p) for p in paths))
+
+
+def render_system_unit(template: str, executable: Path) -> str:
+    """The system unit with its ExecStart executable replaced; what to watch stays in the config
+    file it names. Raises ConfigError if the template does not name EXAMPLE_EXECUTABLE."""
+    line = next((x for x in template.splitlines() if x.startswith("ExecStart=")), "")
+    if EXAMPLE_EXECUTABLE not in line:
+        raise ConfigError(f"unit template's ExecStart does not run {EXAMPLE_EXECUTABLE}")
+    new = line.replace(EXAMPLE_EXECUTABLE, unit_word(str(executable)), 1)
+    return _replace_line(template, "ExecStart", new.removeprefix("ExecStart="))
+
+
+def systemctl(scope: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run `systemctl [--user] ARGS`; raises SystemctlError (one line) if it is missing or, with
+    `check`, fails."""
+    exe = shutil.which("systemctl")
+    if exe is None:
+        raise SystemctlError("systemctl not found: this host does not run systemd")
+    argv = [exe, *(["--user"] if scope == "user" else []), *args]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
+    if check and done.returncode != 0:
+        why = (done.stderr or done.stdout).strip().splitlines()
+        raise SystemctlError(f"`{' '.join(argv[1:])}` failed: {why[0] if why else done.returncode}")
+    return done
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text(text)
+    partial.chmod(mode)
+    partial.replace(path)
+
+
+def user_unit_text(layout: UserLayout) -> str:
+    """The user unit for `layout`; raises ConfigError when no agent home exists yet."""
+    watch = agent_homes(layout.home)
+    if not watch:
+        homes = ", ".join(f"~/{rel}" for rel in AGENT_HOMES)
+        raise ConfigError(f"no agent home to watch: none of {homes} exists yet")
+    template = (templates_dir() / "tailerd-user.service").read_text()
+    return render_user_unit(
+        template, tailerd_executable(), watch, layout.state_dir, layout.data_dir
+    )
+
+
+def install(scope: str, dry_run: bool) -> int:
+    """Write the unit (or print it with `dry_run`), then daemon-reload and enable --now."""
+    if scope == "user":
+        layout = UserLayout.from_environment()
+        text = user_unit_text(layout)
+        unit_path = layout.unit_dir / UNIT
+    else:
+        template = (templates_dir() / UNIT).read_text()
+        text = render_system_unit(template, tailerd_executable())
+        unit_path = SYSTEM_UNIT_DIR / UNIT
+    if dry_run:
+        sys.stdout.write(f"# {unit_path}\n{text}")
+        return 0
+    if scope == "user":
+        for folder in (layout.state_dir, layout.data_dir):  # ReadWritePaths= must exist
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    else:
+        if os.geteuid() != 0:
+            raise ConfigError("installing the system unit needs root: sudo tailerd service ...")
+        if not SYSTEM_CONFIG.exists():
+            _write(SYSTEM_CONFIG, example_config().read_text())
+            sys.stdout.write(f"wrote {SYSTEM_CONFIG} (edit `watch` there)\n")
+    _write(unit_path, text)
+    systemctl(scope, "daemon-reload")
+    systemctl(scope, "enable", "--now", UNIT)
+    flag = "--user " if scope == "user" else ""
+    sys.stdout.write(
+        f"installed {unit_path} and started it; logs: journalctl {flag}-u tailerd, "
+        f"state: tailerd service status{' --system' if scope == 'system' else ''}\n"
+    )
+    return 0
+
+
+def uninstall(scope: str) -> int:
+    """Stop, disable and remove the unit; state, data and configuration are kept."""
+    unit_path = UserLayout.from_environment().unit_dir if scope == "user" else SYSTEM_UNIT_DIR
+    unit_path = unit_path / UNIT
+    if scope == "system" and os.geteuid() != 0:
+        raise ConfigError("removing the system unit needs root: sudo tailerd service ...")
+    systemctl(scope, "disable", "--now", UNIT, check=unit_path.exists())
+    if unit_path.exists():
+        unit_path.unlink()
+        systemctl(scope, "daemon-reload")
+        sys.stdout.write(f"removed {unit_path}; state and data were kept\n")
+    else:
+        sys.stdout.write(f"nothing to remove: {unit_path} does not exist\n")
+    return 0
+
+
+def status(scope: str) -> int:
+    """`systemctl status` of the unit, then `tailerd status` of its state dir. Exit status is
+    systemctl's (0 running, 3 not running, 4 no such unit)."""
+    shown = systemctl(scope, "status", "--no-pager", "--lines=5", UNIT, check=False)
+    sys.stdout.write(shown.stdout or shown.stderr)
+    if scope == "user":
+        layout = UserLayout.from_environment()
+        dirs = ["--state-dir", str(layout.state_dir), "--data-dir", str(layout.data_dir)]
+    else:
+        dirs = ["--state-dir", str(SYSTEM_STATE_DIR), "--data-dir", str(SYSTEM_STATE_DIR)]
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    subprocess.run([str(tailerd_executable()), "status", *dirs], check=False, timeout=120)
+    return shown.returncode
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{message} (see {self.prog} --help)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="tailerd service", description="Install tailerd as a systemd service.")
+    p.add_argument("action", choices=("install", "uninstall", "status"))
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--user", dest="scope", action="store_const", const="user", help="this user (default)"
+    )
+    scope.add_argument(
+        "--system", dest="scope", action="store_const", const="system", help="the system (root)"
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the unit instead of installing")
+    return p
+
+
+def main(argv: Sequence[str]) -> int:
+    """Entry point of `tailerd service ...` (argv after `service`); returns the exit status."""
+    args = _parser().parse_args(argv)
+    scope = args.scope or "user"
+    if args.action == "install":
+        return install(scope, args.dry_run)
+    if args.dry_run:
+        raise ConfigError("--dry-run goes with install")
+    return uninstall(scope) if args.action == "uninstall" else status(scope)
