@@ -10,7 +10,7 @@ from pathlib import PurePath
 from typing import Any
 
 from tailerd.errors import ConfigError
-from tailerd.formats import claude_code, codex, cursor, gemini, native
+from tailerd.formats import claude_code, codex, cursor, droid, gemini, native
 from tailerd.formats.base import Format
 from tailerd.formats.guard import guard
 from tailerd.formats.mapped import formats_from_config
@@ -19,7 +19,14 @@ from tailerd.formats.mapped import formats_from_config
 # because its test (a `type` key we know) is the least specific.
 FORMATS: tuple[Format, ...] = tuple(
     guard(f)
-    for f in (claude_code.FORMAT, codex.FORMAT, gemini.FORMAT, cursor.FORMAT, native.FORMAT)
+    for f in (
+        claude_code.FORMAT,
+        codex.FORMAT,
+        gemini.FORMAT,
+        cursor.FORMAT,
+        droid.FORMAT,
+        native.FORMAT,
+    )
 )
 BY_NAME: dict[str, Format] = {f.name: f for f in FORMATS}
 
