@@ -66,11 +66,11 @@ def test_schema_1_database_is_upgraded_in_place_keeping_every_checkpoint(tmp_pat
     store = CheckpointStore(tmp_path)
     loaded = store.load()
     assert (loaded["7:1"].offset, loaded["7:1"].resolved_ahead) == (4096, ["k9"])
-    assert any("schema 1 to 2" in w for w in store.warnings)
+    assert any("schema 1 to 3" in w for w in store.warnings)  # 1 -> 2 -> 3
     store.save([], shipped=[("gemini:message:a", "k", "7:1", 100.0)])
     store.close()
     db = sqlite3.connect(tmp_path / "checkpoints.db")
-    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone() == ("2",)
+    assert db.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone() == ("3",)
     assert db.execute("SELECT * FROM history").fetchall() == [
         ("gemini:message:a", "k", "7:1", 100.0)
     ]

@@ -14,6 +14,10 @@ Tables (schema version `SCHEMA_VERSION`, kept in `meta`):
   turn every sink acknowledged (`identity -> turn_key, file_key, time`), written in the same
   transaction as the checkpoints that pass those turns (see tailerd/history.py for its rules).
   A schema-1 database is migrated in place by one transaction that adds the table.
+* `db_cursors` (schema 3) — for an agent's SQLite database (tailerd/edges/agent_db), one row
+  per session: how far every sink acknowledged it (`db path, session id -> cursor`), written in
+  the same transaction as the checkpoints. Older schemas are migrated in place, one transaction
+  per step.
 
 A database that is not one, fails `PRAGMA quick_check`, has an unknown schema version or a
 malformed row is reported (`StateCorruptError`, exit 65) and never deleted or recreated.
@@ -39,8 +43,8 @@ from tailerd.edges import legacy_checkpoints
 from tailerd.errors import StateCorruptError
 
 FILE_NAME = "checkpoints.db"
-SCHEMA_VERSION = 2
-MIGRATABLE_VERSIONS = frozenset({"1"})  # older schemas this version upgrades in place
+SCHEMA_VERSION = 3
+MIGRATABLE_VERSIONS = frozenset({"1", "2"})  # older schemas this version upgrades in place
 MIGRATED_SUFFIX = ".migrated"
 # Turn keys kept per file and kind. Dropping keys beyond this cannot make a turn recur in
 # practice: `resolved_ahead` only holds turns that start at or after the committed offset
@@ -59,6 +63,12 @@ CREATE TABLE history (
 ) WITHOUT ROWID;
 CREATE INDEX history_time ON history (time);
 """
+_DB_CURSORS_SCHEMA = """
+CREATE TABLE db_cursors (
+    db_path TEXT NOT NULL, session_id TEXT NOT NULL, cursor TEXT NOT NULL,
+    PRIMARY KEY (db_path, session_id)
+) WITHOUT ROWID;
+"""
 _SCHEMA = (
     """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -75,6 +85,7 @@ CREATE TABLE turn_keys (
 ) WITHOUT ROWID;
 """
     + _HISTORY_SCHEMA
+    + _DB_CURSORS_SCHEMA
 )
 _COLUMNS = (
     'key, path, device, inode, head_len, head_hash, "offset", format, stable_name, context, '
@@ -92,6 +103,7 @@ _SELECT_HISTORY = "SELECT identity, turn_key, file_key FROM history WHERE identi
 _SQL_VARIABLES = 500  # identities per lookup query (SQLite's old limit is 999 variables)
 Row = tuple[Any, ...]
 Shipped = tuple[str, str, str, float]  # identity, turn key, file key, epoch seconds
+DbCursor = tuple[str, str, str]  # agent database path, session id, cursor
 
 
 @dataclass(slots=True)
@@ -189,9 +201,11 @@ class CheckpointStore:
         changed: Iterable[FileCheckpoint] | Mapping[str, FileCheckpoint],
         removed: Iterable[str] = (),
         shipped: Iterable[Shipped] = (),
+        cursors: Iterable[DbCursor] = (),
     ) -> None:
-        """Write the checkpoints in `changed` (upserted by `.key`), delete the `removed` keys and
-        add the `shipped` history rows `(identity, turn_key, file_key, epoch seconds)`, in one
+        """Write the checkpoints in `changed` (upserted by `.key`), delete the `removed` keys,
+        add the `shipped` history rows `(identity, turn_key, file_key, epoch seconds)` and upsert
+        the agent databases' session `cursors` `(db path, session id, cursor)`, in one
         durable transaction. An identity already indexed keeps its first turn and file; only
         its time moves forward (so retention counts from the latest shipment).
 
@@ -212,7 +226,19 @@ class CheckpointStore:
         with self._lock, self._writing():
             db = self._open()
             assert db is not None  # a writer always has a database
-            self._write(db, items, gone, shipped=rows)
+            self._write(db, items, gone, shipped=rows, cursors=list(cursors))
+
+    def db_cursors(self, db_path: str) -> dict[str, str]:
+        """The stored session cursors of one agent database: session id -> cursor. Empty when
+        there is no database yet (or, for a reader, an older schema). OSError if unreadable."""
+        with self._lock, self._writing():
+            db = self._open()
+            if db is None or not self._has_table(db, "db_cursors"):
+                return {}
+            found = db.execute(
+                "SELECT session_id, cursor FROM db_cursors WHERE db_path = ?", (db_path,)
+            )
+            return {str(s): str(c) for s, c in found}
 
     # ---- the host-wide history index ---------------------------------------------------------
 
@@ -256,7 +282,11 @@ class CheckpointStore:
 
     @staticmethod
     def _has_history(db: sqlite3.Connection) -> bool:
-        found = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='history'")
+        return CheckpointStore._has_table(db, "history")
+
+    @staticmethod
+    def _has_table(db: sqlite3.Connection, name: str) -> bool:
+        found = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,))
         return found.fetchone() is not None
 
     @contextlib.contextmanager
@@ -271,8 +301,10 @@ class CheckpointStore:
         db: sqlite3.Connection,
         items: list[FileCheckpoint],
         gone: list[str],
+        *,
         init: bool | None = None,
         shipped: list[Shipped] | None = None,
+        cursors: list[DbCursor] | None = None,
     ) -> None:
         """One transaction; `init` (True when migrating) first creates the schema."""
         rows: dict[str, Row] = {}
@@ -306,6 +338,8 @@ class CheckpointStore:
                     turn_keys[(cp.key, kind)] = new
             if shipped:
                 db.executemany(_UPSERT_HISTORY, shipped)
+            if cursors:
+                db.executemany("INSERT OR REPLACE INTO db_cursors VALUES (?, ?, ?)", cursors)
         # Committed: only now does the cache describe the database.
         for key in gone:
             self._rows.pop(key, None)
@@ -405,12 +439,15 @@ class CheckpointStore:
         raise self._corrupt(f"has unknown schema version {found!r}")
 
     def _migrate(self, db: sqlite3.Connection, found: str) -> None:
-        """Schema 1 -> 2: add the history table, in one transaction (kill -9 leaves 1 or 2)."""
-        with _transaction(db):
-            _run_script(db, _HISTORY_SCHEMA)
-            db.execute(
-                "UPDATE meta SET value = ? WHERE name = 'schema_version'", (str(SCHEMA_VERSION),)
-            )
+        """Schema 1 -> 2 adds the history table, 2 -> 3 the agent databases' cursors; each step
+        one transaction (kill -9 leaves the database at a step)."""
+        steps = {"1": ("2", _HISTORY_SCHEMA), "2": ("3", _DB_CURSORS_SCHEMA)}
+        version = found
+        while version in steps:
+            version, script = steps[version]
+            with _transaction(db):
+                _run_script(db, script)
+                db.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'", (version,))
         self.warnings.append(f"upgraded {self.path} from schema {found} to {SCHEMA_VERSION}")
 
     def _retire_legacy(self, db: sqlite3.Connection) -> None:

@@ -112,9 +112,9 @@ def test_unknown_schema_version_is_refused(tmp_path):
     store.save([cp(1)])
     store.close()
     db = raw(tmp_path)
-    db.execute("UPDATE meta SET value = '3' WHERE name = 'schema_version'")
+    db.execute("UPDATE meta SET value = '99' WHERE name = 'schema_version'")
     db.close()
-    with pytest.raises(StateCorruptError, match=r"unknown schema version '3'.*move it aside"):
+    with pytest.raises(StateCorruptError, match=r"unknown schema version '99'.*move it aside"):
         CheckpointStore(tmp_path).load()
     with pytest.raises(StateCorruptError):
         CheckpointStore(tmp_path, readonly=True).load()
