@@ -10,7 +10,7 @@ from pathlib import PurePath
 from typing import Any
 
 from tailerd.errors import ConfigError
-from tailerd.formats import claude_code, codex, cursor, droid, gemini, native
+from tailerd.formats import claude_code, codex, copilot_cli, cursor, droid, gemini, native
 from tailerd.formats.base import Format
 from tailerd.formats.guard import guard
 from tailerd.formats.mapped import formats_from_config
@@ -25,6 +25,7 @@ FORMATS: tuple[Format, ...] = tuple(
         gemini.FORMAT,
         cursor.FORMAT,
         droid.FORMAT,
+        copilot_cli.FORMAT,
         native.FORMAT,
     )
 )
