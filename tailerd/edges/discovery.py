@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_INCLUDE = ("*.jsonl", "*.jsonl.zst", "session-*.json")
+DEFAULT_INCLUDE = ("*.jsonl", "*.jsonl.zst", "session-*.json", "*.messages.json")
 
 
 def _compile(patterns: Sequence[str]) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:

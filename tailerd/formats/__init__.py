@@ -10,7 +10,7 @@ from pathlib import PurePath
 from typing import Any
 
 from tailerd.errors import ConfigError
-from tailerd.formats import claude_code, codex, copilot_cli, cursor, droid, gemini, native
+from tailerd.formats import claude_code, cline, codex, copilot_cli, cursor, droid, gemini, native
 from tailerd.formats.base import Format
 from tailerd.formats.guard import guard
 from tailerd.formats.mapped import formats_from_config
@@ -22,6 +22,7 @@ FORMATS: tuple[Format, ...] = tuple(
     for f in (
         claude_code.FORMAT,
         codex.FORMAT,
+        cline.FORMAT,  # before gemini: a messages.json also has `sessionId` and `messages`
         gemini.FORMAT,
         cursor.FORMAT,
         droid.FORMAT,
