@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 
-from tailerd import __version__
+from tailerd import __version__, pricing
 from tailerd.domain import LLMCall, Message, SpanCall, SubAgentCall, ToolCall, Turn
 
 _NANOS = 1_000_000_000
@@ -218,7 +218,7 @@ class Emitter:
         root = _attrs(turn.attributes)
         if turn.interrupted:
             root["tailerd.turn.interrupted"] = True
-        return [root, *(_span_extras(s) for s in turn.spans)]
+        return [root, *(_span_extras(s, turn) for s in turn.spans)]
 
     def _turn_fields(self, turn: Turn, for_model: bool = False) -> dict[str, Any]:
         fields: dict[str, Any] = {
@@ -313,7 +313,7 @@ class Emitter:
                     conversation_name=turn.session_name,
                     include_content=self._include_content,
                 )
-                attrs.update(_span_extras(call))
+                attrs.update(_span_extras(call, turn))
                 wc._emit_span_now(
                     name,
                     parent_ctx=ctx,
@@ -330,11 +330,25 @@ class Emitter:
         return nested
 
 
-def _span_extras(s: SpanCall) -> dict[str, Any]:
+def _span_extras(s: SpanCall, turn: Turn) -> dict[str, Any]:
+    """A span's own attributes plus what tailerd adds: the cost contract on a chat span
+    (`gen_ai.usage.cost` in USD, or `tailerd.cost.unpriced`), `error.type` on a failed tool."""
     extras = _attrs(s.attributes)
     if isinstance(s, ToolCall) and s.is_error:
         extras["error.type"] = "tool_error"
+    elif isinstance(s, LLMCall):
+        if _usage_recorded(s, turn):
+            when = s.started_at or turn.started_at
+            extras.update(pricing.cost_attributes(s.provider_name, s.model, s.usage, when))
+        else:  # the agent wrote no token counts: the cost is unknown, not 0
+            extras[pricing.UNPRICED] = True
     return extras
+
+
+def _usage_recorded(s: LLMCall, turn: Turn) -> bool:
+    """False where the format said the agent records no usage (`tailerd.usage.recorded`)."""
+    key = "tailerd.usage.recorded"
+    return s.attributes.get(key, turn.attributes.get(key, True)) is not False
 
 
 def _ns(value: Any) -> int | None:

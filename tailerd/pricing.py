@@ -1,0 +1,159 @@
+"""The price of one LLM call in US dollars, from genai-prices' bundled price table.
+
+`price(provider, model, usage, when)` -> USD as a float, or None when the model has no known
+price (never 0 for "unknown"). The table is the one shipped inside the pinned `genai-prices`
+wheel: tailerd never starts its `UpdatePrices` background fetcher, so pricing works offline and
+never contacts anything. Prices include cache reads, cache writes (Anthropic's 5-minute write
+price: tailerd's `Usage` does not split 5-minute and 1-hour writes) and the tiers above 200k
+input tokens (the tier is chosen by the call's whole prompt, cache included, and then applies to
+every token of the call, as Anthropic and Google bill it). Prices valid at `when` are used
+(a provider's price changes are dated in the table).
+
+Token convention: tailerd's `Usage` (Weave's) counts cache reads and writes inside
+`input_tokens`; so does genai-prices' `Usage`, which subtracts them to price the uncached
+rest. Reasoning tokens are inside `output_tokens` in every format and are billed as output.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from tailerd.domain import Usage
+
+log = logging.getLogger(__name__)
+
+# span attributes of the cost contract (shared with the reports)
+COST = "gen_ai.usage.cost"  # USD, float, on a priced chat span
+UNPRICED = "tailerd.cost.unpriced"  # True on a chat span whose model has no known price
+
+
+@functools.lru_cache(maxsize=4096)
+def _resolve(provider: str, model: str) -> tuple[Any, Any] | None:
+    """genai-prices' (Provider, ModelInfo) for a call, or None when it knows no price.
+
+    A provider genai-prices knows is asked first (falling back to the providers it names for that
+    provider's models); with no provider, the provider is inferred from the model name. A provider
+    it does not know prices nothing: the same model name there may cost anything."""
+    from genai_prices import data_snapshot
+
+    if not model:
+        return None
+    snapshot = data_snapshot.get_snapshot()
+    try:
+        found: tuple[Any, Any] = snapshot.find_provider_model(
+            model, None, provider.lower() or None, None
+        )
+    except LookupError:
+        log.debug("no price known for model %r of provider %r", model, provider)
+        return None
+    return found
+
+
+def price(provider: str, model: str, usage: Usage, when: datetime | None = None) -> float | None:
+    """USD for one call of `model` at `provider` with `usage` made at `when` (default: now).
+
+    None when the price is unknown. A call that recorded no tokens at all costs 0.0 whatever the
+    model (Claude Code's `<synthetic>` messages: nothing was sent to a model). Never raises for
+    bad values: negative or absurd counts make the call unpriced."""
+    if not (usage.input_tokens or usage.output_tokens):
+        return 0.0
+    resolved = _resolve(provider, model)
+    if resolved is None:
+        return None
+    from genai_prices import Usage as PriceUsage
+
+    found_provider, found_model = resolved
+    if when is None:
+        when = datetime.now(timezone.utc)
+    elif when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    try:
+        prices = found_model.get_prices(when)
+        if _fast_path(prices):
+            return _linear_price(prices, usage)
+        calc = found_model.calc_price(
+            PriceUsage(
+                input_tokens=usage.input_tokens,
+                cache_read_tokens=usage.cache_read_input_tokens,
+                cache_write_tokens=usage.cache_creation_input_tokens,
+                output_tokens=usage.output_tokens,
+            ),
+            found_provider,
+            genai_request_timestamp=when,
+        )
+    except (ValueError, TypeError, ArithmeticError) as exc:  # inconsistent counts
+        log.debug("cannot price %r %r %r: %s", provider, model, usage, exc)
+        return None
+    return float(calc.total_price)
+
+
+# Price keys the fast path prices exactly as genai-prices does: the four token prices, the
+# 1-hour cache-write price (never used: no 1-hour count is given, so all writes are 5-minute),
+# and per-search prices (no searches are given, so they add nothing).
+_TOKEN_KEYS = frozenset({"input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok"})
+_IDLE_KEYS = frozenset({"cache_write_1h_mtok", "web_searches_kcount", "storage_searches_kcount"})
+_MTOK = 1_000_000
+
+
+def _fast_path(prices: Any) -> bool:
+    """Whether `prices` (a genai-prices ModelPrice) holds only prices `_linear_price` knows.
+
+    genai-prices' own `calc_price` decomposes the usage through its unit registry, about 0.7 ms a
+    call; the arithmetic for text tokens is four products. Anything else (audio, images, a
+    per-request fee, a 1-hour write price without a 5-minute one) takes the library's path."""
+    keys = {k for k, v in vars(prices).items() if v is not None and not k.startswith("_")}
+    if "cache_write_1h_mtok" in keys and "cache_write_mtok" not in keys:
+        return False
+    return keys <= _TOKEN_KEYS | _IDLE_KEYS
+
+
+def _linear_price(prices: Any, usage: Usage) -> float | None:
+    """genai-prices' arithmetic for text tokens: cache reads and writes are taken out of the
+    prompt only where they have a price of their own, each count times its (tiered) price,
+    the tier chosen by the whole prompt (`genai_prices.types.calc_unit_price`)."""
+    from genai_prices.types import calc_unit_price
+
+    prompt = usage.input_tokens
+    read = usage.cache_read_input_tokens if prices.cache_read_mtok is not None else 0
+    write = usage.cache_creation_input_tokens if prices.cache_write_mtok is not None else 0
+    uncached = prompt - read - write
+    if min(uncached, read, write, usage.output_tokens) < 0:
+        return None
+    total = sum(
+        calc_unit_price(unit_price, count, prompt, _MTOK)
+        for unit_price, count in (
+            (prices.input_mtok, uncached),
+            (prices.cache_read_mtok, read),
+            (prices.cache_write_mtok, write),
+            (prices.output_mtok, usage.output_tokens),
+        )
+    )
+    return float(total)
+
+
+def cost_attributes(
+    provider: str, model: str, usage: Usage, when: datetime | None = None
+) -> dict[str, Any]:
+    """The cost contract's attributes for one chat span: `{COST: usd}` or `{UNPRICED: True}`."""
+    usd = price(provider, model, usage, when)
+    return {UNPRICED: True} if usd is None else {COST: usd}
+
+
+def usage_from_attributes(attrs: Mapping[str, Any]) -> Usage:
+    """A stored chat span's `gen_ai.usage.*` attributes back as a `Usage` (missing: 0)."""
+
+    def count(key: str) -> int:
+        value = attrs.get(f"gen_ai.usage.{key}")
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    return Usage(
+        input_tokens=count("input_tokens"),
+        output_tokens=count("output_tokens"),
+        cache_read_input_tokens=count("cache_read.input_tokens"),
+        cache_creation_input_tokens=count("cache_write.input_tokens"),
+        reasoning_tokens=count("reasoning.output_tokens"),
+    )
