@@ -1,0 +1,164 @@
+"""Cline CLI / SDK sessions, against the real sample in ../shared/fixtures/agents/cline/.
+
+Hand counts over session.messages.json (F) with jq:
+  `jq '.messages|length' F` -> 32 messages
+  prompts, `jq -r '.messages[]|select(.role=="user")|select(any(.content[];
+      .type=="tool_result")|not)|.id' F` -> 5: msg_mr9sjimy_1, msg_mr9soyef_1, msg_mr9sqnuq_1,
+      msg_mr9szmu2_2q, msg_mrb7vknq_4n
+  the message sequence (P prompt, a assistant, r tool results) is
+      PararaParaParararararaParararaPa -> chat spans per turn 3, 2, 6, 4, 1 (16 in all)
+  `jq -r '.messages[]|select(.role=="assistant")|.modelInfo.id' F | uniq -c`
+      -> 15 anthropic/claude-opus-4.8-fast, then 1 mistralai/voxtral-small-24b-2507
+  `jq -r '.messages[]|.content[]|select(.type=="tool_use")|.name' F | sort | uniq -c`
+      -> editor 4, read_files 6, run_commands 1 (11); per turn 2, 1, 5, 3, 0 (read off the ids)
+  metrics sums (`jq '[...|.metrics] | map(.inputTokens)|add'` etc.): input 630254,
+      output 4395, cache reads 534435, cache writes 0, cost 2.036022565 USD
+Manifest session.json: title "can you update @apps/...comes afte (fork)", cwd
+/Users/example/dev/cline, forked from 1784094053271_p8pzo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from pathlib import Path, PurePath
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tailerd import formats
+from tailerd.domain import DeadLetter, LLMCall, ToolCall, Turn
+from tailerd.edges.related_files import as_document, find_related, read_related
+from tailerd.formats.base import Source
+from tailerd.formats.cline import FORMAT, turns_from_document
+from tailerd.formats.guard import GuardedDocumentFormat
+from tests.conftest import FIXTURES, run_tailerd
+from tests.formats.test_wrong_types import mutated_lines
+
+FIXTURE = FIXTURES / "cline" / "cline-cline" / "sdk" / "packages" / "core" / "fixtures" / "session"
+SESSION = "1784094124598_rruoq"  # session.json session_id and messages sessionId
+CWD = "/Users/example/dev/cline"
+PARENT = "1784094053271_p8pzo"
+
+
+def cline_home(root: Path) -> Path:
+    """The fixture where the Cline CLI writes it: ~/.cline/data/sessions/<id>/<id>.*.json."""
+    dest = root / ".cline" / "data" / "sessions" / SESSION
+    dest.mkdir(parents=True)
+    shutil.copyfile(FIXTURE / "session.json", dest / f"{SESSION}.json")
+    shutil.copyfile(FIXTURE / "session.messages.json", dest / f"{SESSION}.messages.json")
+    return dest / f"{SESSION}.messages.json"
+
+
+def source(path: Path) -> Source:
+    return Source(str(path), read_related=read_related, find_related=find_related)
+
+
+def test_real_session_by_hand(tmp_path: Path) -> None:
+    path = cline_home(tmp_path)
+    turns = turns_from_document(path.read_bytes(), source(path), final=True)
+    assert [t.key.rsplit("|", 1)[1] for t in turns] == [
+        "msg_mr9sjimy_1",
+        "msg_mr9soyef_1",
+        "msg_mr9sqnuq_1",
+        "msg_mr9szmu2_2q",
+        "msg_mrb7vknq_4n",
+    ]
+    chats = [[s for s in t.spans if isinstance(s, LLMCall)] for t in turns]
+    tools = [[s for s in t.spans if isinstance(s, ToolCall)] for t in turns]
+    assert [len(c) for c in chats] == [3, 2, 6, 4, 1]
+    assert [len(t) for t in tools] == [2, 1, 5, 3, 0]
+    names = sorted(t.name for ts in tools for t in ts)
+    assert names == sorted(["editor"] * 4 + ["read_files"] * 6 + ["run_commands"])
+    every = [c for cs in chats for c in cs]
+    assert sum(c.usage.input_tokens for c in every) == 630254
+    assert sum(c.usage.output_tokens for c in every) == 4395
+    assert sum(c.usage.cache_read_input_tokens for c in every) == 534435
+    assert sum(c.attributes["gen_ai.usage.cost"] for c in every) == pytest.approx(2.036022565)
+    assert [c.model for c in every].count("anthropic/claude-opus-4.8-fast") == 15
+    assert turns[-1].model == "mistralai/voxtral-small-24b-2507"  # the model switch
+    assert all(t.result for ts in tools for t in ts)
+    assert all(t.session_id == SESSION for t in turns)
+    first = turns[0]
+    assert first.session_name.endswith("comes afte (fork)")
+    assert first.attributes["tailerd.cwd"] == CWD
+    assert first.attributes["cline.forked_from"] == PARENT
+    assert first.messages[0].content.startswith("can you update @apps/examples/")
+    assert first.messages[1].content.startswith("File: /Users/example/dev/cline/apps/")
+    assert turns[-1].messages[0].content == "hello"
+    assert turns[-1].output_messages[0].content == "Hello! How can I assist you today?"
+    # ts 1783376868634 ms = 2026-07-06T22:27:48.634Z (date -u -d @1783376868.634)
+    assert first.started_at is not None
+    assert first.started_at.isoformat() == "2026-07-06T22:27:48.634000+00:00"
+    assert "cline:message:msg_mr9sjimy_1" in first.identities
+
+
+def test_the_last_turn_waits_for_quiet(tmp_path: Path) -> None:
+    path = cline_home(tmp_path)
+    data = path.read_bytes()
+    open_turns = turns_from_document(data, source(path), final=False)
+    assert len(open_turns) == 4
+    # a rewrite that appends messages keeps the keys of the turns already sent
+    doc = json.loads(data)
+    doc["messages"].append(
+        {"id": "msg_new", "role": "user", "ts": 1783463100000, "content": "again"}
+    )
+    grown = turns_from_document(json.dumps(doc).encode(), source(path), final=False)
+    assert [t.key for t in grown[:5]] == [t.key for t in open_turns] + [grown[4].key]
+    assert len(grown) == 5
+    assert turns_from_document(data[:1000], source(path), final=True) == []  # half-written
+
+
+def test_claims_before_gemini(tmp_path: Path) -> None:
+    path = cline_home(tmp_path)
+    fmt = formats.choose(PurePath(path), path.read_bytes()[:65536])
+    assert fmt is not None and fmt.name == "cline"
+    assert not FORMAT.claims(PurePath(path.with_name(f"{SESSION}.json")), b'{"version": 1}')
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    mutated_lines([(FIXTURE / "session.messages.json").read_bytes().replace(b"\n", b" ")]),
+    st.booleans(),
+)
+def test_no_wrong_type_escapes_a_document(lines: list[bytes], final: bool) -> None:
+    data = lines[0]
+    path = PurePath("/h/.cline/data/sessions/x/x.messages.json")
+    fmt = formats.choose(path, data[:65536])
+    assert fmt is not None and fmt.name == "cline"
+    document = as_document(fmt, Path(path))
+    assert isinstance(document, GuardedDocumentFormat)
+    for item in document.document_items(data, Source(str(path)), final=final):
+        if isinstance(item, DeadLetter):
+            assert (item.start, item.end) == (0, len(data))
+        else:
+            assert isinstance(item, Turn)
+
+
+def test_once_ships_the_session_into_the_local_store(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    cline_home(home)
+    for p in home.rglob("*"):
+        os.utime(p, (1_700_000_000, 1_700_000_000))  # long quiet: the last turn is finished
+    state = tmp_path / "state"
+    result = run_tailerd(
+        "--watch", home / ".cline", "--once", "--state-dir", state, "--data-dir", state
+    )
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(state / "tailerd.db") as db:
+        rows = db.execute("SELECT operation, session_id, attributes FROM spans").fetchall()
+    ops = [op for op, _, _ in rows]
+    assert ops.count("chat") == 16 and ops.count("execute_tool") == 11
+    assert len(rows) == 5 + 16 + 11
+    assert {sid for _, sid, _ in rows} == {SESSION}
+    chats = [json.loads(a) for op, _, a in rows if op == "chat"]
+    assert sum(int(a["gen_ai.usage.input_tokens"]) for a in chats) == 630254
+    assert sum(float(a["gen_ai.usage.cost"]) for a in chats) == pytest.approx(2.036022565)
