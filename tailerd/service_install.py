@@ -3,15 +3,19 @@ service of this user (the agent transcripts in their home) or of the system (sha
 
 The units are templates shipped with tailerd (`packaging/systemd/tailerd-user.service` and
 `tailerd.service`; in a wheel under `<prefix>/share/tailerd/systemd/`). Installing fills in the
-installed `tailerd` executable and, for the user unit, the agent homes to watch and the state and
-data dirs (the same dirs `tailerd status` and `tailerd sessions` read by default), writes the unit
-and runs `systemctl [--user] daemon-reload` and `enable --now`. Every failure is one line and an
+installed `tailerd` executable and the configuration file; for the user unit also the state and
+data dirs (the same dirs `tailerd status` and `tailerd sessions` read by default, and the only
+ones the unit may write). What to watch is in the configuration file alone: for the user unit
+`~/.config/tailerd/tailerd.toml`, written at the first install with the agent homes that exist
+(kept as it is afterwards; `systemctl --user reload tailerd` applies an edit). Then it runs
+`systemctl [--user] daemon-reload` and `enable --now`. Every failure is one line and an
 exit code (78 for what the user can fix, 69 when systemctl itself fails).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -90,6 +94,7 @@ class UserLayout:
 
     home: Path
     unit_dir: Path
+    config_file: Path
     state_dir: Path
     data_dir: Path
 
@@ -101,6 +106,7 @@ class UserLayout:
         return cls(
             home=home,
             unit_dir=config_home / "systemd" / "user",
+            config_file=config_home / "tailerd" / "tailerd.toml",
             state_dir=Path(platformdirs.user_state_dir("tailerd")),
             data_dir=Path(platformdirs.user_data_dir("tailerd")),
         )
@@ -125,14 +131,12 @@ def _replace_line(template: str, key: str, value: str) -> str:
 
 
 def render_user_unit(
-    template: str, executable: Path, watch: Sequence[Path], state_dir: Path, data_dir: Path
+    template: str, executable: Path, config_file: Path, state_dir: Path, data_dir: Path
 ) -> str:
-    """The user unit: ExecStart runs `executable` with one --watch per dir and the state and data
+    """The user unit: ExecStart runs `executable --config config_file` with the state and data
     dirs, which are also the only ReadWritePaths=. Raises ConfigError if the template changed
     shape (not exactly one ExecStart= and one ReadWritePaths= line)."""
-    args = [str(executable)]
-    for folder in watch:
-        args += ["--watch", str(folder)]
+    args = [str(executable), "--config", str(config_file)]
     args += ["--state-dir", str(state_dir), "--data-dir", str(data_dir)]
     text = _replace_line(template, "ExecStart", " ".join(unit_word(a) for a in args))
     paths = dict.fromkeys([str(state_dir), str(data_dir)])  # one entry when they are the same
@@ -171,15 +175,26 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
     partial.replace(path)
 
 
-def user_unit_text(layout: UserLayout) -> str:
-    """The user unit for `layout`; raises ConfigError when no agent home exists yet."""
-    watch = agent_homes(layout.home)
+def user_config_text(watch: Sequence[Path]) -> str:
+    """The first configuration of the user unit: the agent homes to watch and the local store.
+    Raises ConfigError when `watch` is empty."""
     if not watch:
         homes = ", ".join(f"~/{rel}" for rel in AGENT_HOMES)
         raise ConfigError(f"no agent home to watch: none of {homes} exists yet")
+    roots = "".join(f"    {json.dumps(str(p))},\n" for p in watch)  # a JSON string is TOML
+    return (
+        "# tailerd for this user, written by `tailerd service install --user`; every key of\n"
+        "# config/tailerd.toml may go here. Apply an edit: systemctl --user reload tailerd\n"
+        f"watch = [\n{roots}]\n"
+        'sinks = ["local"]\n'
+    )
+
+
+def user_unit_text(layout: UserLayout) -> str:
+    """The user unit for `layout`."""
     template = (templates_dir() / "tailerd-user.service").read_text()
     return render_user_unit(
-        template, tailerd_executable(), watch, layout.state_dir, layout.data_dir
+        template, tailerd_executable(), layout.config_file, layout.state_dir, layout.data_dir
     )
 
 
@@ -189,16 +204,24 @@ def install(scope: str, dry_run: bool) -> int:
         layout = UserLayout.from_environment()
         text = user_unit_text(layout)
         unit_path = layout.unit_dir / UNIT
+        config = None
+        if not layout.config_file.exists():
+            config = user_config_text(agent_homes(layout.home))
     else:
         template = (templates_dir() / UNIT).read_text()
         text = render_system_unit(template, tailerd_executable())
         unit_path = SYSTEM_UNIT_DIR / UNIT
     if dry_run:
         sys.stdout.write(f"# {unit_path}\n{text}")
+        if scope == "user" and config is not None:
+            sys.stdout.write(f"# {layout.config_file}\n{config}")
         return 0
     if scope == "user":
         for folder in (layout.state_dir, layout.data_dir):  # ReadWritePaths= must exist
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if config is not None:
+            _write(layout.config_file, config, mode=0o600)
+            sys.stdout.write(f"wrote {layout.config_file}\n")
     else:
         if os.geteuid() != 0:
             raise ConfigError("installing the system unit needs root: sudo tailerd service ...")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import signal
 import socket
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, popen_tailerd
+from tests.conftest import popen_tailerd
 
 
 def receive_all(sock: socket.socket, until: str, timeout: float = 20.0) -> list[str]:
@@ -58,22 +60,85 @@ def test_ready_watchdog_and_stopping_reach_the_notify_socket(logs, tmp_path):
             proc.communicate()
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
-def test_shipped_unit_passes_systemd_analyze_verify(tmp_path):
-    """Typos in a unit are only warnings to systemd, so any output at all fails this test."""
-    unit = (ROOT / "packaging" / "systemd" / "tailerd.service").read_text()
-    tailerd_bin = Path(sys.executable).parent / "tailerd"
-    unit = unit.replace("/opt/tailerd/venv/bin/tailerd", str(tailerd_bin))
-    (tmp_path / "tailerd.service").write_text(unit)
-    result = subprocess.run(
-        ["systemd-analyze", "verify", str(tmp_path / "tailerd.service")],
+def rendered_units(folder: Path) -> dict[str, Path]:
+    """Both shipped units as `tailerd service install` writes them, with this venv's tailerd
+    (systemd-analyze verify wants ExecStart to exist) and a home with a space in its name."""
+    from tailerd import service_install as si
+
+    executable = Path(sys.executable).parent / "tailerd"
+    home = folder / "a home"
+    user = si.render_user_unit(
+        (si.templates_dir() / "tailerd-user.service").read_text(),
+        executable,
+        home / ".config" / "tailerd" / "tailerd.toml",
+        home / ".local" / "state" / "tailerd",
+        home / ".local" / "share" / "tailerd",
+    )
+    system = si.render_system_unit((si.templates_dir() / si.UNIT).read_text(), executable)
+    units = {}
+    for scope, text in (("user", user), ("system", system)):
+        (folder / scope).mkdir()
+        units[scope] = folder / scope / "tailerd.service"
+        units[scope].write_text(text)
+    return units
+
+
+def analyze(scope: str, runtime: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """systemd-analyze in the unit's own mode; --user needs an XDG_RUNTIME_DIR to start."""
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
+    mode = ["--user"] if scope == "user" else []
+    return subprocess.run(
+        ["systemd-analyze", *mode, *args],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env=env,
     )
+
+
+needs_analyze = pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None and os.environ.get("CI") != "true",
+    reason="systemd-analyze not installed",
+)
+
+
+@needs_analyze
+@pytest.mark.parametrize("scope", ["user", "system"])
+def test_shipped_units_pass_systemd_analyze_verify(tmp_path, scope):
+    """Typos in a unit are only warnings to systemd, so any output at all fails this test."""
+    unit = rendered_units(tmp_path)[scope]
+    result = analyze(scope, tmp_path / "rt", "verify", str(unit))
     assert result.returncode == 0, result.stderr
     assert result.stdout + result.stderr == ""
+
+
+# systemd-analyze security: exposure 0.0-0.9 PERFECT/SAFE, 1.0-4.9 OK, 5.0-6.9 MEDIUM, ... on a
+# 0-10 scale (man systemd-analyze); --threshold compares exposure x 10 and fails above it.
+OK_THRESHOLD = 49
+
+
+@needs_analyze
+@pytest.mark.parametrize("scope", ["user", "system"])
+def test_shipped_units_are_rated_ok_or_better(tmp_path, scope):
+    unit = rendered_units(tmp_path)[scope]
+    result = analyze(
+        scope,
+        tmp_path / "rt",
+        "security",
+        "--offline=yes",
+        f"--threshold={OK_THRESHOLD}",
+        "--no-pager",
+        str(unit),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    verdict = re.search(
+        r"Overall exposure level for tailerd\.service: (\d+\.\d) (\w+)", result.stdout
+    )
+    assert verdict is not None, result.stdout
+    assert float(verdict[1]) < 5.0
+    assert verdict[2] in {"OK", "SAFE", "PERFECT"}
 
 
 @pytest.mark.parametrize("use_libsystemd", [True, False])

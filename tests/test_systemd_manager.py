@@ -5,17 +5,25 @@ PID 1 here is not systemd, so a `systemd --user` manager runs in private mount a
 platform notes). It needs root, util-linux `unshare` and /lib/systemd/systemd: without them the
 tests skip, except in CI (CI=true), where they fail.
 
-The unit is packaging/systemd/tailerd.service with only these changes:
-- ExecStart runs this venv's `tailerd --watch <tmp logs> --sink local` (no --state-dir: the state
-  and the local store go to $STATE_DIRECTORY, which StateDirectory= sets);
-- ReadOnlyPaths names the tmp logs directory instead of /var/log/agents;
+The system unit is packaging/systemd/tailerd.service as `tailerd service install --system`
+renders it (ExecStart runs this venv's tailerd), with only these changes:
+- its `--config /etc/tailerd/tailerd.toml` names a tmp config whose `watch` is the tmp logs (what
+  is watched is written in the config alone; the unit names no log directory), and a test may
+  append flags (no --state-dir: the state and the local store go to $STATE_DIRECTORY);
 - DynamicUser= and PrivateTmp= are dropped: a user manager cannot apply them, the unit fails with
-  status 226/NAMESPACE (bisected in platform-notes.md 1g; every other line works there);
+  status 226/NAMESPACE (bisected in platform-notes.md 1g, re-checked here: see
+  test_the_lines_a_user_manager_cannot_run). Under a system manager DynamicUser= also runs the
+  service as its own unprivileged uid; here it runs as root, which is why the SQLite fchown
+  defect below showed;
 - StandardError= appends to a file: there is no journald in the namespace to read the log from.
-Type=notify, WatchdogSec, Restart=on-failure, RestartPreventExitStatus=78, StateDirectoryMode,
-UMask and all other hardening (ProtectSystem=strict, SystemCallFilter, MemoryDenyWriteExecute,
-CapabilityBoundingSet=, ...) stay as shipped. A user manager of systemd 252 puts StateDirectory=
-under $XDG_CONFIG_HOME (newer ones under $XDG_STATE_HOME); both point into tmp_path.
+Type=notify, WatchdogSec, ExecReload, Restart=on-failure, RestartPreventExitStatus=78, LimitNOFILE,
+StateDirectoryMode, UMask and all other hardening (ProtectSystem=strict, ProtectHome=yes,
+PrivateMounts, SystemCallFilter, MemoryDenyWriteExecute, CapabilityBoundingSet=, ...) stay as
+shipped. A user manager of systemd 252 puts StateDirectory= under $XDG_CONFIG_HOME (newer ones
+under $XDG_STATE_HOME); both point into tmp_path.
+
+The user unit is exactly what `tailerd service install --user` writes and enables, run here with
+a temp HOME and XDG dirs (only a drop-in is added, for StandardError=, as above).
 
 Running as root under this unit found a real defect: SQLite fchown()s its -wal/-shm files when
 euid is 0, fchown is in ~@privileged, and the seccomp filter killed tailerd with SIGSYS at its
@@ -71,21 +79,28 @@ def missing_requirement() -> str | None:
     return None
 
 
-def user_unit(logs: Path, stderr_log: Path, *args: str) -> str:
-    """The shipped unit, changed only as the module docstring says."""
-    changed = (*DROPPED, "ExecStart", "ReadOnlyPaths")
-    replacement = {
-        "ExecStart": " ".join([f"ExecStart={TAILERD}", "--watch", str(logs), *args]),
-        "ReadOnlyPaths": f"ReadOnlyPaths={logs}",
-    }
-    seen = dict.fromkeys(changed, 0)
+def system_unit(logs: Path, stderr_log: Path, *args: str) -> str:
+    """The shipped system unit as installed, changed only as the module docstring says."""
+    from tailerd.service_install import SYSTEM_CONFIG, render_system_unit
+
+    shipped = SHIPPED_UNIT.read_text()
+    assert "/var/log/agents" not in "\n".join(
+        line for line in shipped.splitlines() if not line.startswith("#")
+    ), "the watched directory belongs in the config file alone"
+    config = stderr_log.with_suffix(".toml")
+    config.write_text(f'watch = ["{logs}"]\n')
+    installed = render_system_unit(shipped, TAILERD)
+    seen = dict.fromkeys((*DROPPED, "ExecStart"), 0)
     lines = []
-    for line in SHIPPED_UNIT.read_text().splitlines():
+    for line in installed.splitlines():
         key = line.partition("=")[0]
-        if key in changed:
+        if key in seen:
             seen[key] += 1
-        if key not in DROPPED:
-            lines.append(replacement.get(key, line))
+        if key == "ExecStart":
+            assert line == f"ExecStart={TAILERD} --config {SYSTEM_CONFIG}", line
+            lines.append(" ".join([f"ExecStart={TAILERD}", "--config", str(config), *args]))
+        elif key not in DROPPED:
+            lines.append(line)
     assert set(seen.values()) == {1}, f"the shipped unit changed shape: {seen}"
     service_end = lines.index("[Install]")
     lines.insert(service_end, f"StandardError=append:{stderr_log}")
@@ -245,7 +260,7 @@ def test_tailerd_runs_hardened_under_a_real_systemd_manager(
     manager: UserManager, logs: Path, tmp_path: Path
 ) -> None:
     err = tmp_path / "tailerd.stderr"
-    manager.install("tailerd", user_unit(logs, err, "--sink", "local"))
+    manager.install("tailerd", system_unit(logs, err, "--sink", "local"))
 
     manager.start("tailerd", err)
     # Type=notify: `start` returns once READY=1 came, and STATUS= rides on the same datagram.
@@ -268,7 +283,7 @@ def test_tailerd_runs_hardened_under_a_real_systemd_manager(
     assert {k: status[k] for k in hardened} == hardened
     state = manager.state_dir()
     assert access_mode(manager, pid, Path("/usr")) == "ro"  # ProtectSystem=strict
-    assert access_mode(manager, pid, logs) == "ro"  # ReadOnlyPaths (and ProtectSystem)
+    assert access_mode(manager, pid, logs) == "ro"  # ProtectSystem=strict
     assert access_mode(manager, pid, state) == "rw"  # StateDirectory
 
     wait_for("the example turns", lambda: sessions(state), lambda seen: seen == EXAMPLE_SESSIONS)
@@ -302,10 +317,12 @@ def test_config_error_is_not_restarted_but_a_locked_state_dir_is(
 ) -> None:
     """RestartPreventExitStatus=78 stops Restart=on-failure for a bad flag, and only for it: a
     second unit on the same StateDirectory exits 75 (state dir locked) and is restarted."""
-    manager.install("tailerd", user_unit(logs, tmp_path / "main.stderr", "--sink", "local"))
-    manager.install("tailerd-bogus", user_unit(logs, tmp_path / "bogus.stderr", "--sink", "bogus"))
+    manager.install("tailerd", system_unit(logs, tmp_path / "main.stderr", "--sink", "local"))
     manager.install(
-        "tailerd-second", user_unit(logs, tmp_path / "second.stderr", "--sink", "local")
+        "tailerd-bogus", system_unit(logs, tmp_path / "bogus.stderr", "--sink", "bogus")
+    )
+    manager.install(
+        "tailerd-second", system_unit(logs, tmp_path / "second.stderr", "--sink", "local")
     )
 
     manager.start("tailerd", tmp_path / "main.stderr")
