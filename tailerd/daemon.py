@@ -18,6 +18,7 @@ from pathlib import Path
 from tailerd import formats
 from tailerd.delivery import JOIN_TIMEOUT, Delivery, Pending
 from tailerd.domain import DeadLetter, Outcome, Rejected, Turn
+from tailerd.edges.agent_db.followed import DatabaseFiles
 from tailerd.edges.checkpoint_store import CheckpointStore
 from tailerd.edges.source_file import SourceFile
 from tailerd.edges.watcher import Hints, Watcher
@@ -63,6 +64,7 @@ class Daemon:
         self._emitter: Emitter | None = None
         self._emitter_lock = threading.Lock()
         self.store = CheckpointStore(state_dir)
+        self.databases = DatabaseFiles(self.store, settings)  # agents' SQLite (edges/agent_db)
         # A dry run (every sink is `console`) moves no checkpoint and writes no history.
         self.dry_run = bool(sinks) and all(s.name == "console" for s in sinks)
         self.history = HistoryIndex(self.store, settings.history_retention, write=not self.dry_run)
@@ -246,7 +248,8 @@ class Daemon:
             f.dirty = False
             return
         if f.document:
-            self._pump_document(f, final=False)
+            if self._pump_database(f, idle=False) is None:
+                self._pump_document(f, final=False)
             return
         for item in f.read_turns(self.settings.read_budget):
             self._accept(f, item)
@@ -280,6 +283,14 @@ class Daemon:
         cp.document = f.pipe.document is not None
         self.table.changed.add(f.key)
         return True
+
+    def _pump_database(self, f: SourceFile, idle: bool) -> bool | None:
+        """An agent's SQLite database: the finished turns of the sessions that changed (`idle`:
+        and of those with an open turn). None if `f` is no database; else whether a turn is open."""
+        still_open = self.databases.pump(f, self._accept, idle)
+        if still_open:
+            self._open_turns.add(f.key)
+        return still_open
 
     def _pump_document(self, f: SourceFile, final: bool) -> None:
         """A file rewritten whole: re-read it and send the turns whose key is new."""
@@ -329,6 +340,10 @@ class Daemon:
             f = self.table.files.get(key)
             if f is None:
                 self._open_turns.discard(key)
+                continue
+            if key in self.databases:
+                if not self._pump_database(f, idle=True):
+                    self._open_turns.discard(key)
                 continue
             if f.document:
                 if f.document_final or f.pipe.fmt is None:
@@ -384,7 +399,7 @@ class Daemon:
         self.history.settled(p.turn, f.key, not refused, time.time())
         f.ledger.resolved(p.turn.key)
         self.table.changed.add(f.key)
-        if f.document:
+        if f.document and not self.databases.settled(f, p.turn.key):
             f.sent_keys.add(p.turn.key)
             f.checkpoint.sent_keys = sorted(f.sent_keys)
 
@@ -410,10 +425,12 @@ class Daemon:
         now = time.monotonic()
         due = force or now - self._last_save >= self.settings.checkpoint_interval
         shipped = self.history.take_rows()
-        if (changed or table.removed or shipped) and due and not self.dry_run:
+        cursors = self.databases.pending_cursors()
+        if (changed or table.removed or shipped or cursors) and due and not self.dry_run:
             self._last_save = now
-            self.store.save(changed, table.removed, shipped)
+            self.store.save(changed, table.removed, shipped, cursors)
             self.history.committed(shipped)
+            self.databases.committed()
             table.changed.clear()
             table.removed.clear()
             self.status.touch()

@@ -16,6 +16,7 @@ from typing import Any
 from tailerd import formats
 from tailerd.core.framing import LineFramer
 from tailerd.domain import DeadLetter, Turn
+from tailerd.edges.agent_db import SQLITE_MAGIC
 from tailerd.edges.readers import Reader, open_reader
 from tailerd.edges.related_files import as_document, document_idle_close, source_for
 from tailerd.formats.base import DocumentFormat, Format, TurnParser
@@ -48,6 +49,7 @@ class FilePipeline:
     ) -> bool | None:
         """Pick the format from the path and first bytes. True: chosen; None: wait for a whole
         first line (unless the file is `whole`, read to its end); False: no format recognises it."""
+        whole = whole or head.startswith(SQLITE_MAGIC)  # an agent's database: no lines to wait for
         if b"\n" not in head and not self.settings.format and not whole:
             return None
         fmt = formats.choose(PurePath(self.path), head, self.settings.format, mapped)

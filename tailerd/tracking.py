@@ -19,6 +19,7 @@ from pathlib import Path, PurePath
 from tailerd import formats
 from tailerd.core.identity import HEAD_BYTES, IdentityIndex, head_hash, matches
 from tailerd.core.ledger import DeliveryLedger
+from tailerd.edges.agent_db import WAL_SUFFIX
 from tailerd.edges.checkpoint_store import FileCheckpoint
 from tailerd.edges.discovery import DirectoryMtimes, Globs, changed_directories, walk
 from tailerd.edges.fd_pool import DescriptorPool, IdentityChanged
@@ -57,6 +58,12 @@ def _utf8(text: str) -> bool:
     return True
 
 
+def _has_wal(path: Path) -> bool:
+    """An agent database with a write-ahead log: a walk cannot tell from the database's own
+    stat whether the agent wrote (edges/agent_db checks both at the cost of two stats)."""
+    return path.suffix == ".db" and Path(f"{path}{WAL_SUFFIX}").exists()
+
+
 class FileTable:
     def __init__(self, settings: Settings, checkpoints: dict[str, FileCheckpoint]) -> None:
         self.settings = settings
@@ -91,7 +98,7 @@ class FileTable:
             known = self.files.get(key)
             if known is not None:
                 self._moved(known, path)
-                if st.st_size != known.size or st.st_mtime != known.mtime:
+                if st.st_size != known.size or st.st_mtime != known.mtime or _has_wal(path):
                     self.mark_dirty(known)
             elif not formats.is_auxiliary(PurePath(path)):
                 self._track(path, st, copy_only=self._copy_only(path))
@@ -122,6 +129,8 @@ class FileTable:
 
     def look_at(self, path: str) -> None:
         """An inotify hint: something happened to this path."""
+        if path.endswith(WAL_SUFFIX) and path[: -len(WAL_SUFFIX)] in self.by_path:
+            path = path[: -len(WAL_SUFFIX)]  # an agent database's write-ahead log: the database
         key = self.by_path.get(path)
         try:
             st: os.stat_result | None = Path(path).stat()

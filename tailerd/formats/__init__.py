@@ -10,7 +10,18 @@ from pathlib import PurePath
 from typing import Any
 
 from tailerd.errors import ConfigError
-from tailerd.formats import claude_code, cline, codex, copilot_cli, cursor, droid, gemini, native
+from tailerd.formats import (
+    claude_code,
+    cline,
+    codex,
+    copilot_cli,
+    crush,
+    cursor,
+    droid,
+    gemini,
+    native,
+    qwen,
+)
 from tailerd.formats.base import Format
 from tailerd.formats.guard import guard
 from tailerd.formats.mapped import formats_from_config
@@ -20,6 +31,7 @@ from tailerd.formats.mapped import formats_from_config
 FORMATS: tuple[Format, ...] = tuple(
     guard(f)
     for f in (
+        qwen.FORMAT,  # before claude_code: its records have Claude's keys
         claude_code.FORMAT,
         codex.FORMAT,
         cline.FORMAT,  # before gemini: a messages.json also has `sessionId` and `messages`
@@ -27,6 +39,7 @@ FORMATS: tuple[Format, ...] = tuple(
         cursor.FORMAT,
         droid.FORMAT,
         copilot_cli.FORMAT,
+        crush.FORMAT,  # by path (.opencode/opencode.db, .crush/crush.db) and SQLite header
         native.FORMAT,
     )
 )

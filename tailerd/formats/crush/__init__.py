@@ -1,0 +1,81 @@
+"""Crush (charmbracelet/crush) and its predecessor, the Go OpenCode (opencode-ai/opencode): one
+SQLite database per project, `.crush/crush.db` (Crush) or `.opencode/opencode.db` (opencode-go),
+in WAL mode, written by the running agent. Read through tailerd/edges/agent_db (read-only with
+its WAL, per-session cursors); this module only turns rows into turns.
+
+Schema (opencode-ai/opencode `internal/db/migrations/20250424200609_initial.sql`, kept by Crush
+in charmbracelet/crush `internal/db/migrations/20250424200609_initial.sql`):
+`sessions(id, parent_session_id, title, message_count, prompt_tokens, completion_tokens, cost,
+updated_at, created_at)` and `messages(id, session_id, role, parts, model, created_at,
+updated_at, finished_at)`; later Crush migrations add columns (`messages.provider`,
+`sessions.workspace_cwd`, ...), used when present. `parts` is a JSON array of
+`{"type": ..., "data": ...}` (charmbracelet/crush `internal/message/content.go`): `text`
+{text}, `reasoning` {thinking}, `tool_call` {id, name, input}, `tool_result` {tool_call_id,
+content, is_error}, `finish` {reason, time}, `image_url`, `binary`.
+
+What the agent records and what it does not: token usage and cost only per *session*,
+cumulative (`sessions.prompt_tokens`, `completion_tokens`, `cost`): chat spans carry
+`tailerd.usage.recorded = false` and the turn the session's totals when it was read
+(`tailerd.session.*`). Times are unix seconds (the schema's comments say milliseconds; both are
+read). The working directory is not stored by opencode-go: the project directory holding
+`.opencode/` is the agent's working directory (its data dir is relative to it), so
+`tailerd.cwd` is that directory (or Crush's `sessions.workspace_cwd` when present). Sub-agents
+(the `agent` tool) are child sessions whose id is the tool call's id (`parent_session_id` = the
+calling session): they are nested under that tool call as a SubAgentCall, never shipped alone.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from pathlib import PurePath
+from typing import Any
+
+from tailerd.domain import Turn
+from tailerd.edges.agent_db import is_database
+from tailerd.edges.agent_db.protocol import SessionRead
+from tailerd.formats.base import Source, TurnParser
+from tailerd.formats.crush.turns import read_session, session_versions
+
+DATABASE_NAMES = {(".opencode", "opencode.db"), (".crush", "crush.db")}
+
+
+class CrushFormat:
+    name = "crush"
+
+    def claims(self, path: PurePath, head: bytes) -> bool:
+        return (path.parent.name, path.name) in DATABASE_NAMES and is_database(head)
+
+    def is_auxiliary(self, path: PurePath) -> bool:
+        return False
+
+    def reads_whole(self, path: PurePath) -> bool:
+        return self.reads_database(path)
+
+    def reads_database(self, path: PurePath) -> bool:
+        return (path.parent.name, path.name) in DATABASE_NAMES
+
+    def document_turns(self, data: bytes, source: Source, *, final: bool) -> list[Turn]:
+        """Never used: the daemon reads a database by session (tailerd/edges/agent_db)."""
+        return []
+
+    def new_parser(self, source: Source, context: Mapping[str, Any] | None) -> TurnParser:
+        raise TypeError("crush databases are read by session, not by line")
+
+    def session_versions(self, db: sqlite3.Connection) -> dict[str, str]:
+        return session_versions(db)
+
+    def read_session(
+        self,
+        db: sqlite3.Connection,
+        source: Source,
+        session_id: str,
+        cursor: str | None,
+        *,
+        now: float,
+        idle_close: float,
+    ) -> SessionRead:
+        return read_session(db, source, session_id, cursor, now=now, idle_close=idle_close)
+
+
+FORMAT = CrushFormat()

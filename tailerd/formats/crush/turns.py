@@ -1,0 +1,343 @@
+"""Rows of a Crush / opencode-go database to finished turns (see the package docstring).
+
+A turn is a user message and the assistant and tool messages after it. It is finished when the
+next user message exists, when its last assistant message finished for a reason other than
+`tool_use` with every tool call answered, or when its last message is `idle_close` seconds old.
+Each assistant message is one LLM call; each `tool_call` part one tool call, its result taken
+from the `tool_result` part with the same id. The cursor that passes a turn is its last
+message's `created_at` and id (`"<created_at>|<id>"`): messages are read in
+(`created_at`, rowid) order, the order the agent inserted them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import PurePath
+from typing import Any
+
+import orjson
+
+from tailerd.domain import LLMCall, Message, SpanCall, SubAgentCall, ToolCall, Turn
+from tailerd.edges.agent_db import table_columns
+from tailerd.edges.agent_db.protocol import SessionRead, SessionTurn
+from tailerd.formats.base import Source, json_text, parse_time, turn_key
+
+FINAL_CONTINUES = "tool_use"  # the one finish reason after which the agent goes on by itself
+_MESSAGE_COLUMNS = ("id", "role", "parts", "model", "created_at", "updated_at", "finished_at")
+_PROVIDERS = (("claude", "anthropic"), ("gpt", "openai"), ("o1", "openai"), ("o3", "openai"),
+              ("o4", "openai"), ("gemini", "gcp.gemini"), ("grok", "x_ai"))  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    id: str
+    role: str
+    parts: tuple[tuple[str, dict[str, Any]], ...]
+    model: str
+    provider: str
+    created: float
+    updated: float
+    finished: float | None
+
+    def texts(self, kind: str = "text", key: str = "text") -> str:
+        return "".join(_str(d.get(key)) for t, d in self.parts if t == kind)
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [d for t, d in self.parts if t == kind]
+
+    @property
+    def finish_reason(self) -> str:
+        found = self.of("finish")
+        return _str(found[-1].get("reason")) if found else ""
+
+
+def session_versions(db: sqlite3.Connection) -> dict[str, str]:
+    """Top-level session id -> "<updated_at>|<message_count>" (both move on every message)."""
+    rows = db.execute(
+        "SELECT id, updated_at, message_count FROM sessions WHERE parent_session_id IS NULL"
+        " OR parent_session_id = ''"
+    )
+    return {str(i): f"{u}|{n}" for i, u, n in rows}
+
+
+def read_session(
+    db: sqlite3.Connection,
+    source: Source,
+    session_id: str,
+    cursor: str | None,
+    *,
+    now: float,
+    idle_close: float,
+) -> SessionRead:
+    """The finished turns of `session_id` after `cursor` (see the module docstring)."""
+    session = _session(db, session_id)
+    if session is None:
+        return SessionRead()
+    rows = _after(_messages(db, session_id), cursor)
+    groups: list[list[Row]] = []
+    for row in rows:
+        if row.role == "user" or not groups:
+            groups.append([row])
+        else:
+            groups[-1].append(row)
+    turns: list[SessionTurn] = []
+    still_open = False
+    for i, group in enumerate(groups):
+        last = group[-1]
+        quiet = now - max(last.updated, last.finished or 0.0)
+        finished = i + 1 < len(groups) or _final(group)
+        if not finished and quiet < idle_close:
+            still_open = True
+            break
+        turn = _turn(
+            db, source, session, group, interrupted=not _final(group) and i + 1 == len(groups)
+        )
+        turns.append(SessionTurn(turn, f"{_num(last.created)}|{last.id}"))
+    return SessionRead(tuple(turns), still_open)
+
+
+def _final(group: list[Row]) -> bool:
+    """The agent marked the turn done: its last assistant message finished for a reason other
+    than tool_use, and every tool call of the turn has its result."""
+    answers = [r for r in group if r.role == "assistant"]
+    if not answers or answers[-1].finish_reason in ("", FINAL_CONTINUES):
+        return False
+    called = {_str(c.get("id")) for r in answers for c in r.of("tool_call")}
+    answered = {_str(t.get("tool_call_id")) for r in group for t in r.of("tool_result")}
+    return called <= answered
+
+
+def _turn(
+    db: sqlite3.Connection,
+    source: Source,
+    session: dict[str, Any],
+    group: list[Row],
+    *,
+    interrupted: bool,
+) -> Turn:
+    first, last = group[0], group[-1]
+    results = {_str(t.get("tool_call_id")): t for r in group for t in r.of("tool_result")}
+    spans = _spans(db, source, group, results)
+    prompt = first.texts() if first.role == "user" else ""
+    answers = [r for r in group if r.role == "assistant"]
+    output = next((r.texts() for r in reversed(answers) if r.texts()), "")
+    model = next((r.model for r in reversed(answers) if r.model), "")
+    attributes: dict[str, Any] = {
+        "tailerd.session.input_tokens": session["prompt_tokens"],
+        "tailerd.session.output_tokens": session["completion_tokens"],
+        "tailerd.session.cost": session["cost"],
+    }
+    if session["cwd"]:
+        attributes["tailerd.cwd"] = session["cwd"]
+    else:
+        project = PurePath(source.path).parent.parent
+        attributes["tailerd.cwd"] = str(project)
+    if answers and answers[-1].finish_reason:
+        attributes["tailerd.finish_reason"] = answers[-1].finish_reason
+    agent = source.agent_name or (
+        "crush" if PurePath(source.path).name == "crush.db" else "opencode"
+    )
+    return Turn(
+        key=turn_key("crush", session["id"], first.id),
+        session_id=session["id"],
+        start=0,
+        end=0,
+        agent_name=agent,
+        model=model,
+        session_name=session["title"],
+        messages=(Message("user", prompt),) if first.role == "user" else (),
+        output_messages=(Message("assistant", output),) if output else (),
+        spans=tuple(spans),
+        started_at=_time(first.created),
+        ended_at=_time(max(last.updated, last.finished or 0.0)),
+        interrupted=interrupted or (bool(answers) and answers[-1].finish_reason == "canceled"),
+        attributes=attributes,
+        identities=(f"crush:message:{first.id}",),
+    )
+
+
+def _spans(
+    db: sqlite3.Connection, source: Source, group: list[Row], results: dict[str, dict[str, Any]]
+) -> list[SpanCall]:
+    spans: list[SpanCall] = []
+    answered_at = {
+        _str(t.get("tool_call_id")): r.created for r in group for t in r.of("tool_result")
+    }
+    for row in group:
+        if row.role != "assistant":
+            continue
+        calls = row.of("tool_call")
+        text = row.texts()
+        out = (Message("assistant", text),) if text else ()
+        reason = row.finish_reason
+        spans.append(
+            LLMCall(
+                model=row.model,
+                provider_name=row.provider or _provider(row.model),
+                output_messages=out,
+                reasoning=row.texts("reasoning", "thinking"),
+                response_id=row.id,
+                finish_reasons=(reason,) if reason else (),
+                started_at=_time(row.created),
+                ended_at=_time(row.finished or row.updated),
+                attributes={"tailerd.usage.recorded": False},
+            )
+        )
+        for call in calls:
+            call_id = _str(call.get("id"))
+            result = results.get(call_id, {})
+            ended = answered_at.get(call_id)
+            name = _str(call.get("name"))
+            child = _child_session(db, call_id) if name == "agent" else None
+            if child is not None:
+                spans.append(
+                    _sub_agent(db, source, call, child=child, result=result, row=row, ended=ended)
+                )
+                continue
+            spans.append(
+                ToolCall(
+                    name=name,
+                    arguments=json_text(call.get("input")),
+                    result=json_text(result.get("content")),
+                    tool_call_id=call_id,
+                    is_error=result.get("is_error") is True,
+                    started_at=_time(row.finished or row.updated),
+                    ended_at=_time(ended) if ended is not None else None,
+                )
+            )
+    return spans
+
+
+def _sub_agent(
+    db: sqlite3.Connection,
+    source: Source,
+    call: dict[str, Any],
+    *,
+    child: dict[str, Any],
+    result: dict[str, Any],
+    row: Row,
+    ended: float | None,
+) -> SubAgentCall:
+    rows = _messages(db, child["id"])
+    results = {_str(t.get("tool_call_id")): t for r in rows for t in r.of("tool_result")}
+    prompt = next((r.texts() for r in rows if r.role == "user"), "")
+    answer = _str(result.get("content"))
+    return SubAgentCall(
+        name="agent",
+        model=next((r.model for r in rows if r.model), ""),
+        agent_id=child["id"],
+        input_messages=(Message("user", prompt),) if prompt else (),
+        output_messages=(Message("assistant", answer),) if answer else (),
+        tool_name="agent",
+        tool_call_id=_str(call.get("id")),
+        spans=tuple(_spans(db, source, rows, results)),
+        started_at=_time(row.finished or row.updated),
+        ended_at=_time(ended) if ended is not None else None,
+    )
+
+
+# ---- rows ---------------------------------------------------------------------------------
+
+
+def _session(db: sqlite3.Connection, session_id: str) -> dict[str, Any] | None:
+    columns = table_columns(db, "sessions")
+    cwd = "workspace_cwd" if "workspace_cwd" in columns else "''"
+    found = db.execute(
+        f"SELECT id, title, prompt_tokens, completion_tokens, cost, {cwd} FROM sessions"  # noqa: S608
+        " WHERE id = ?",
+        (session_id,),
+    ).fetchone()
+    if found is None:
+        return None
+    sid, title, prompt, completion, cost, workdir = found
+    return {
+        "id": str(sid),
+        "title": _str(title),
+        "prompt_tokens": _int(prompt),
+        "completion_tokens": _int(completion),
+        "cost": float(cost) if isinstance(cost, (int, float)) else 0.0,
+        "cwd": _str(workdir),
+    }
+
+
+def _child_session(db: sqlite3.Connection, session_id: str) -> dict[str, Any] | None:
+    if not session_id:
+        return None
+    return _session(db, session_id)
+
+
+def _messages(db: sqlite3.Connection, session_id: str) -> list[Row]:
+    columns = table_columns(db, "messages")
+    provider = "provider" if "provider" in columns else "''"
+    found = db.execute(
+        f"SELECT {', '.join(_MESSAGE_COLUMNS)}, {provider} FROM messages"  # noqa: S608
+        " WHERE session_id = ? ORDER BY created_at, rowid",
+        (session_id,),
+    )
+    return [_row(values) for values in found]
+
+
+def _row(values: tuple[Any, ...]) -> Row:
+    mid, role, parts, model, created, updated, finished, provider = values
+    return Row(
+        id=str(mid),
+        role=_str(role),
+        parts=tuple(_parts(parts)),
+        model=_str(model),
+        provider=_str(provider),
+        created=_num(created),
+        updated=_num(updated) or _num(created),
+        finished=_num(finished) or None,
+    )
+
+
+def _parts(raw: object) -> Iterable[tuple[str, dict[str, Any]]]:
+    try:
+        parsed = orjson.loads(raw) if isinstance(raw, (str, bytes)) else None
+    except orjson.JSONDecodeError:
+        parsed = None
+    for part in parsed if isinstance(parsed, list) else ():
+        if isinstance(part, dict) and isinstance(part.get("data"), dict):
+            yield _str(part.get("type")), part["data"]
+
+
+def _after(rows: list[Row], cursor: str | None) -> list[Row]:
+    """The rows after the cursor's message. Should that message be gone, the rows of its
+    second and before are taken as read (never sent twice)."""
+    if not cursor:
+        return rows
+    time_text, _, message_id = cursor.partition("|")
+    try:
+        at = float(time_text)
+    except ValueError:
+        return rows
+    for i, row in enumerate(rows):
+        if row.id == message_id:
+            return rows[i + 1 :]
+    return [r for r in rows if r.created > at]
+
+
+def _provider(model: str) -> str:
+    lowered = model.lower()
+    return next((p for prefix, p in _PROVIDERS if lowered.startswith(prefix)), "")
+
+
+def _time(value: float | None) -> datetime | None:
+    return parse_time(value) if value else None
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _num(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0.0
+    return float(value)
