@@ -14,7 +14,16 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_INCLUDE = ("*.jsonl", "*.jsonl.zst", "session-*.json", "*.messages.json")
+DEFAULT_INCLUDE = (
+    "*.jsonl",
+    "*.jsonl.zst",
+    "session-*.json",
+    "*.messages.json",
+    # agents' SQLite databases (edges/agent_db): Crush, opencode-go, OpenCode and its channels
+    "crush.db",
+    "opencode.db",
+    "opencode-*.db",
+)
 
 
 def _compile(patterns: Sequence[str]) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
