@@ -1,0 +1,175 @@
+"""Qwen Code chat files, against ../shared/fixtures/agents/qwen/ (written by a real Qwen Code
+0.18.1 against a mock model server) and the schema-coverage samples of later versions.
+
+Hand counts on qwen_code.jsonl (F; 8 lines):
+  `jq -r '[.type, .subtype] | join("/")' F` -> user, system/attribution_snapshot,
+      system/ui_telemetry, assistant, system/ui_telemetry, tool_result, system/ui_telemetry,
+      assistant: 1 prompt, 2 assistant records (one LLM call each), 1 tool result.
+  `jq -c 'select(.type=="assistant")|.usageMetadata' F` ->
+      {prompt 500, candidates 20, thoughts 0, total 520, cached 0},
+      {prompt 600, candidates 5, thoughts 0, total 605, cached 50}
+      so input 500 + 600 = 1100 (prompt counts include the cached 50: 600 + 5 = 605),
+      output 20 + 5 = 25, cache reads 50.
+  `jq -c 'select(.type=="tool_result")|.toolCallResult.status' F` -> "error"
+      (list_directory: "Path must be absolute: ."); final answer "Done.".
+  The ui_telemetry records repeat the same numbers (input_token_count 500 / 600): not counted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from pathlib import Path, PurePath
+
+from hypothesis import HealthCheck, given, settings
+
+from tailerd import formats
+from tailerd.core.framing import LineFramer
+from tailerd.domain import Line, LLMCall, SubAgentCall, ToolCall, Turn
+from tailerd.formats.base import Source
+from tailerd.formats.qwen import FORMAT
+from tests.conftest import FIXTURES, run_tailerd
+from tests.formats.test_wrong_types import Sample, check_through_registry, mutated_lines
+
+SAMPLE = (
+    FIXTURES / "qwen" / "Piebald-AI-splitrail" / "src/analyzers/tests/source_data/qwen_code.jsonl"
+)
+SESSION = "69f0814a-8bfc-4c8e-93d3-05757f17b96f"
+COVERAGE = FIXTURES / "_schema_coverage" / "jazzyalex-agent-sessions" / "qwen"
+
+
+def parse(path: Path, data: bytes | None = None, quiet: float = 1e9) -> list[Turn]:
+    parser = FORMAT.new_parser(Source(str(path)), None)
+    out: list[Turn] = []
+    for item in LineFramer().feed(path.read_bytes() if data is None else data):
+        assert isinstance(item, Line)
+        out.extend(t for t in parser.feed(item) if isinstance(t, Turn))
+    out.extend(parser.close_idle(quiet))
+    return out
+
+
+def test_real_session_by_hand() -> None:
+    (turn,) = parse(SAMPLE)
+    chats = [s for s in turn.spans if isinstance(s, LLMCall)]
+    tools = [s for s in turn.spans if isinstance(s, ToolCall)]
+    assert len(chats) == 2 and len(tools) == 1
+    assert sum(c.usage.input_tokens for c in chats) == 1100
+    assert sum(c.usage.output_tokens for c in chats) == 25
+    assert sum(c.usage.cache_read_input_tokens for c in chats) == 50
+    assert [c.usage.total_tokens for c in chats] == [520, 605]
+    (tool,) = tools
+    assert tool.name == "list_directory" and tool.tool_call_id == "call_1"
+    assert tool.is_error and tool.result == "Path must be absolute: ."
+    assert json.loads(tool.arguments) == {"path": "."}
+    assert turn.messages[0].content == "List the files here."
+    assert turn.output_messages[0].content == "Done."
+    assert turn.model == "coder-model" and turn.session_id == SESSION
+    assert turn.attributes["tailerd.cwd"] == "/tmp/qwentest"
+    assert turn.key == f"qwen-code|{SESSION}|e3ef2de4-34c8-4f79-abf7-11c67af7659d"
+    assert turn.identities == ("qwen:record:e3ef2de4-34c8-4f79-abf7-11c67af7659d",)
+
+
+def test_a_turn_waits_for_quiet_or_the_next_prompt() -> None:
+    assert parse(SAMPLE, quiet=10.0) == []  # the default idle_close is 30 s
+    assert len(parse(SAMPLE, quiet=30.0)) == 1
+    lines = SAMPLE.read_bytes().splitlines(keepends=True)
+    # cut after the functionCall (line 4): the call waits for its result, so quiet time alone
+    # closes the turn only after stale_close (6 h), as interrupted
+    head = b"".join(lines[:4])
+    assert parse(SAMPLE, head, quiet=3600.0) == []
+    (turn,) = parse(SAMPLE, head, quiet=21600.0)
+    assert turn.interrupted
+    second = lines[0].replace(b"e3ef2de4", b"f00dbeef").replace(b"List the files", b"Again")
+    turns = parse(SAMPLE, b"".join(lines) + second, quiet=0.0)
+    assert len(turns) == 1  # the next prompt closes the first; the second stays open
+
+
+def test_later_versions_rewind_title_glued_line_hook_context() -> None:
+    """The schema-coverage samples of 0.21.13 (synthetic, built from real record shapes)."""
+    # 004: a reply and a manual title on a branch that `system/rewind` (target: the prompt)
+    # drops; a mid-turn message; one reply written as two fragments of the same uuid (thought,
+    # then a call and text with usage 12/4); then an automatic title.
+    (turn,) = parse(COVERAGE / "019f0000-0000-7000-8000-000000000004.jsonl")
+    chats = [s for s in turn.spans if isinstance(s, LLMCall)]
+    assert [c.output_messages[0].content for c in chats] == ["Active branch answer."]
+    assert chats[0].reasoning == "Reason over the active branch."
+    assert (chats[0].usage.input_tokens, chats[0].usage.output_tokens) == (12, 4)
+    assert turn.session_name == "Active branch title"
+    assert [m.content for m in turn.messages] == [
+        "Begin the active-chain fixture.",
+        "Continue from the rewound branch.",
+    ]
+    # 005: the prompt and the reply glued on one line: both kept
+    (glued,) = parse(COVERAGE / "019f0000-0000-7000-8000-000000000005.jsonl")
+    assert glued.output_messages[0].content == "Recovered both synthetic objects."
+    # 001: the hook's context is in the model-bound parts, not in what the user typed; the
+    # background notification after the answer is not a user message
+    (hooked,) = parse(COVERAGE / "019f0000-0000-7000-8000-000000000001.jsonl")
+    assert [m.content for m in hooked.messages] == ["Inspect the synthetic fixture."]
+    assert hooked.spans[0].reasoning == "I should read the synthetic file."  # type: ignore[union-attr]
+
+
+def test_sidechain_records_are_a_sub_agent(tmp_path: Path) -> None:
+    lines = SAMPLE.read_bytes().splitlines()
+    side = json.loads(lines[7])  # the "Done." reply, as written by a sub-agent instead
+    side.update(uuid="s1", isSidechain=True, agentId="explore-7f3c", agentName="Explore")
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"\n".join([*lines[:7], json.dumps(side).encode(), lines[7]]) + b"\n")
+    (turn,) = parse(path)
+    (agent,) = [s for s in turn.spans if isinstance(s, SubAgentCall)]
+    assert agent.name == "Explore" and agent.agent_id == "explore-7f3c"
+    (inner,) = agent.spans
+    assert isinstance(inner, LLMCall) and inner.usage.output_tokens == 5
+
+
+def test_claims_qwen_not_claude() -> None:
+    head = SAMPLE.read_bytes()[:65536]
+    fmt = formats.choose(PurePath(SAMPLE), head)
+    assert fmt is not None and fmt.name == "qwen-code"
+    claude = FIXTURES / "claude-code" / "marot-spotter" / "short.jsonl"
+    assert not FORMAT.claims(PurePath(claude), claude.read_bytes()[:65536])
+    fmt = formats.choose(PurePath(claude), claude.read_bytes()[:65536])
+    assert fmt is not None and fmt.name == "claude-code"
+
+
+def test_no_wrong_type_escapes() -> None:
+    sample = Sample("qwen-code", SAMPLE)
+
+    @settings(
+        max_examples=80,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(mutated_lines(sample.lines()))
+    def run(lines: list[bytes]) -> None:
+        check_through_registry(sample, lines)
+
+    run()
+
+
+def test_once_ships_the_session_into_the_local_store(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    chats = home / ".qwen" / "projects" / "-tmp-qwentest" / "chats"
+    chats.mkdir(parents=True)
+    shutil.copyfile(SAMPLE, chats / f"{SESSION}.jsonl")
+    old = 1_700_000_000  # well past the 30 s of quiet that closes the turn
+    for p in home.rglob("*"):
+        os.utime(p, (old, old))
+    state = tmp_path / "state"
+    result = run_tailerd(
+        "--watch", home / ".qwen", "--once", "--state-dir", state, "--data-dir", state
+    )
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(state / "tailerd.db") as db:
+        rows = db.execute("SELECT operation, session_id, attributes FROM spans").fetchall()
+    ops = sorted(op for op, _, _ in rows)
+    assert ops.count("chat") == 2 and ops.count("execute_tool") == 1
+    assert len(rows) == 4  # the turn's root + 2 chat + 1 tool span
+    assert {sid for _, sid, _ in rows} == {SESSION}
+    chat_inputs = [
+        json.loads(a).get("gen_ai.usage.input_tokens") for op, _, a in rows if op == "chat"
+    ]
+    assert sorted(chat_inputs) == [500, 600]
