@@ -336,7 +336,7 @@ def _span_extras(s: SpanCall, turn: Turn) -> dict[str, Any]:
     extras = _attrs(s.attributes)
     if isinstance(s, ToolCall) and s.is_error:
         extras["error.type"] = "tool_error"
-    elif isinstance(s, LLMCall):
+    elif isinstance(s, LLMCall) and pricing.COST not in extras:  # the agent's own bill wins
         if _usage_recorded(s, turn):
             when = s.started_at or turn.started_at
             extras.update(pricing.cost_attributes(s.provider_name, s.model, s.usage, when))

@@ -162,3 +162,6 @@ def test_once_ships_the_session_into_the_local_store(tmp_path: Path) -> None:
     chats = [json.loads(a) for op, _, a in rows if op == "chat"]
     assert sum(int(a["gen_ai.usage.input_tokens"]) for a in chats) == 630254
     assert sum(float(a["gen_ai.usage.cost"]) for a in chats) == pytest.approx(2.036022565)
+    # Cline's own bill is the price: never also marked unpriced, never re-priced
+    assert not any(a.get("tailerd.cost.unpriced") for a in chats)
+    assert {a["tailerd.cost.source"] for a in chats} == {"agent"}
