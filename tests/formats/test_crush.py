@@ -1,0 +1,181 @@
+"""Crush / opencode-go: the real project database of ../shared/fixtures/agents/opencode-go
+(read SOURCE.txt there), whose newest session lives only in its `-wal` file.
+
+Hand counts, with the sqlite3 CLI on a copy of the fixture (db + wal + shm together):
+
+    sqlite3 opencode.db "select count(*) from sessions"                           -> 7
+    sqlite3 opencode.db "select count(*) from messages"                           -> 124
+    sqlite3 opencode.db "select role, count(*) from messages group by role"
+        -> assistant 61 (one LLM call each), tool 45, user 18 (one turn each)
+    sqlite3 opencode.db "select j.value->>'type', count(*) from messages,
+        json_each(messages.parts) j group by 1"  -> tool_call 80, tool_result 80
+    per session, user messages in created_at order (the turns):
+    sqlite3 opencode.db "select session_id, count(*) from messages where role='user'
+        group by 1"  -> bd9a6907 2, d65ab244 6, 3fc3b40d 1, 87d5c393 2, 12fb5660 1,
+                        d19286ff 5, 635c8ffb 1
+    finish reasons of assistant messages: end_turn 10, canceled 6, permission_denied 2,
+    tool_use 43; a turn whose last answer was `canceled` is interrupted: 6 turns (read off
+    the role/finish sequence per session, printed with group_concat in created_at order).
+    Without the WAL (`?immutable=1`): 6 sessions, 110 messages; the missing session is
+    635c8ffb "New Session": 1 turn, 4 messages, 1 tool call, `view`:
+    sqlite3 opencode.db "select j.value->'data'->>'name' from messages m,
+        json_each(m.parts) j where m.session_id like '635c8ffb%' and j.value->>'type'='tool_call'"
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from tailerd.domain import LLMCall, SubAgentCall, ToolCall
+from tailerd.edges.agent_db import read_snapshot
+from tailerd.formats.base import Source
+from tailerd.formats.crush import FORMAT
+from tests.conftest import FIXTURES, run_tailerd
+
+FIXTURE = FIXTURES / "opencode-go" / "kashifkhan0771-utils" / ".opencode"
+TURNS_PER_SESSION = {
+    "bd9a6907-4d8b-4f34-9c25-e18c7740e41d": 2,
+    "d65ab244-13fc-4a03-9d79-0372e6ae7ed1": 6,
+    "3fc3b40d-4412-4617-af61-ac294c0aea47": 1,
+    "87d5c393-84b5-4d42-9c70-201e07d33127": 2,
+    "12fb5660-9f82-498c-9393-bcf94e771d67": 1,
+    "d19286ff-7e04-4d9c-af03-cf2c6b3e687c": 5,
+    "635c8ffb-566f-4bd6-a816-f648f33beb9d": 1,
+}
+WAL_ONLY_SESSION = "635c8ffb-566f-4bd6-a816-f648f33beb9d"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """The fixture arranged as the agent left it: <project>/.opencode/opencode.db(+wal, shm),
+    copied (never opened in place: a reader writes read-marks into the -shm)."""
+    dest = tmp_path / "utils"
+    shutil.copytree(FIXTURE, dest / ".opencode", copy_function=shutil.copyfile)
+    return dest
+
+
+def read_all(db_path: Path, now: float | None = None) -> dict[str, list]:
+    with read_snapshot(db_path) as db:
+        return {
+            sid: list(
+                FORMAT.read_session(
+                    db, Source(str(db_path)), sid, None, now=now or time.time(), idle_close=600
+                ).turns
+            )
+            for sid in FORMAT.session_versions(db)
+        }
+
+
+def test_turns_llm_and_tool_calls_match_the_hand_counts(project: Path) -> None:
+    found = read_all(project / ".opencode" / "opencode.db")
+    assert {sid: len(turns) for sid, turns in found.items()} == TURNS_PER_SESSION
+    turns = [st.turn for sts in found.values() for st in sts]
+    spans = [s for t in turns for s in t.spans]
+    assert sum(isinstance(s, LLMCall) for s in spans) == 61
+    assert sum(isinstance(s, ToolCall) for s in spans) == 80
+    assert not any(isinstance(s, SubAgentCall) for s in spans)  # no child sessions here
+    assert sum(t.interrupted for t in turns) == 6
+    assert all(
+        s.attributes["tailerd.usage.recorded"] is False for s in spans if isinstance(s, LLMCall)
+    )
+    assert all(t.attributes["tailerd.cwd"] == str(project) for t in turns)
+    assert len({t.key for t in turns}) == 18
+
+
+def test_the_session_only_in_the_wal_is_read_in_full(project: Path) -> None:
+    (turn,) = [st.turn for st in read_all(project / ".opencode" / "opencode.db")[WAL_ONLY_SESSION]]
+    assert turn.session_name == "New Session"
+    assert turn.messages[0].content == "how to squash commits"
+    assert [s.name for s in turn.spans if isinstance(s, ToolCall)] == ["view"]
+    assert [s.model for s in turn.spans if isinstance(s, LLMCall)] == ["claude-3.7-sonnet"] * 2
+    assert turn.output_messages[0].content.startswith("To squash commits in Git:")
+    # session totals as the agent keeps them (sessions row): 514 prompt, 11205 completion
+    assert turn.attributes["tailerd.session.input_tokens"] == 514
+    assert turn.attributes["tailerd.session.output_tokens"] == 11205
+
+
+def test_a_turn_after_the_cursor_only_and_an_open_turn_waits(project: Path) -> None:
+    db_path = project / ".opencode" / "opencode.db"
+    (first, second) = read_all(db_path)["bd9a6907-4d8b-4f34-9c25-e18c7740e41d"]
+    with read_snapshot(db_path) as db:
+        after = FORMAT.read_session(
+            db, Source(str(db_path)), "bd9a6907-4d8b-4f34-9c25-e18c7740e41d", first.cursor,
+            now=time.time(), idle_close=600,
+        )  # fmt: skip
+    assert [t.turn.key for t in after.turns] == [second.turn.key]
+    now = time.time()
+    add_messages(db_path, WAL_ONLY_SESSION, [("user", "and then?", None)], now)
+    with read_snapshot(db_path) as db:
+        read = FORMAT.read_session(
+            db, Source(str(db_path)), WAL_ONLY_SESSION, None, now=now + 1, idle_close=600
+        )
+    assert len(read.turns) == 1 and read.open  # the new prompt has no answer yet
+    with read_snapshot(db_path) as db:
+        idle = FORMAT.read_session(
+            db, Source(str(db_path)), WAL_ONLY_SESSION, None, now=now + 601, idle_close=600
+        )
+    assert len(idle.turns) == 2 and not idle.open and idle.turns[1].turn.interrupted
+
+
+def add_messages(
+    db_path: Path, session_id: str, messages: list[tuple[str, str, str | None]], at: float
+) -> None:
+    """Insert messages as the agent would (its own connection, WAL mode): (role, text, finish
+    reason or None), one second apart from `at`."""
+    db = sqlite3.connect(db_path, isolation_level=None)
+    db.execute("PRAGMA busy_timeout=5000")
+    for i, (role, text, reason) in enumerate(messages):
+        parts = [{"type": "text", "data": {"text": text}}]
+        if reason:
+            parts.append({"type": "finish", "data": {"reason": reason, "time": int(at) + i}})
+        db.execute(
+            "INSERT INTO messages (id, session_id, role, parts, model, created_at, updated_at,"
+            " finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (f"added-{int(at)}-{i}", session_id, role, json.dumps(parts),
+             "gpt-4o-mini" if role == "assistant" else None, int(at) + i, int(at) + i,
+             int(at) + i if reason else None),
+        )  # fmt: skip
+    db.close()
+
+
+def stored(data: Path) -> tuple[int, int, int]:
+    """Turn (root), chat and tool spans in the local store."""
+    db = sqlite3.connect(data / "tailerd.db")
+    try:
+        rows = db.execute("SELECT name, parent_span_id IS NULL FROM spans").fetchall()
+    finally:
+        db.close()
+    return (
+        sum(bool(root) for _, root in rows),
+        sum(name.startswith("chat ") for name, _ in rows),
+        sum(name.startswith("execute_tool ") for name, _ in rows),
+    )
+
+
+def test_once_ships_every_turn_once_then_nothing_then_only_the_new_turn(
+    project: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    once = ("--watch", project, "--once", "--state-dir", state, "--data-dir", state)
+    first = run_tailerd(*once)
+    assert first.returncode == 0, first.stderr
+    assert stored(state) == (18, 61, 80)
+    again = run_tailerd(*once)
+    assert again.returncode == 0, again.stderr
+    assert stored(state) == (18, 61, 80)  # nothing re-sent
+    now = time.time()
+    add_messages(
+        project / ".opencode" / "opencode.db",
+        WAL_ONLY_SESSION,
+        [("user", "and rebase?", None), ("assistant", "git rebase -i", "end_turn")],
+        now,
+    )
+    third = run_tailerd(*once)
+    assert third.returncode == 0, third.stderr
+    assert stored(state) == (19, 62, 80)  # one turn: its prompt and one answer
