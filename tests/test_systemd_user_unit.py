@@ -1,0 +1,143 @@
+"""`tailerd service install --user` for real: the unit it writes runs under a real `systemd --user`
+manager (tests/systemd/harness.py: private mount and PID namespaces, as root), reaches READY,
+ships the transcripts of the agent homes, reloads on `systemctl --user reload` and uninstalls.
+
+The installer runs inside the manager's namespaces with a temp HOME, so `systemctl --user` reaches
+that manager; the unit it writes is used unchanged. One drop-in is added,
+`tailerd.service.d/log.conf` with StandardError=append:FILE: there is no journald there.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLES
+from tests.systemd.harness import (
+    TAILERD,
+    Ran,
+    UserManager,
+    access_mode,
+    manager_in,
+    proc_status,
+    sessions,
+    wait_for,
+)
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+pytestmark = pytest.mark.slow
+
+# Hand counts over examples/logs: finished turns per session (ra-0001's t3 has no turn_end yet).
+EXAMPLE_SESSIONS = {"wb-7f3a": 2, "wb-91c2": 1, "ra-0001": 2}
+# One finished native turn (README "The native format", one line per turn): one session, 1 turn.
+RELOAD_TURN = (
+    '{"type":"turn","session_id":"reload-1","turn_id":"1","agent_name":"reload-bot",'
+    '"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}],'
+    '"started_at":"2026-11-30T10:00:00Z","ended_at":"2026-11-30T10:00:01Z"}\n'
+)
+
+
+@pytest.fixture
+def manager(tmp_path: Path) -> Iterator[UserManager]:
+    yield from manager_in(tmp_path / "sd", lifetime=150)
+
+
+class Home:
+    """A user's home with Codex's agent home holding a copy of examples/logs (native files, which
+    the native format claims wherever they are), and no Claude Code or Gemini home."""
+
+    def __init__(self, tmp_path: Path, manager: UserManager) -> None:
+        self.path = tmp_path / "home"
+        self.codex = self.path / ".codex" / "sessions"
+        shutil.copytree(EXAMPLES, self.codex, copy_function=shutil.copyfile)
+        self.manager = manager
+        self.config = manager.base / "config" / "tailerd" / "tailerd.toml"  # $XDG_CONFIG_HOME
+        self.state = manager.base / "state-home" / "tailerd"  # $XDG_STATE_HOME
+        self.data = self.path / ".local" / "share" / "tailerd"
+        self.err = tmp_path / "tailerd.stderr"
+        dropin = manager.units / "tailerd.service.d"
+        dropin.mkdir()
+        (dropin / "log.conf").write_text(f"[Service]\nStandardError=append:{self.err}\n")
+
+    def tailerd(self, *args: str) -> Ran:
+        return self.manager.run("env", f"HOME={self.path}", str(TAILERD), *args, timeout=60)
+
+    def sessions(self) -> dict[str, int]:
+        return sessions(self.state, self.data)
+
+
+def install(home: Home) -> str:
+    """`tailerd service install --user`, checked: the config, the unit, READY; returns MainPID."""
+    manager = home.manager
+    installed = home.tailerd("service", "install", "--user")
+    assert installed.rc == 0, installed.stderr
+    assert f"wrote {home.config}" in installed.stdout
+
+    # What to watch is in the config file alone: the one agent home that exists.
+    assert tomllib.loads(home.config.read_text()) == {
+        "watch": [str(home.codex)],
+        "sinks": ["local"],
+    }
+    unit = (manager.units / "tailerd.service").read_text()
+    assert f"--config {home.config} --state-dir {home.state} --data-dir {home.data}" in unit
+
+    # `enable --now` returned once READY=1 came (Type=notify).
+    expected = {
+        "Type": "notify",
+        "ActiveState": "active",
+        "SubState": "running",
+        "UnitFileState": "enabled",
+        "StatusText": "tailing 2 files",
+        "WatchdogUSec": "30s",
+        "LimitNOFILE": "8192",
+        "NRestarts": "0",
+    }
+    shown = manager.show("tailerd", *expected, "MainPID")
+    pid = shown.pop("MainPID")
+    assert shown == expected, home.err.read_text()
+    wait_for("the example turns", home.sessions, lambda seen: seen == EXAMPLE_SESSIONS)
+    return pid
+
+
+def test_service_install_user_ships_shows_status_and_uninstalls(
+    manager: UserManager, tmp_path: Path
+) -> None:
+    home = Home(tmp_path, manager)
+    pid = install(home)
+    status = proc_status(manager, pid)
+    hardened = {"Seccomp": "2", "NoNewPrivs": "1", "CapBnd": "0000000000000000"}
+    assert {k: status[k] for k in hardened} == hardened
+    assert access_mode(manager, pid, home.codex) == "ro"
+    assert access_mode(manager, pid, Path("/usr")) == "ro"
+    assert access_mode(manager, pid, home.state) == "rw"
+    assert access_mode(manager, pid, home.data) == "rw"
+
+    # `tailerd service status`: systemd's view, then tailerd's own per-file status.
+    shown_status = home.tailerd("service", "status", "--user")
+    assert shown_status.rc == 0, shown_status.stderr
+    assert "Active: active (running)" in shown_status.stdout
+    assert "session-r1.jsonl" in shown_status.stdout
+    assert "2026-11-24.jsonl" in shown_status.stdout
+
+    # A second install keeps the user's config file as it is.
+    home.config.write_text(f'watch = ["{home.codex}"]\nsinks = ["local"]\n# mine\n')
+    again = home.tailerd("service", "install", "--user")
+    assert again.rc == 0, again.stderr
+    assert home.config.read_text().endswith("# mine\n")
+
+    # Uninstall: stopped, disabled, unit gone; state and data kept.
+    removed = home.tailerd("service", "uninstall", "--user")
+    assert removed.rc == 0, removed.stderr
+    assert not (manager.units / "tailerd.service").exists()
+    assert manager.show("tailerd", "LoadState")["LoadState"] == "not-found"
+    assert (home.state / "checkpoints.db").exists()
+    assert (home.data / "tailerd.db").exists()
+    log = home.err.read_text()
+    assert "done: 2 files, 5 turns emitted" in log, log
