@@ -79,6 +79,7 @@ class Daemon:
         now = time.monotonic()
         self._next_rescan = now + settings.rescan_interval
         self._next_idle_check = now
+        self._next_root_check = now
         self._next_sweep = now + POOL_SWEEP
         self._next_prune = now + PRUNE_INTERVAL
         self._last_save = 0.0
@@ -113,19 +114,39 @@ class Daemon:
         if self.dry_run:
             log.info("dry run (console only): checkpoints and the history index are not written")
         if watch:
+            self.start_watcher()
+        self.table.scan()
+        if watch:
+            self._warm.join()  # ready means ready to ship: the emitter is built
+
+    def start_watcher(self) -> None:
+        """inotify on the roots (or, with watch_mode = "poll" or no inotify, a walk every
+        poll_interval seconds)."""
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
+        if self.settings.watch_mode == "poll":
+            log.info("polling: a walk every %.1f s (watch_mode = poll)", self.settings.poll_interval)
+        else:
             self._watcher = Watcher(self.settings.watch, self.hints)
             try:
                 self._watcher.start()
             except OSError as exc:
+                self._watcher.stop()
                 self._watcher = None
-                log.warning(
-                    "inotify unavailable (%s); polling: a full walk every %.0f s",
-                    exc.strerror or exc,
-                    self.settings.rescan_interval,
-                )
-        self.table.scan()
-        if watch:
-            self._warm.join()  # ready means ready to ship: the emitter is built
+                self._inotify_lost(exc.strerror or str(exc))
+        self._next_rescan = time.monotonic() + self._scan_interval()
+
+    def _inotify_lost(self, why: str) -> None:
+        log.warning(
+            "inotify unavailable (%s; see fs.inotify.max_user_watches); polling: a walk every"
+            " %.1f s",
+            why,
+            self.settings.poll_interval,
+        )
+
+    def _scan_interval(self) -> float:
+        return self.settings.rescan_interval if self._watcher else self.settings.poll_interval
 
     def run(
         self,
@@ -188,13 +209,25 @@ class Daemon:
             # (files waiting while a sink fails are read when an answer sets `wake`)
             self.hints.wake.wait(max(0.0, deadline - now))
         taken = self.hints.take()
+        if taken.exhausted and self._watcher is not None:  # watches ran out midway
+            self._watcher.stop()
+            self._watcher = None
+            self._inotify_lost(taken.exhausted)
+            taken.rescan = True
         now = time.monotonic()
         if taken.rescan or now >= self._next_rescan:
-            self._next_rescan = now + self.settings.rescan_interval
+            self._next_rescan = now + self._scan_interval()
             if self._watcher is None or taken.rescan:
                 self.table.scan()  # polling (no inotify), or events were lost
             else:
                 self.table.safety_net()
+        if self._watcher is not None:
+            if self.table.roots.missing and now >= self._next_root_check:
+                self._next_root_check = now + IDLE_CHECK
+                self.table.look_for_roots()
+            for found in self.table.watchable:
+                self._watcher.add(found)
+        self.table.watchable.clear()
         for directory in taken.dirs:
             self.table.scan([Path(directory)])
         for path in taken.paths:

@@ -1,14 +1,30 @@
-"""Settings: defaults < TOML config file < command-line flags; one frozen, strict model."""
+"""Settings, in layers: defaults < TOML config file < `TAILERD_*` environment < command-line
+flags. One frozen, strict model (`Settings`); `build` is the one place the layers meet.
+
+Environment variables name a field with the prefix `TAILERD_`, upper-case; a nested field with
+`__` (`TAILERD_REDACTION__CONTENT=none`). A list is JSON (`TAILERD_WATCH='["/a","/b"]'`) or
+comma-separated (`TAILERD_SINKS=local,otlp`); a table is JSON
+(`TAILERD_OTLP_HEADERS='{"x-team":"agents"}'`). The environment is parsed by pydantic-settings'
+`EnvSettingsSource`; the file by `tomllib`. Every error is one `ConfigError` line naming where
+the bad value came from (the file, the variable or the flag).
+"""
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from tailerd.edges.discovery import DEFAULT_INCLUDE
 from tailerd.errors import ConfigError
@@ -20,6 +36,10 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 SinkName = Literal["local", "otlp", "console", "weave"]
 SINK_NAMES: tuple[str, ...] = get_args(SinkName)
+ENV_PREFIX = "TAILERD_"
+ENV_NESTED = "__"
+# Flags whose name is not the field's (`--sink` fills `sinks`).
+FLAG_NAMES = {"sinks": "--sink"}
 
 
 class _Strict(BaseModel):
@@ -33,7 +53,18 @@ class RedactionSettings(_Strict):
     max_attribute_chars: int = Field(default=64 * 1024, ge=256)
 
 
-class Settings(_Strict):
+class Settings(BaseSettings):
+    """The effective configuration. Constructing it directly reads no environment (tests and
+    library users get exactly what they pass); `build` adds the file and environment layers."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        frozen=True,
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED,
+        case_sensitive=False,
+    )
+
     watch: tuple[Path, ...] = ()
     include: tuple[str, ...] = DEFAULT_INCLUDE
     exclude: tuple[str, ...] = ()
@@ -47,6 +78,10 @@ class Settings(_Strict):
     project: str | None = None  # weave sink: entity/project
     once: bool = False
     once_timeout: float = Field(default=60.0, gt=0)
+    # "inotify": the kernel names each changed file (a walk every rescan_interval is the safety
+    # net); "poll": a walk every poll_interval seconds (NFS, overlay, FUSE: no inotify there).
+    watch_mode: Literal["inotify", "poll"] = "inotify"
+    poll_interval: float = Field(default=2.0, gt=0)
     # The slow safety net: a walk of the watched trees (inotify does the per-file work).
     rescan_interval: float = Field(default=60.0, gt=0)
     max_open_files: int = Field(default=256, ge=4)  # descriptors held for reading files
@@ -66,20 +101,46 @@ class Settings(_Strict):
     redaction: RedactionSettings = Field(default_factory=RedactionSettings)
     verbose: bool = False
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)  # `build` layers file and environment itself, knowing sources
+
     @field_validator("watch")
     @classmethod
-    def _watch_dirs_exist(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
-        for path in value:
-            try:
-                if not path.is_dir():
-                    raise ValueError(f"not a directory: {path}")
-                os.scandir(path).close()
-            except OSError as exc:
-                raise ValueError(f"cannot read directory {path}: {exc.strerror}") from None
-        return tuple(p.resolve() for p in value)
+    def _watch_roots(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
+        """A root that is a file is an error; one that does not exist yet, or cannot be read
+        now, is the watcher's to wait for and warn about (tailerd/tracking.py)."""
+        roots = []
+        for raw in value:
+            path = raw.expanduser()
+            if path.exists() and not path.is_dir():
+                raise ValueError(f"not a directory: {path}")
+            roots.append(path.resolve())
+        return tuple(dict.fromkeys(roots))
+
+
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' environment source, with lists also accepted comma-separated."""
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+        try:
+            return super().decode_complex_value(field_name, field, value)
+        except ValueError:
+            if get_origin(field.annotation) is tuple and isinstance(value, str):
+                return [part.strip() for part in value.split(",") if part.strip()]
+            var = f"{ENV_PREFIX}{field_name.upper()}"
+            raise ConfigError(f"environment variable {var} is not valid JSON: {value!r}") from None
 
 
 def load_file(path: Path) -> dict[str, Any]:
+    """The TOML file as a table. ConfigError (one line, naming the file) if it cannot be read."""
     try:
         with path.open("rb") as fh:
             return dict(tomllib.load(fh))
@@ -91,14 +152,95 @@ def load_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config {path} is not UTF-8 text (byte {exc.start})") from None
 
 
-def build(config_file: Path | None, overrides: Mapping[str, Any]) -> Settings:
-    values: dict[str, Any] = load_file(config_file) if config_file else {}
-    values.update({k: v for k, v in overrides.items() if v is not None})
+def environment_layer(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The settings given by `TAILERD_*` variables (default: this process's environment)."""
+    source = _Environment(Settings)
+    if environ is not None:
+        source.env_vars = {k.lower(): v for k, v in environ.items()}
     try:
-        return Settings(**values)
+        return dict(source())
+    except SettingsError as exc:  # a table that is not JSON
+        raise ConfigError(f"invalid environment: {exc}") from None
+
+
+def flag_name(field: str) -> str:
+    return FLAG_NAMES.get(field, "--" + field.replace("_", "-"))
+
+
+def env_name(dotted: str) -> str:
+    return ENV_PREFIX + dotted.replace(".", ENV_NESTED).upper()
+
+
+def flags_layer(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings given as flags: every model field set (not None) in `values` (an
+    argparse namespace's `vars`); other keys (`json`, `paths`) are not settings."""
+    return {k: v for k, v in values.items() if k in Settings.model_fields and v is not None}
+
+
+Layer = tuple[str, dict[str, Any]]  # (kind: "file" | "env" | "flag", values)
+
+
+def _merge(layers: list[Layer]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Later layers win; tables (redaction, format_options, otlp_headers) merge key by key.
+    Also where each value came from, by dotted key."""
+    merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+
+    def put(into: dict[str, Any], key: str, value: Any, kind: str, prefix: str) -> None:
+        dotted = prefix + key
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            into[key] = dict(into[key])
+            for k, v in value.items():
+                put(into[key], str(k), v, kind, dotted + ".")
+            return
+        into[key] = value
+        origin[dotted] = kind
+        for other in [o for o in origin if o.startswith(dotted + ".")]:
+            origin[other] = kind
+
+    for kind, values in layers:
+        for key, value in values.items():
+            put(merged, key, value, kind, "")
+    return merged, origin
+
+
+def describe(kind: str, dotted: str, config_file: Path | None) -> str:
+    """Where a value came from, for messages: the file, the variable or the flag."""
+    if kind == "file":
+        return f"in {config_file}"
+    if kind == "env":
+        return f"from environment variable {env_name(dotted)}"
+    return f"from flag {flag_name(dotted.split('.', maxsplit=1)[0])}"
+
+
+def layered(
+    config_file: Path | None,
+    flags: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+) -> tuple[Settings, dict[str, str]]:
+    """The effective settings, and where each value not left at its default came from
+    (dotted key -> "file" | "env" | "flag"). ConfigError: one line naming the source."""
+    layers: list[Layer] = []
+    if config_file is not None:
+        layers.append(("file", load_file(config_file)))
+    layers.append(("env", environment_layer(environ)))
+    layers.append(("flag", flags_layer(flags)))
+    merged, origin = _merge(layers)
+    try:
+        return Settings(**merged), origin
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "config"
-        source = f" (in {config_file})" if config_file else ""
+        loc = [str(p) for p in first["loc"]]
+        where = ".".join(loc) or "config"
+        kind = next(
+            (origin[k] for k in (".".join(loc[:n]) for n in range(len(loc), 0, -1)) if k in origin),
+            "file" if config_file else "flag",
+        )
         message = first["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"invalid setting {where}{source}: {message}") from None
+        source = describe(kind, where, config_file)
+        raise ConfigError(f"invalid setting {where} ({source}): {message}") from None
+
+
+def build(config_file: Path | None, overrides: Mapping[str, Any]) -> Settings:
+    """Settings from the layers: defaults < `config_file` < `TAILERD_*` < `overrides` (flags)."""
+    return layered(config_file, overrides)[0]

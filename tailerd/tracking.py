@@ -21,7 +21,7 @@ from tailerd.core.identity import HEAD_BYTES, IdentityIndex, head_hash, matches
 from tailerd.core.ledger import DeliveryLedger
 from tailerd.edges.agent_db import WAL_SUFFIX
 from tailerd.edges.checkpoint_store import FileCheckpoint
-from tailerd.edges.discovery import DirectoryMtimes, Globs, changed_directories, walk
+from tailerd.edges.discovery import DirectoryMtimes, Globs, Roots, changed_directories, walk
 from tailerd.edges.fd_pool import DescriptorPool, IdentityChanged
 from tailerd.edges.source_file import SourceFile
 from tailerd.formats.base import Source
@@ -82,6 +82,26 @@ class FileTable:
         self._next_purge = 0.0
         self._gone_keys: set[str] = set()  # files whose path no longer leads to them
         self.dirs: DirectoryMtimes = {}  # what the safety net stats
+        self.roots = Roots(settings.watch)
+        self.watchable: list[Path] = []  # directories to give inotify watches (appeared, readable)
+
+    def reconfigure(self, settings: Settings) -> list[Path]:
+        """New settings (a reload): globs and roots; files under roots no longer watched are
+        drained and let go (their checkpoints kept for a return). The roots to walk now."""
+        old, self.settings = self.roots, settings
+        self.globs = Globs(settings.include, settings.exclude)
+        self.roots = Roots(settings.watch)
+        self.roots.missing = {r for r in old.missing if r in settings.watch}
+        for f in list(self.files.values()):
+            if not any(f.path.is_relative_to(r) for r in settings.watch):
+                self._gone(f)
+        return [r for r in settings.watch if r not in old.roots]
+
+    def look_for_roots(self) -> None:
+        """Roots waited for: read the ones that appeared."""
+        for root in self.roots.check():
+            self.scan([root])
+            self.watchable.append(root)
 
     # ---- discovery ---------------------------------------------------------------------------
 
@@ -90,8 +110,11 @@ class FileTable:
         checked for growth, and — on a full walk — files no longer found are marked gone."""
         full = roots is None
         seen: set[str] = set()
-        trees = self.settings.watch if roots is None else roots
-        for path, st in walk(trees, self.globs, self._rotated_copy, self.dirs):
+        if roots is None:
+            self.watchable += self.roots.check()
+        trees = self.roots.present() if roots is None else roots
+        failed = self.roots.failed
+        for path, st in walk(trees, self.globs, self._rotated_copy, self.dirs, failed):
             self.stats += 1
             key = f"{st.st_dev}:{st.st_ino}"
             seen.add(key)
@@ -102,6 +125,7 @@ class FileTable:
                     self.mark_dirty(known)
             elif not formats.is_auxiliary(PurePath(path)):
                 self._track(path, st, copy_only=self._copy_only(path))
+        self.watchable += self.roots.recovered(self.dirs)
         if full:
             for f in list(self.files.values()):
                 if f.key not in seen and not f.gone:
@@ -110,7 +134,11 @@ class FileTable:
     def safety_net(self) -> None:
         """Under inotify, the slow safety net: one stat per directory seen; a directory whose
         mtime moved is listed again for files and directories not followed yet (deletions and
-        appends are inotify's to report; an overflow brings a full `scan`)."""
+        appends are inotify's to report; an overflow brings a full `scan`). Roots waited for
+        and unreadable directories are tried again."""
+        self.look_for_roots()
+        for unreadable in list(self.roots.unreadable):
+            self.scan([Path(unreadable)])
         for directory in changed_directories(self.dirs):
             try:
                 entries = list(os.scandir(directory))
@@ -153,6 +181,16 @@ class FileTable:
             self.mark_dirty(known)
         elif self._wanted(Path(path)):
             self._track(Path(path), st, copy_only=self._copy_only(Path(path)))
+        else:
+            self._reader_changed(path)
+
+    def _reader_changed(self, path: str) -> None:
+        """An auxiliary file changed (an OpenHands event file): re-read the followed file
+        whose format reads it (its conversation's base_state.json), if there is one."""
+        reader = formats.reader_of(PurePath(path))
+        key = self.by_path.get(str(reader)) if reader is not None else None
+        if key is not None and key in self.files:
+            self.mark_dirty(self.files[key])
 
     def _copy_only(self, path: Path) -> bool:
         root = next((r for r in self.settings.watch if path.is_relative_to(r)), None)

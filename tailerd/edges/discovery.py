@@ -7,7 +7,9 @@ only stats the directories it recorded (`DirectoryMtimes`) and lists those that 
 
 from __future__ import annotations
 
+import errno
 import fnmatch
+import logging
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -19,11 +21,14 @@ DEFAULT_INCLUDE = (
     "*.jsonl.zst",
     "session-*.json",
     "*.messages.json",
+    "base_state.json",  # OpenHands conversations (formats/openhands)
     # agents' SQLite databases (edges/agent_db): Crush, opencode-go, OpenCode and its channels
     "crush.db",
     "opencode.db",
     "opencode-*.db",
 )
+
+log = logging.getLogger("tailerd")
 
 
 def _compile(patterns: Sequence[str]) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
@@ -83,10 +88,12 @@ def walk(
     globs: Globs,
     also: Callable[[Path, Path], bool] | None = None,
     dirs: DirectoryMtimes | None = None,
+    on_error: Callable[[str, OSError], None] | None = None,
 ) -> Iterator[tuple[Path, os.stat_result]]:
     """Every matching regular file under the roots (and any other for which `also(root, path)`
-    is true), with its stat; vanished and unreadable entries are skipped. Each directory listed
-    is recorded in `dirs` with its mtime."""
+    is true), with its stat; vanished and unreadable entries are skipped (a directory that
+    cannot be listed is passed to `on_error`). Each directory listed is recorded in `dirs`
+    with its mtime."""
     for root in roots:
         base = str(root)
         stack = [base]
@@ -95,7 +102,9 @@ def walk(
             try:
                 mtime = os.stat(directory).st_mtime_ns  # noqa: PTH116 - a hot loop of strings
                 entries = list(os.scandir(directory))
-            except OSError:
+            except OSError as exc:
+                if on_error is not None:
+                    on_error(directory, exc)
                 continue
             if dirs is not None:
                 dirs[directory] = mtime
@@ -128,3 +137,57 @@ def changed_directories(dirs: DirectoryMtimes) -> Iterator[str]:
             continue
         if now != mtime:
             yield directory
+
+
+class Roots:
+    """The watched roots as they are now. A root that does not exist yet is waited for (one
+    warning, then an INFO line when it appears); a directory that cannot be listed is warned
+    about once and retried (an INFO line when it can be read again). Costs one stat per
+    missing root per `check`, one listing per unreadable directory per `retry`."""
+
+    def __init__(self, roots: Sequence[Path]) -> None:
+        self.roots = tuple(roots)
+        self.missing: set[Path] = set()
+        self.unreadable: dict[str, str] = {}  # directory -> why
+
+    def present(self) -> list[Path]:
+        return [r for r in self.roots if r not in self.missing]
+
+    def check(self) -> list[Path]:
+        """Stat the roots; the ones that appeared since the last check (read them now)."""
+        appeared = []
+        for root in self.roots:
+            try:
+                exists = root.is_dir()
+            except OSError as exc:  # its parent is unreadable: warned about like a subdir
+                self.failed(str(root), exc)
+                exists = False
+            if not exists and root not in self.missing:
+                self.missing.add(root)
+                if str(root) not in self.unreadable:
+                    log.warning("watch directory %s does not exist (yet); waiting for it", root)
+            elif exists and root in self.missing:
+                self.missing.discard(root)
+                log.info("watch directory %s appeared; reading it", root)
+                appeared.append(root)
+        return appeared
+
+    def failed(self, directory: str, exc: OSError) -> None:
+        """`walk`'s on_error: a directory that could not be listed."""
+        if exc.errno == errno.ENOENT:
+            return  # vanished while walked (a root that vanished is `check`'s)
+        if directory not in self.unreadable:
+            log.warning(
+                "cannot read directory %s (%s); retrying at every rescan",
+                directory,
+                exc.strerror or exc,
+            )
+        self.unreadable[directory] = exc.strerror or str(exc)
+
+    def recovered(self, dirs: DirectoryMtimes) -> list[Path]:
+        """Unreadable directories listed since (they are in `dirs` now)."""
+        back = [d for d in self.unreadable if d in dirs]
+        for directory in back:
+            del self.unreadable[directory]
+            log.info("can read directory %s again; reading it", directory)
+        return [Path(d) for d in back]

@@ -7,16 +7,25 @@ the daemon reads that file. Nothing here is ever O(watched files):
 * a directory's own "modified" event (sent on every create/delete in it) is ignored.
 
 A periodic walk in the daemon remains the slow safety net for anything else.
+
+Running out of inotify watches (`fs.inotify.max_user_watches`) is reported as `Taken.exhausted`:
+at start `inotify_add_watch` fails on a root and `Watcher.start` raises; midway, watchdog 7
+swallows the `OSError(ENOSPC, "inotify watch limit reached")` raised for a new directory below a
+root (watchdog/observers/inotify.py `InotifyWatchGroup._add_callback` re-raises only for the
+root itself), so tailerd wraps the one place every watch of its observer is added,
+`InotifyFD.add_callback` (watchdog/observers/inotify_c.py), to hear of it. The daemon then polls.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -33,6 +42,7 @@ class Taken:
     paths: set[str] = field(default_factory=set)
     dirs: set[str] = field(default_factory=set)
     rescan: bool = False
+    exhausted: str = ""  # why inotify can no longer watch everything (then: poll)
 
 
 class Hints:
@@ -56,6 +66,11 @@ class Hints:
     def rescan(self) -> None:
         with self._lock:
             self._taken.rescan = True
+        self.wake.set()
+
+    def exhausted(self, why: str) -> None:
+        with self._lock:
+            self._taken.exhausted = why
         self.wake.set()
 
     def take(self) -> Taken:
@@ -96,22 +111,66 @@ class _Handler(FileSystemEventHandler):
             self._hints.add(dest)
 
 
+_LIMIT_ERRNOS = frozenset({errno.ENOSPC, errno.EMFILE})
+
+
+def _hear_watch_limit(observer: object, exhausted: Callable[[str], None]) -> None:
+    """Wrap the observer's inotify instance's `add_callback` (watchdog 7: every
+    inotify_add_watch of that observer goes through `InotifyObserver._inotify_fd`) so that
+    ENOSPC/EMFILE reach tailerd even where watchdog swallows them. A no-op with a watchdog
+    laid out otherwise (then only a failure at start is heard)."""
+    shared = getattr(observer, "_inotify_fd", None)
+    original = getattr(shared, "add_callback", None)
+    if original is None:  # pragma: no cover - another watchdog layout
+        return
+
+    def add_callback(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return original(*args, **kwargs)
+        except OSError as exc:
+            if exc.errno in _LIMIT_ERRNOS:
+                exhausted(exc.strerror or str(exc))
+            raise
+
+    shared.add_callback = add_callback  # type: ignore[union-attr]
+
+
 class Watcher:
-    """Recursive inotify watches on the roots. `start` raises OSError when inotify cannot be
-    used (watch or instance limit reached, unsupported filesystem)."""
+    """Recursive inotify watches on the roots that exist. `start` raises OSError when inotify
+    cannot be used (watch or instance limit reached, unsupported filesystem); a root that does
+    not exist yet is skipped and `add`ed when it appears."""
 
     def __init__(self, roots: Sequence[Path], hints: Hints) -> None:
         self._observer = Observer()
         self._observer.daemon = True
         self._roots = list(roots)
+        self._hints = hints
         self._handler = _Handler(hints)
         self._overflow = _OverflowListener(hints)
+        self._watched: set[Path] = set()
 
     def start(self) -> None:
+        _hear_watch_limit(self._observer, self._hints.exhausted)
         logging.getLogger(_WATCHDOG_INOTIFY_LOGGER).addHandler(self._overflow)
         for root in self._roots:
-            self._observer.schedule(self._handler, str(root), recursive=True)
+            if root.is_dir():
+                self._schedule(root)
         self._observer.start()
+
+    def add(self, directory: Path) -> None:
+        """Watch a directory (a root that appeared, a subdirectory readable again). Never
+        raises: gone again or unreadable, the file table waits and warns; the watch limit
+        reached, the hints say so (`Taken.exhausted`) and the daemon polls."""
+        if directory in self._watched:
+            return
+        try:
+            self._schedule(directory)
+        except OSError as exc:
+            log.debug("cannot watch %s: %s", directory, exc.strerror or exc)
+
+    def _schedule(self, directory: Path) -> None:
+        self._observer.schedule(self._handler, str(directory), recursive=True)
+        self._watched.add(directory)
 
     def stop(self) -> None:
         logging.getLogger(_WATCHDOG_INOTIFY_LOGGER).removeHandler(self._overflow)
