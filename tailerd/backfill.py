@@ -35,7 +35,12 @@ from tailerd.domain import DeadLetter, Delivered, Outcome, Retry, Turn
 from tailerd.edges import dead_letter_store
 from tailerd.edges.checkpoint_store import CheckpointStore
 from tailerd.edges.discovery import Globs, walk
-from tailerd.edges.state_dir import prepare, resolve_data_dir, resolve_state_dir
+from tailerd.edges.state_dir import (
+    prepare,
+    record_data_dir,
+    resolve_data_dir,
+    resolve_state_dir,
+)
 from tailerd.emitter import Emitter
 from tailerd.errors import EX_TEMPFAIL, ConfigError
 from tailerd.formats.base import Format
@@ -124,7 +129,10 @@ def run(settings: Settings, paths: Sequence[Path]) -> int:
     """`tailerd import`: every finished turn of the files, one `log_conversation` per session."""
     state_dir = prepare(resolve_state_dir(settings.state_dir))
     redactor = build_redactor(settings)
-    outputs = sinks.build(settings, resolve_data_dir(settings.data_dir, state_dir))
+    data_dir = resolve_data_dir(settings.data_dir, state_dir)
+    outputs = sinks.build(settings, data_dir)
+    if "local" in settings.sinks:
+        record_data_dir(state_dir, data_dir)
     emitter = Emitter(include_content=redactor.keeps_content)
     failed = sessions = total = 0
     still_open: OpenFiles = []

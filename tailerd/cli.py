@@ -13,11 +13,30 @@ from typing import Any, NoReturn
 import orjson
 
 from tailerd import __version__
-from tailerd.errors import EX_DATAERR, EX_SOFTWARE, ConfigError, TailerdError
+from tailerd.errors import (
+    EX_DATAERR,
+    EX_IOERR,
+    EX_SOFTWARE,
+    AccessError,
+    ConfigError,
+    NoInputError,
+    TailerdError,
+)
 from tailerd.settings import SINK_NAMES
 from tailerd.sinks.local import DB_FILE
 
-COMMANDS = ("status", "sessions", "show", "import", "preview", "dead-letters", "retry", "service")
+COMMANDS = (
+    "status",
+    "sessions",
+    "show",
+    "import",
+    "preview",
+    "dead-letters",
+    "retry",
+    "service",
+    "check-config",
+    "usage",
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,6 +56,7 @@ def _run_parser() -> _Parser:
     p.add_argument(
         "--sink",
         action="append",
+        dest="sinks",
         choices=SINK_NAMES,
         help="where turns go (default local; repeatable)",
     )
@@ -64,25 +84,54 @@ def _run_parser() -> _Parser:
         help="OTLP/HTTP traces URL (else OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT)",
     )
     p.add_argument("--project", metavar="ENTITY/PROJECT", help="W&B project for --sink weave")
-    p.add_argument("-v", "--verbose", action="store_true", default=None)
+    _loudness(p)
     p.add_argument("--version", action="version", version=f"tailerd {__version__}")
     return p
 
 
+def _loudness(p: argparse.ArgumentParser) -> None:
+    """-v and -q, accepted by every command."""
+    p.add_argument(
+        "-v", "--verbose", action="store_true", default=None, help="debug log; tracebacks of bugs"
+    )
+    p.add_argument(
+        "-q", "--quiet", action="store_true", default=None, help="warnings and errors only"
+    )
+
+
 def _report_parser(command: str) -> _Parser:
     p = _Parser(prog=f"tailerd {command}")
-    p.add_argument("--state-dir", type=Path)
-    p.add_argument("--data-dir", type=Path)
+    p.add_argument(
+        "--state-dir", type=Path, help="the daemon's state dir (its data dir is recorded there)"
+    )
+    p.add_argument("--data-dir", type=Path, help="where the local store is (tailerd.db)")
     p.add_argument("--config", type=Path)
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    _loudness(p)
     if command == "show":
         p.add_argument("session_id")
+    if command == "usage":
+        from tailerd import usage
+
+        usage.add_arguments(p)
+    if command == "sessions":
+        from tailerd.reports.sessions_view import SORT_KEYS
+
+        p.add_argument(
+            "--sort",
+            choices=SORT_KEYS,
+            default="last",
+            help="by time oldest first, or by cost/tokens/turns largest first (default last)",
+        )
+        p.add_argument("--since", metavar="WHEN", help="active since: 7d, 12h, 30m or a date")
+        p.add_argument("--agent", metavar="NAME", help="only this agent (e.g. claude-code)")
+        p.add_argument("--limit", type=int, metavar="N", help="only the newest / largest N")
     if command in {"import", "preview"}:
         p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
         p.add_argument("--format")
         p.add_argument("--agent-name")
     if command in {"import", "retry"}:
-        p.add_argument("--sink", action="append", choices=SINK_NAMES)
+        p.add_argument("--sink", action="append", dest="sinks", choices=SINK_NAMES)
         p.add_argument("--otlp-endpoint", metavar="URL")
         p.add_argument("--project", metavar="ENTITY/PROJECT")
     return p
@@ -91,26 +140,13 @@ def _report_parser(command: str) -> _Parser:
 def _settings(args: argparse.Namespace) -> Any:
     from tailerd import settings
 
-    fields = (
-        "watch",
-        "sink",
-        "state_dir",
-        "data_dir",
-        "once",
-        "format",
-        "include",
-        "exclude",
-        "agent_name",
-        "otlp_endpoint",
-        "project",
-        "verbose",
-    )
-    overrides = {f: getattr(args, f, None) for f in fields}
-    overrides["sinks"] = overrides.pop("sink")
-    return settings.build(args.config, overrides)
+    # defaults < --config file < TAILERD_* environment < the flags given (tailerd/settings.py)
+    flags = {k: v for k, v in vars(args).items() if k in settings.Settings.model_fields}
+    return settings.build(args.config, flags)
 
 
 def _print(doc: Any, as_json: bool, lines: Any) -> None:
+    """`doc` as indented JSON, or the text lines `lines(doc)` gives."""
     if as_json:
         sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
@@ -120,22 +156,30 @@ def _print(doc: Any, as_json: bool, lines: Any) -> None:
 
 def _report(command: str, argv: Sequence[str]) -> int:
     from tailerd import reports
-    from tailerd.edges.state_dir import resolve_data_dir, resolve_state_dir
+    from tailerd.edges.state_dir import resolve_state_dir
 
     args = _report_parser(command).parse_args(argv)
+    _quiet(args)
+    if command == "check-config":
+        from tailerd import config_check
+
+        return config_check.run(args.config, vars(args), args.json)
     cfg = _settings(args)
     state_dir = resolve_state_dir(cfg.state_dir)
-    db = resolve_data_dir(cfg.data_dir, state_dir) / DB_FILE
+    terminal = sys.stdout.isatty()
     if command == "status":
+        _need_state(state_dir)
         _print(reports.status(state_dir), args.json, reports.render_status)
     elif command == "sessions":
-        _print(reports.sessions(db), args.json, reports.render_sessions)
+        _sessions(args, _store(cfg, state_dir), terminal)
     elif command == "show":
-        turns = reports.session_spans(db, args.session_id)
-        if not turns:
-            raise ConfigError(f"no session {args.session_id!r} in {db}")
-        _print(turns, args.json, reports.render_show)
+        _show(args, _store(cfg, state_dir), terminal)
+    elif command == "usage":
+        from tailerd import usage
+
+        return usage.run(args, _store(cfg, state_dir))
     elif command == "dead-letters":
+        _need_state(state_dir)
         _print(reports.dead_letters(state_dir), args.json, _render_dead_letters)
     else:
         from tailerd import backfill
@@ -148,6 +192,76 @@ def _report(command: str, argv: Sequence[str]) -> int:
     return 0
 
 
+def _sessions(args: argparse.Namespace, db: Path, terminal: bool) -> None:
+    from tailerd import reports
+    from tailerd.reports import sessions_view
+
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit {args.limit}: give a number of sessions, 1 or more")
+    since = sessions_view.parse_since(args.since) if args.since else None
+    rows = sessions_view.select(reports.sessions(db), args.sort, since, args.agent, args.limit)
+    if args.json:
+        _print(rows, True, None)
+    else:
+        sessions_view.draw(rows, sys.stdout, terminal)
+
+
+def _show(args: argparse.Namespace, db: Path, terminal: bool) -> None:
+    from tailerd import reports
+    from tailerd.reports import show_view
+
+    turns = reports.session_spans(db, args.session_id)
+    if not turns:
+        raise NoInputError(f"no session {args.session_id!r} in {db} (see `tailerd sessions`)")
+    if args.json:
+        for turn in turns:
+            turn["totals"] = show_view.totals(turn).as_dict()
+        _print(turns, True, None)
+    else:
+        show_view.draw(turns, args.session_id, sys.stdout, terminal)
+
+
+def _quiet(args: argparse.Namespace) -> None:
+    if getattr(args, "quiet", None) and not getattr(args, "verbose", None):
+        import logging
+
+        logging.getLogger("tailerd").setLevel(logging.WARNING)
+
+
+def _need_state(state_dir: Path) -> None:
+    """A report on a state dir that holds nothing says so, naming it (exit 66)."""
+    from tailerd.edges.checkpoint_store import FILE_NAME as CHECKPOINTS
+
+    if state_dir.exists() and not state_dir.is_dir():
+        raise ConfigError(f"state dir {state_dir} is a file, not a directory (see --state-dir)")
+    checkpoints = state_dir / CHECKPOINTS
+    try:
+        found = checkpoints.exists() or (state_dir / "checkpoints.json").exists()
+    except OSError as exc:
+        found, checkpoints = True, Path(exc.filename or checkpoints)
+    if found and not os.access(checkpoints, os.R_OK):
+        raise AccessError(
+            f"cannot read state dir {state_dir}: permission denied on {checkpoints} (run as the"
+            " user that runs the daemon, e.g. with sudo)"
+        )
+    if not found:
+        raise NoInputError(
+            f"no tailerd state in {state_dir}: run `tailerd --watch DIR --state-dir {state_dir}`"
+            " first (or give the --state-dir it used)"
+        )
+
+
+def _store(cfg: Any, state_dir: Path) -> Path:
+    """The local store to read: --data-dir, else the one the daemon recorded in the state
+    dir, else the default data dir."""
+    from tailerd.edges.state_dir import recorded_data_dir, resolve_data_dir
+
+    if state_dir.exists() and not state_dir.is_dir():
+        raise ConfigError(f"state dir {state_dir} is a file, not a directory (see --state-dir)")
+    data_dir = cfg.data_dir or recorded_data_dir(state_dir)
+    return resolve_data_dir(data_dir, state_dir) / DB_FILE
+
+
 def _render_dead_letters(rows: list[dict[str, Any]]) -> Any:
     for r in rows:
         yield f"{r['path']}:{r['start']}-{r['end']}  {r['reason']}"
@@ -155,6 +269,7 @@ def _render_dead_letters(rows: list[dict[str, Any]]) -> Any:
 
 def _serve(argv: Sequence[str]) -> int:
     args = _run_parser().parse_args(argv)
+    _quiet(args)
     cfg = _settings(args)
     if not cfg.watch:
         raise ConfigError("nothing to watch: give --watch DIR (or watch = [...] in --config)")
@@ -181,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(argv[0], argv[1:])
         return _serve(argv)
     except Exception as exc:
-        expected = (TailerdError, BrokenPipeError, sqlite3.DatabaseError)
+        expected = (TailerdError, BrokenPipeError, sqlite3.DatabaseError, OSError)
         if ("-v" in argv or "--verbose" in argv) and not isinstance(exc, expected):
             raise  # a bug: the traceback is what -v is for
         return _one_line(exc)
@@ -198,9 +313,18 @@ def _one_line(exc: Exception) -> int:
         # The reader went away (`tailerd sessions | head -1`): nothing more to say to it.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    if isinstance(exc, sqlite3.OperationalError):  # permissions, a locked or read-only place
+        sys.stderr.write(
+            f"tailerd: cannot read the local store: {exc} (check the permissions of the store"
+            " and its directory, or see --data-dir)\n"
+        )
+        return EX_IOERR
     if isinstance(exc, sqlite3.DatabaseError):  # a report read a store that is not one
         sys.stderr.write(f"tailerd: cannot read the local store: {exc} (see --data-dir)\n")
         return EX_DATAERR
+    if isinstance(exc, OSError) and exc.filename:  # the machine's, not tailerd's, problem
+        sys.stderr.write(f"tailerd: {exc.filename}: {exc.strerror or exc} (check it)\n")
+        return EX_IOERR
     sys.stderr.write(
         f"tailerd: internal error: {type(exc).__name__}: {exc} (run with -v for details)\n"
     )

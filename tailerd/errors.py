@@ -22,3 +22,17 @@ class StateLockedError(TailerdError):
 
 class StateCorruptError(TailerdError):
     exit_code = EX_DATAERR
+
+
+EX_NOINPUT = 66  # a report found nothing to read: no state dir, no store, no such session
+EX_IOERR = 74  # a file or directory tailerd needs cannot be read or written (permissions, disk)
+
+
+class NoInputError(TailerdError):
+    exit_code = EX_NOINPUT
+
+
+class AccessError(TailerdError):
+    """A path tailerd needs cannot be read or written: permissions, read-only, disk full."""
+
+    exit_code = EX_IOERR

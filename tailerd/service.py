@@ -11,7 +11,13 @@ from tailerd import sinks
 from tailerd.content_policy import build_redactor
 from tailerd.daemon import Daemon
 from tailerd.edges.signals import STOP, catch_early
-from tailerd.edges.state_dir import StateLock, prepare, resolve_data_dir, resolve_state_dir
+from tailerd.edges.state_dir import (
+    StateLock,
+    prepare,
+    record_data_dir,
+    resolve_data_dir,
+    resolve_state_dir,
+)
 from tailerd.edges.systemd import Notifier
 from tailerd.errors import EX_TEMPFAIL
 from tailerd.settings import Settings
@@ -28,7 +34,10 @@ def build_daemon(settings: Settings) -> tuple[Daemon, StateLock]:
     lock.acquire()
     try:
         redactor = build_redactor(settings)
-        outputs = sinks.build(settings, resolve_data_dir(settings.data_dir, state_dir))
+        data_dir = resolve_data_dir(settings.data_dir, state_dir)
+        outputs = sinks.build(settings, data_dir)
+        if "local" in settings.sinks:  # reports given only --state-dir find the store
+            record_data_dir(state_dir, data_dir)
         return Daemon(settings, state_dir, outputs, redactor), lock
     except BaseException:
         lock.release()

@@ -31,6 +31,33 @@ def resolve_data_dir(explicit: Path | None, state_dir: Path) -> Path:
     return Path(platformdirs.user_data_dir("tailerd"))
 
 
+DATA_DIR_FILE = "data-dir"  # in the state dir: where the daemon using it keeps its local store
+
+
+def record_data_dir(state_dir: Path, data_dir: Path) -> None:
+    """Write down (in `<state>/data-dir`, one line) where this state dir's local store is, so
+    reports given only --state-dir find it. Best effort: a report can still be told."""
+    path = state_dir / DATA_DIR_FILE
+    text = f"{data_dir.absolute()}\n"
+    try:
+        if path.exists() and path.read_text(encoding="utf-8") == text:
+            return
+        tmp = path.with_name(DATA_DIR_FILE + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except (OSError, UnicodeDecodeError):
+        return
+
+
+def recorded_data_dir(state_dir: Path) -> Path | None:
+    """The data dir a daemon recorded in `state_dir`, or None."""
+    try:
+        text = (state_dir / DATA_DIR_FILE).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return Path(text) if text else None
+
+
 def prepare(state_dir: Path) -> Path:
     try:
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
