@@ -12,10 +12,12 @@ import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from tailerd.domain import Turn
-from tailerd.formats.base import Source
+
+if TYPE_CHECKING:  # formats import this module: no import of tailerd.formats at run time
+    from tailerd.formats.base import Source
 
 DEFAULT_IDLE_CLOSE = 600.0  # seconds a session's last turn may stay quiet before it is closed
 
