@@ -20,6 +20,7 @@ from tailerd.formats import (
     droid,
     gemini,
     native,
+    pi,
     qwen,
 )
 from tailerd.formats.base import Format
@@ -39,6 +40,7 @@ FORMATS: tuple[Format, ...] = tuple(
         cursor.FORMAT,
         droid.FORMAT,
         copilot_cli.FORMAT,
+        pi.FORMAT,
         crush.FORMAT,  # by path (.opencode/opencode.db, .crush/crush.db) and SQLite header
         native.FORMAT,
     )
