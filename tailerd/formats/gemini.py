@@ -7,8 +7,9 @@ re-appended whole every time it changes, so the last write of an id wins (first-
 kept). `$rewindTo` drops that message and everything after it (only inside the open turn: an
 emitted turn cannot be recalled).
 
-A turn is a `user` record and every record up to the next `user` record. A gemini record can be
-re-appended with its tool calls after it first appears, so a turn is only finished when the
+A turn is a `user` record and every record up to the next `user` record (a `user` record of
+only `functionResponse` parts is a tool result inside the turn, not a prompt). A gemini record
+can be re-appended with its tool calls after it first appears, so a turn is only finished when the
 next user record arrives or the file has been quiet for `idle_close` seconds (option, default
 30 s). An `info` record "Request cancelled." marks the turn interrupted.
 
@@ -67,6 +68,18 @@ def _text(record: Record) -> str:
     parts = content if isinstance(content, list) else [content]
     return "\n".join(
         p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)
+    )
+
+
+def _is_tool_response(record: Record) -> bool:
+    """A `user` record holding only `functionResponse` parts: Gemini CLI 0.61 appends one after
+    each tool call (the same result is already in the call's `toolCalls[].result`). It belongs
+    to the open turn; it is not a prompt."""
+    content = record.get("content")
+    return (
+        isinstance(content, list)
+        and bool(content)
+        and all(isinstance(p, dict) and "functionResponse" in p for p in content)
     )
 
 
@@ -219,7 +232,7 @@ def turns_from_document(data: bytes, source: Source, *, final: bool) -> list[Tur
     records = [m for m in doc["messages"] if isinstance(m, dict) and _str(m.get("id"))]
     groups: list[list[Record]] = []
     for record in records:
-        if record.get("type") == "user":
+        if record.get("type") == "user" and not _is_tool_response(record):
             groups.append([record])
         elif groups:
             groups[-1].append(record)
@@ -290,7 +303,7 @@ class GeminiParser:
             self._records[mid] = record  # re-appended as it grew: last write wins
             self._extend(line)
             return []
-        if record.get("type") != "user":
+        if record.get("type") != "user" or _is_tool_response(record):
             if not self._records:
                 self.ignored += 1  # before the first prompt (e.g. "GEMINI.md created")
                 return []
