@@ -1,0 +1,115 @@
+"""Running a scenario's real CLI against its scripted server, and what tailerd stored of it.
+
+`run_cli` plays every turn of a scenario in a temporary HOME (working directory `HOME/work`
+holding `notes.txt`); `expected` is what the script says tailerd must ship; `stored` reads the
+same shape from tailerd's local store (`tailerd.db`, table `spans`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.agents_cli import model_server
+from tests.agents_cli.scenarios import NOTES, Scenario
+
+CLI_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """What one scenario amounts to in spans.
+
+    `turns`: root `invoke_agent` spans; `chats`: (input tokens incl. cache, output tokens) of
+    every chat span, sorted; `tools`: names of `execute_tool` spans with counts; `subagents`:
+    nested `invoke_agent` spans.
+    """
+
+    turns: int
+    chats: tuple[tuple[int, int], ...]
+    tools: tuple[tuple[str, int], ...]
+    subagents: int
+
+
+def expected(scenario: Scenario) -> Shipped:
+    """The oracle: counted from the scenario's script alone."""
+    replies = scenario.all_replies
+    calls = [c.name for r in replies for c in r.tool_calls]
+    return Shipped(
+        turns=len(scenario.prompts),
+        chats=tuple(sorted((r.usage.prompt, r.usage.output) for r in replies)),
+        tools=tuple(sorted(Counter(c for c in calls if c not in scenario.subagent_tools).items())),
+        subagents=sum(c in scenario.subagent_tools for c in calls),
+    )
+
+
+def stored(db: Path) -> Shipped:
+    """The same counts from tailerd's local store (an empty result when there is no store)."""
+    if not db.exists():
+        return Shipped(0, (), (), 0)
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        rows = conn.execute(
+            "SELECT operation, name, parent_span_id, attributes FROM spans"
+        ).fetchall()
+    chats, tools, turns, subagents = [], Counter[str](), 0, 0
+    for operation, name, parent, attributes in rows:
+        attrs = json.loads(attributes)
+        if operation == "chat":
+            chats.append(
+                (
+                    int(attrs.get("gen_ai.usage.input_tokens", 0)),
+                    int(attrs.get("gen_ai.usage.output_tokens", 0)),
+                )
+            )
+        elif operation == "execute_tool":
+            tools[str(attrs.get("gen_ai.tool.name") or name.removeprefix("execute_tool "))] += 1
+        elif operation == "invoke_agent":
+            if parent is None:
+                turns += 1
+            else:
+                subagents += 1
+    return Shipped(turns, tuple(sorted(chats)), tuple(sorted(tools.items())), subagents)
+
+
+def prepare_home(home: Path) -> Path:
+    """The temporary HOME with its working directory `work/notes.txt`; the working directory."""
+    work = home / "work"
+    work.mkdir(parents=True)
+    (home / "tmp").mkdir()
+    (work / "notes.txt").write_text(NOTES)
+    return work
+
+
+def run_cli(
+    scenario: Scenario, binary: Path, home: Path, server: model_server.Server
+) -> list[subprocess.CompletedProcess[str]]:
+    """Every turn of the scenario, one CLI process each, in `home/work`. Raises
+    AssertionError (with the CLI's output) when a turn fails or the script is not used up."""
+    work = home / "work"
+    env = scenario.prepare(home, server.url)
+    done = []
+    for turn, prompt in enumerate(scenario.prompts):
+        result = subprocess.run(
+            scenario.command(binary, turn, prompt),
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=CLI_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        done.append(result)
+        assert result.returncode == 0, (
+            f"{scenario.agent} turn {turn} exited {result.returncode}:\n"
+            f"{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+        )
+    assert (server.answered, server.overruns) == (len(scenario.all_replies), 0), (
+        f"{scenario.agent} used {server.answered} of {len(scenario.all_replies)} scripted replies"
+        f" and asked {server.overruns} more; side requests: {server.side}"
+    )
+    return done

@@ -1,0 +1,365 @@
+"""One scripted scenario per agent CLI: prompts, the model's replies, and how to run the CLI.
+
+Every scenario does the same work in a temporary HOME whose working directory holds
+`notes.txt` ("alpha\\nbeta\\n"): turn 1 lists the directory (`ls`) and reads the file
+(`cat notes.txt`) with the CLI's own shell tool, then (where the agent has sub-agents) starts a
+sub-agent that runs `wc -l notes.txt` itself; turn 2 continues the same session (each CLI's
+resume flag) with a plain answer. Every reply carries distinct token counts, so the oracle —
+the script — names each LLM call tailerd must ship.
+
+Network: each CLI gets only the scripted server's URL; the variables and settings that switch
+off its telemetry, update checks and other nonessential traffic are set here and listed per
+agent in `NO_TRAFFIC`. HTTP(S)_PROXY point at a closed local port (NO_PROXY=127.0.0.1) so any
+proxy-honouring client that tries elsewhere fails instead of leaving the machine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.agents_cli.model_server import Reply, ToolCall, Usage
+
+NOTES = "alpha\nbeta\n"
+PROMPTS = ("Look around this directory and count the lines of notes.txt.", "Anything else?")
+
+# what each agent is told so that it sends nothing but model requests (to the scripted server)
+NO_TRAFFIC: dict[str, dict[str, str]] = {
+    "claude-code": {
+        "DISABLE_AUTOUPDATER": "1",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+        "DISABLE_BUG_COMMAND": "1",
+        "CLAUDE_CODE_DISABLE_FEEDBACK_SURVEY": "1",
+    },
+    "codex": {},  # config.toml: check_for_update_on_startup = false, analytics/feedback off
+    "gemini": {"GEMINI_CLI_TRUST_WORKSPACE": "true"},  # settings.json: no updates, no stats
+    "qwen": {"QWEN_CODE_SUPPRESS_YOLO_WARNING": "1"},  # settings.json: no updates/stats/memory
+    "pi": {"PI_OFFLINE": "1", "PI_TELEMETRY": "0", "PI_SKIP_VERSION_CHECK": "1"},
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """An agent CLI's script and how to drive it.
+
+    `replies[i]` are the replies of turn i in request order (a sub-agent's requests come where
+    the CLI makes them: the scenarios run sub-agents in the foreground). `subagent_tools` are
+    tool names that start a sub-agent (tailerd ships them as `invoke_agent` spans, not as
+    `execute_tool`). `prepare(home, url)` writes the CLI's settings and returns its
+    environment; `command(binary, turn, prompt)` is the argv of turn `turn`.
+    """
+
+    agent: str
+    format: str
+    model: str
+    watch: str
+    replies: tuple[tuple[Reply, ...], ...]
+    prepare: Callable[[Path, str], dict[str, str]]
+    command: Callable[[Path, int, str], list[str]]
+    subagent_tools: frozenset[str] = frozenset()
+    tailerd_config: str = ""
+    side: Callable[[dict[str, Any]], str | None] | None = None
+    prompts: tuple[str, ...] = PROMPTS
+
+    @property
+    def all_replies(self) -> list[Reply]:
+        return [r for turn in self.replies for r in turn]
+
+
+def _base_env(home: Path, agent: str) -> dict[str, str]:
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(home),
+        "TMPDIR": str(home / "tmp"),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "XDG_STATE_HOME": str(home / ".local" / "state"),
+        "LANG": "C.UTF-8",
+        "TERM": "dumb",
+        "NO_COLOR": "1",
+        "CI": "1",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "NO_PROXY": "127.0.0.1,localhost",
+        **NO_TRAFFIC[agent],
+    }
+
+
+def _u(n: int, cached: int = 0, written: int = 0) -> Usage:
+    """Distinct, recognisable usage: input 100n+1…, output 10n+3, the given cache parts."""
+    return Usage(input=100 * n + 1, output=10 * n + 3, cache_read=cached, cache_write=written)
+
+
+# ---- Claude Code -----------------------------------------------------------------------------
+
+
+def _claude_prepare(home: Path, url: str) -> dict[str, str]:
+    return {
+        **_base_env(home, "claude-code"),
+        "ANTHROPIC_BASE_URL": url,
+        "ANTHROPIC_API_KEY": "scripted",
+    }
+
+
+def _claude_command(binary: Path, turn: int, prompt: str) -> list[str]:
+    # root may not use --dangerously-skip-permissions; allowing the two tools is enough
+    resume = ["--continue"] if turn else []
+    return [str(binary), "-p", *resume, prompt, "--allowedTools", "Bash", "Agent"]
+
+
+CLAUDE = Scenario(
+    agent="claude-code",
+    format="claude-code",
+    model="claude-opus-5-5",
+    watch=".claude/projects",
+    replies=(
+        (
+            Reply(
+                _u(1, 1000, 200),
+                "Listing first.",
+                (ToolCall("Bash", {"command": "ls", "description": "List files"}, "toolu_s01"),),
+            ),
+            Reply(
+                _u(2, 1100),
+                "",
+                (
+                    ToolCall(
+                        "Bash",
+                        {"command": "cat notes.txt", "description": "Show notes"},
+                        "toolu_s02",
+                    ),
+                ),
+            ),
+            Reply(
+                _u(3, 1200),
+                "",
+                (
+                    ToolCall(
+                        "Agent",
+                        {
+                            "description": "Count lines",
+                            "prompt": "Count the lines of notes.txt",
+                            "subagent_type": "general-purpose",
+                            "run_in_background": False,
+                        },
+                        "toolu_s03",
+                    ),
+                ),
+            ),
+            # the sub-agent's two requests
+            Reply(
+                _u(4, 0, 300),
+                "",
+                (
+                    ToolCall(
+                        "Bash",
+                        {"command": "wc -l notes.txt", "description": "Count lines"},
+                        "toolu_s04",
+                    ),
+                ),
+            ),
+            Reply(_u(5, 300), "notes.txt has 2 lines."),
+            Reply(_u(6, 1300), "notes.txt and 2 lines in it."),
+        ),
+        (Reply(_u(7, 1400), "Nothing else."),),
+    ),
+    prepare=_claude_prepare,
+    command=_claude_command,
+    subagent_tools=frozenset({"Agent"}),
+    # `claude -p` writes no turn_duration: the last turn ends after idle_close of quiet
+    tailerd_config="[format_options.claude-code]\nidle_close = 2.0\n",
+)
+
+
+# ---- Codex -----------------------------------------------------------------------------------
+
+
+def _codex_prepare(home: Path, url: str) -> dict[str, str]:
+    codex_home = home / ".codex"
+    codex_home.mkdir(parents=True, exist_ok=True)
+    (codex_home / "config.toml").write_text(
+        'model = "gpt-5-codex"\n'
+        'model_provider = "scripted"\n'
+        "check_for_update_on_startup = false\n"
+        "[analytics]\nenabled = false\n"
+        "[feedback]\nenabled = false\n"
+        "[model_providers.scripted]\n"
+        'name = "scripted"\n'
+        f'base_url = "{url}/v1"\n'
+        'wire_api = "responses"\n'
+        'env_key = "SCRIPTED_API_KEY"\n'
+    )
+    return {**_base_env(home, "codex"), "CODEX_HOME": str(codex_home), "SCRIPTED_API_KEY": "x"}
+
+
+def _codex_command(binary: Path, turn: int, prompt: str) -> list[str]:
+    flags = ["--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox"]
+    if turn:
+        return [str(binary), "exec", "resume", "--last", *flags, prompt]
+    return [str(binary), "exec", *flags, prompt]
+
+
+CODEX = Scenario(
+    agent="codex",
+    format="codex",
+    model="gpt-5-codex",
+    watch=".codex/sessions",
+    replies=(
+        (
+            Reply(_u(1), "Listing first.", (ToolCall("exec_command", {"cmd": "ls"}, "call_s01"),)),
+            Reply(
+                _u(2, 512), "", (ToolCall("exec_command", {"cmd": "cat notes.txt"}, "call_s02"),)
+            ),
+            Reply(_u(3, 1024), "notes.txt has 2 lines."),
+        ),
+        (Reply(_u(4, 1536), "Nothing else."),),
+    ),
+    prepare=_codex_prepare,
+    command=_codex_command,
+)
+
+
+# ---- Gemini CLI and Qwen Code (a Gemini CLI fork speaking OpenAI Chat Completions) ------------
+
+
+def _gemini_settings(home: Path, folder: str, auth: str, extra: dict[str, Any]) -> None:
+    settings = {
+        "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False},
+        "privacy": {"usageStatisticsEnabled": False},
+        "telemetry": {"enabled": False},
+        "security": {"auth": {"selectedType": auth}},
+        **extra,
+    }
+    (home / folder).mkdir(parents=True, exist_ok=True)
+    (home / folder / "settings.json").write_text(json.dumps(settings))
+
+
+def _gemini_prepare(home: Path, url: str) -> dict[str, str]:
+    _gemini_settings(home, ".gemini", "gemini-api-key", {})
+    return {**_base_env(home, "gemini"), "GEMINI_API_KEY": "x", "GOOGLE_GEMINI_BASE_URL": url}
+
+
+def _gemini_command(binary: Path, turn: int, prompt: str) -> list[str]:
+    resume = ["--resume", "latest"] if turn else []
+    return [str(binary), *resume, "-p", prompt, "--yolo", "-m", "gemini-2.5-pro"]
+
+
+GEMINI = Scenario(
+    agent="gemini",
+    format="gemini",
+    model="gemini-2.5-pro",
+    watch=".gemini/tmp",
+    replies=(
+        (
+            Reply(
+                _u(1),
+                "Listing first.",
+                (ToolCall("run_shell_command", {"command": "ls"}, "gem_s01"),),
+            ),
+            Reply(
+                _u(2, 64),
+                "",
+                (ToolCall("run_shell_command", {"command": "cat notes.txt"}, "gem_s02"),),
+            ),
+            Reply(_u(3, 128), "notes.txt has 2 lines."),
+        ),
+        (Reply(_u(4, 256), "Nothing else."),),
+    ),
+    prepare=_gemini_prepare,
+    command=_gemini_command,
+    # a Gemini turn ends at the next prompt or after idle_close of quiet
+    tailerd_config="[format_options.gemini]\nidle_close = 2.0\n",
+)
+
+
+def _qwen_prepare(home: Path, url: str) -> dict[str, str]:
+    # memory.enableManagedAutoMemory: after each turn Qwen Code otherwise runs a billed
+    # "memory extraction" sub-agent call that its chat transcript never records
+    _gemini_settings(home, ".qwen", "openai", {"memory": {"enableManagedAutoMemory": False}})
+    return {
+        **_base_env(home, "qwen"),
+        "OPENAI_BASE_URL": f"{url}/v1",
+        "OPENAI_API_KEY": "x",
+        "OPENAI_MODEL": "qwen3-coder-plus",
+    }
+
+
+def _qwen_command(binary: Path, turn: int, prompt: str) -> list[str]:
+    resume = ["--continue"] if turn else []
+    return [str(binary), *resume, "-p", prompt, "--yolo"]
+
+
+QWEN = Scenario(
+    agent="qwen",
+    format="qwen",
+    model="qwen3-coder-plus",
+    watch=".qwen/projects",
+    replies=(
+        (
+            Reply(
+                _u(1),
+                "Listing first.",
+                (ToolCall("run_shell_command", {"command": "ls"}, "call_q01"),),
+            ),
+            Reply(
+                _u(2, 64),
+                "",
+                (ToolCall("run_shell_command", {"command": "cat notes.txt"}, "call_q02"),),
+            ),
+            Reply(_u(3, 128), "notes.txt has 2 lines."),
+        ),
+        (Reply(_u(4, 256), "Nothing else."),),
+    ),
+    prepare=_qwen_prepare,
+    command=_qwen_command,
+)
+
+
+# ---- pi --------------------------------------------------------------------------------------
+
+
+def _pi_prepare(home: Path, url: str) -> dict[str, str]:
+    agent_dir = home / ".pi" / "agent"
+    agent_dir.mkdir(parents=True, exist_ok=True)
+    provider = {
+        "baseUrl": f"{url}/v1",
+        "api": "openai-completions",
+        "apiKey": "x",
+        "compat": {"supportsDeveloperRole": False, "supportsReasoningEffort": False},
+        "models": [{"id": "scripted-model"}],
+    }
+    (agent_dir / "models.json").write_text(json.dumps({"providers": {"scripted": provider}}))
+    (agent_dir / "settings.json").write_text(json.dumps({"enableInstallTelemetry": False}))
+    return _base_env(home, "pi")
+
+
+def _pi_command(binary: Path, turn: int, prompt: str) -> list[str]:
+    resume = ["--continue"] if turn else []
+    model = ["--provider", "scripted", "--model", "scripted-model"]
+    return [str(binary), "--offline", *resume, "-p", prompt, *model]
+
+
+PI = Scenario(
+    agent="pi",
+    format="pi",
+    model="scripted-model",
+    watch=".pi/agent/sessions",
+    replies=(
+        (
+            Reply(_u(1), "Listing first.", (ToolCall("bash", {"command": "ls"}, "call_p01"),)),
+            Reply(_u(2, 64), "", (ToolCall("bash", {"command": "cat notes.txt"}, "call_p02"),)),
+            Reply(_u(3, 128), "notes.txt has 2 lines."),
+        ),
+        (Reply(_u(4, 256), "Nothing else."),),
+    ),
+    prepare=_pi_prepare,
+    command=_pi_command,
+)
+
+SCENARIOS: dict[str, Scenario] = {s.agent: s for s in (CLAUDE, CODEX, GEMINI, QWEN, PI)}
