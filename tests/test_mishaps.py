@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import run_tailerd, tailerd_env
 from tests.live_daemon import turn_line
@@ -84,3 +88,119 @@ def test_config_endpoint_and_store_mishaps_are_one_line_each(tmp_path: Path) -> 
     for result, code, words in cases:
         assert (result.returncode, words in result.stderr) == (code, True), result.stderr
         assert "internal error" not in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def _one_line(result: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
+    assert result.returncode == code, (result.returncode, result.stderr)
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+    for word in words:
+        assert word in result.stderr, (word, result.stderr)
+
+
+def test_reports_on_a_missing_or_empty_state_dir_say_so(tmp_path: Path) -> None:
+    """Exit 66 and the path: not an empty table, not the user's default store."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for state in (tmp_path / "missing", empty):
+        where = ("--state-dir", state, "--data-dir", state)
+        for command in (["status"], ["dead-letters"]):
+            _one_line(run_tailerd(*command, *where), 66, f"no tailerd state in {state}")
+        _one_line(run_tailerd("sessions", *where), 66, f"no tailerd store at {state}")
+        _one_line(run_tailerd("show", "s1", *where), 66, f"no tailerd store at {state}")
+
+
+def test_a_file_where_a_directory_belongs(tmp_path: Path) -> None:
+    a_file = tmp_path / "f"
+    a_file.write_text("x")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.jsonl").write_bytes(turn_line("s", "t"))
+    _one_line(run_tailerd("status", "--state-dir", a_file), 78, f"state dir {a_file} is a file")
+    _one_line(run_tailerd("sessions", "--state-dir", a_file), 78, f"state dir {a_file} is a file")
+    _one_line(_once(logs, a_file), 78, f"cannot use state dir {a_file}")
+
+
+def _as_nobody(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """tailerd as an unprivileged user: setpriv drops root and its capabilities."""
+    cmd = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
+    cmd += [sys.executable, "-m", "tailerd", *map(str, args)]
+    return subprocess.run(
+        cmd, capture_output=True, text=True, env=tailerd_env(), timeout=120, check=False
+    )
+
+
+def _shared_dir() -> Path:
+    top = Path(tempfile.mkdtemp(prefix="tailerd-mishap-"))  # /tmp: reachable by that user
+    top.chmod(0o755)
+    return top
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to another user")
+def test_places_an_unprivileged_user_may_not_use_are_one_line_each() -> None:
+    top = _shared_dir()
+    try:
+        logs = top / "logs"
+        logs.mkdir()
+        (logs / "a.jsonl").write_bytes(turn_line("s", "t"))
+        logs.chmod(0o755)
+        (logs / "a.jsonl").chmod(0o644)
+        theirs = top / "theirs"  # root's, 0755: readable, not writable by nobody
+        theirs.mkdir()
+        theirs.chmod(0o755)
+        mine = top / "mine"
+        mine.mkdir()
+        os.chown(mine, 65534, 65534)
+        run = ("--watch", logs, "--once")
+        _one_line(
+            _as_nobody(*run, "--state-dir", mine / "s", "--data-dir", theirs),
+            78,
+            f"cannot use data dir {theirs}",
+        )
+        _one_line(
+            _as_nobody(*run, "--state-dir", theirs / "s", "--data-dir", mine / "d"),
+            78,
+            f"cannot use state dir {theirs / 's'}",
+        )
+        config = top / "secret.toml"
+        config.write_text("once_timeout = 5\n")
+        config.chmod(0o600)
+        _one_line(
+            _as_nobody(*run, "--state-dir", mine / "s", "--config", config),
+            78,
+            f"cannot read config {config}",
+        )
+        # root's state and store (0600 files): reports say whose they are, not "corrupt"
+        state = top / "state"
+        assert _once(logs, state, "--data-dir", state).returncode == 0
+        state.chmod(0o755)
+        _one_line(_as_nobody("status", "--state-dir", state), 74, f"cannot read state dir {state}")
+        _one_line(
+            _as_nobody("sessions", "--state-dir", state),
+            74,
+            f"cannot read the local store {state / 'tailerd.db'}",
+        )
+    finally:
+        shutil.rmtree(top)
+
+
+def test_every_command_accepts_verbose_and_quiet(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.jsonl").write_bytes(turn_line("s1", "t"))
+    state = tmp_path / "s"
+    assert _once(logs, state, "-q").returncode == 0
+    where = ("--state-dir", state, "--data-dir", state)
+    for flag in ("-v", "-q"):
+        for command in (
+            ["status"],
+            ["sessions"],
+            ["show", "s1"],
+            ["dead-letters"],
+            ["preview", logs],
+            ["retry"],
+        ):
+            result = run_tailerd(*command, *where, flag)
+            assert result.returncode == 0, (command, flag, result.stderr)
+    quiet = run_tailerd("--watch", logs, "--once", *where, "-q")
+    assert quiet.returncode == 0 and "INFO" not in quiet.stderr
