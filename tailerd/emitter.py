@@ -339,7 +339,9 @@ def _span_extras(s: SpanCall, turn: Turn) -> dict[str, Any]:
     elif isinstance(s, LLMCall) and pricing.COST not in extras:  # the agent's own bill wins
         if _usage_recorded(s, turn):
             when = s.started_at or turn.started_at
-            extras.update(pricing.cost_attributes(s.provider_name, s.model, s.usage, when))
+            hour = s.attributes.get(pricing.CACHE_WRITE_1H, 0)
+            hour = hour if isinstance(hour, int) and not isinstance(hour, bool) else 0
+            extras.update(pricing.cost_attributes(s.provider_name, s.model, s.usage, when, hour))
         else:  # the agent wrote no token counts: the cost is unknown, not 0
             extras[pricing.UNPRICED] = True
     return extras

@@ -3,8 +3,9 @@
 `price(provider, model, usage, when)` -> USD as a float, or None when the model has no known
 price (never 0 for "unknown"). The table is the one shipped inside the pinned `genai-prices`
 wheel: tailerd never starts its `UpdatePrices` background fetcher, so pricing works offline and
-never contacts anything. Prices include cache reads, cache writes (Anthropic's 5-minute write
-price: tailerd's `Usage` does not split 5-minute and 1-hour writes) and the tiers above 200k
+never contacts anything. Prices include cache reads, cache writes (5-minute writes, and the
+1-hour writes Anthropic prices higher where the format records them, `CACHE_WRITE_1H`) and the
+tiers above 200k
 input tokens (the tier is chosen by the call's whole prompt, cache included, and then applies to
 every token of the call, as Anthropic and Google bill it). Prices valid at `when` are used
 (a provider's price changes are dated in the table).
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 # span attributes of the cost contract (shared with the reports)
 COST = "gen_ai.usage.cost"  # USD, float, on a priced chat span
 UNPRICED = "tailerd.cost.unpriced"  # True on a chat span whose model has no known price
+# of `gen_ai.usage.cache_write.input_tokens`, the tokens cached for an hour (Anthropic's
+# `cache_creation.ephemeral_1h_input_tokens`), which cost more than 5-minute writes
+CACHE_WRITE_1H = "tailerd.usage.cache_write_1h.input_tokens"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -53,8 +57,15 @@ def _resolve(provider: str, model: str) -> tuple[Any, Any] | None:
     return found
 
 
-def price(provider: str, model: str, usage: Usage, when: datetime | None = None) -> float | None:
-    """USD for one call of `model` at `provider` with `usage` made at `when` (default: now).
+def price(
+    provider: str,
+    model: str,
+    usage: Usage,
+    when: datetime | None = None,
+    cache_write_1h: int = 0,
+) -> float | None:
+    """USD for one call of `model` at `provider` with `usage` made at `when` (default: now);
+    `cache_write_1h` of the usage's cache writes were kept for an hour (the rest 5 minutes).
 
     None when the price is unknown. A call that recorded no tokens at all costs 0.0 whatever the
     model (Claude Code's `<synthetic>` messages: nothing was sent to a model). Never raises for
@@ -74,14 +85,17 @@ def price(provider: str, model: str, usage: Usage, when: datetime | None = None)
     try:
         prices = found_model.get_prices(when)
         if _fast_path(prices):
-            return _linear_price(prices, usage)
+            return _linear_price(prices, usage, cache_write_1h)
+        counts = {
+            "input_tokens": usage.input_tokens,
+            "cache_read_tokens": usage.cache_read_input_tokens,
+            "cache_write_tokens": usage.cache_creation_input_tokens,
+            "output_tokens": usage.output_tokens,
+        }
+        if cache_write_1h:
+            counts["cache_write_1h_tokens"] = cache_write_1h
         calc = found_model.calc_price(
-            PriceUsage(
-                input_tokens=usage.input_tokens,
-                cache_read_tokens=usage.cache_read_input_tokens,
-                cache_write_tokens=usage.cache_creation_input_tokens,
-                output_tokens=usage.output_tokens,
-            ),
+            PriceUsage(**counts),
             found_provider,
             genai_request_timestamp=when,
         )
@@ -91,11 +105,12 @@ def price(provider: str, model: str, usage: Usage, when: datetime | None = None)
     return float(calc.total_price)
 
 
-# Price keys the fast path prices exactly as genai-prices does: the four token prices, the
-# 1-hour cache-write price (never used: no 1-hour count is given, so all writes are 5-minute),
-# and per-search prices (no searches are given, so they add nothing).
-_TOKEN_KEYS = frozenset({"input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok"})
-_IDLE_KEYS = frozenset({"cache_write_1h_mtok", "web_searches_kcount", "storage_searches_kcount"})
+# Price keys the fast path prices exactly as genai-prices does: the token prices, and
+# per-search prices (no searches are given, so they add nothing).
+_TOKEN_KEYS = frozenset(
+    {"input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "cache_write_1h_mtok"}
+)
+_IDLE_KEYS = frozenset({"web_searches_kcount", "storage_searches_kcount"})
 _MTOK = 1_000_000
 
 
@@ -111,24 +126,27 @@ def _fast_path(prices: Any) -> bool:
     return keys <= _TOKEN_KEYS | _IDLE_KEYS
 
 
-def _linear_price(prices: Any, usage: Usage) -> float | None:
-    """genai-prices' arithmetic for text tokens: cache reads and writes are taken out of the
-    prompt only where they have a price of their own, each count times its (tiered) price,
-    the tier chosen by the whole prompt (`genai_prices.types.calc_unit_price`)."""
+def _linear_price(prices: Any, usage: Usage, cache_write_1h: int) -> float | None:
+    """genai-prices' arithmetic for text tokens: cache reads and writes (and of the writes,
+    the 1-hour ones) are taken out of the prompt only where they have a price of their own,
+    each count times its (tiered) price, the tier chosen by the whole prompt
+    (`genai_prices.types.calc_unit_price`)."""
     from genai_prices.types import calc_unit_price
 
     prompt = usage.input_tokens
     read = usage.cache_read_input_tokens if prices.cache_read_mtok is not None else 0
     write = usage.cache_creation_input_tokens if prices.cache_write_mtok is not None else 0
+    hour = cache_write_1h if write and prices.cache_write_1h_mtok is not None else 0
     uncached = prompt - read - write
-    if min(uncached, read, write, usage.output_tokens) < 0:
+    if min(uncached, read, write - hour, hour, usage.output_tokens) < 0:
         return None
     total = sum(
         calc_unit_price(unit_price, count, prompt, _MTOK)
         for unit_price, count in (
             (prices.input_mtok, uncached),
             (prices.cache_read_mtok, read),
-            (prices.cache_write_mtok, write),
+            (prices.cache_write_mtok, write - hour),
+            (prices.cache_write_1h_mtok, hour),
             (prices.output_mtok, usage.output_tokens),
         )
     )
@@ -136,10 +154,10 @@ def _linear_price(prices: Any, usage: Usage) -> float | None:
 
 
 def cost_attributes(
-    provider: str, model: str, usage: Usage, when: datetime | None = None
+    provider: str, model: str, usage: Usage, when: datetime | None = None, cache_write_1h: int = 0
 ) -> dict[str, Any]:
     """The cost contract's attributes for one chat span: `{COST: usd}` or `{UNPRICED: True}`."""
-    usd = price(provider, model, usage, when)
+    usd = price(provider, model, usage, when, cache_write_1h)
     return {UNPRICED: True} if usd is None else {COST: usd}
 
 

@@ -144,7 +144,8 @@ SELECT c.start_ns, c.session_id, r.agent_name,
        {_attr("gen_ai.usage.cache_read.input_tokens")},
        {_attr("gen_ai.usage.cache_write.input_tokens")},
        {_attr("gen_ai.usage.reasoning.output_tokens")},
-       {_attr(pricing.COST)}, {_attr(pricing.UNPRICED)}, {_attr("tailerd.usage.recorded")}
+       {_attr(pricing.COST)}, {_attr(pricing.UNPRICED)}, {_attr("tailerd.usage.recorded")},
+       {_attr(pricing.CACHE_WRITE_1H)}
 FROM spans c LEFT JOIN spans r ON r.trace_id = c.trace_id AND r.parent_span_id IS NULL
 WHERE c.operation = 'chat' AND (? IS NULL OR c.start_ns >= ?) AND (? IS NULL OR c.start_ns < ?)
 """  # noqa: S608
@@ -172,7 +173,7 @@ def _cost(row: tuple[Any, ...]) -> Cost:
         cache_read_input_tokens=_int(row[7]),
         cache_creation_input_tokens=_int(row[8]),
     )
-    usd = pricing.price(_text(row[3]), _text(row[4]), usage, when)
+    usd = pricing.price(_text(row[3]), _text(row[4]), usage, when, _int(row[13]))
     return Cost(0.0, 0, 1) if usd is None else Cost(usd, 1, 0)
 
 

@@ -1,6 +1,8 @@
 """Cost of one LLM call against the providers' published prices, computed by hand here.
 
 Published prices used (USD per million tokens), which the pinned genai-prices table carries:
+* Anthropic Claude Haiku 4.5: input 1, cache write 5 min 1.25 / 1 hour 2, cache read 0.10,
+  output 5.
 * Anthropic Claude Sonnet 4.5: input 3, cache write (5 min) 3.75, cache read 0.30, output 15;
   a prompt above 200k tokens: input 6, cache write 7.50, cache read 0.60, output 22.50
   (every token of that call, "cliff" pricing).
@@ -42,6 +44,17 @@ def test_sonnet_call_with_cache_reads_and_writes():
     # 500*3 + 400*0.30 + 100*3.75 + 10*15 = 1500 + 120 + 375 + 150 = 2145 per 1e6 -> $0.002145
     cost = pricing.price("anthropic", SONNET, usage(1000, 10, read=400, write=100), WHEN)
     assert cost == pytest.approx(0.002145, rel=1e-12)
+
+
+def test_one_hour_cache_writes_cost_more():
+    # Haiku 4.5, prompt 20,000 = 1,000 uncached + 9,000 read + 10,000 written, of them 4,000 for
+    # an hour; 100 output: 1,000*1 + 9,000*0.10 + 6,000*1.25 + 4,000*2 + 100*5
+    #   = 1,000 + 900 + 7,500 + 8,000 + 500 = 17,900 per 1e6 -> $0.0179
+    call = usage(20_000, 100, read=9000, write=10_000)
+    cost = pricing.price("anthropic", "claude-haiku-4-5-20251001", call, WHEN, cache_write_1h=4000)
+    assert cost == pytest.approx(0.0179, rel=1e-12)
+    # more 1-hour writes than writes is not a call: unpriced
+    assert pricing.price("anthropic", "claude-haiku-4-5", call, WHEN, cache_write_1h=10_001) is None
 
 
 def test_sonnet_prompt_above_200k_pays_the_higher_tier_on_every_token():
@@ -116,7 +129,7 @@ def test_pricing_never_touches_the_network(monkeypatch: pytest.MonkeyPatch):
     assert data_snapshot.get_snapshot().from_auto_update is False
 
 
-def _library_price(provider: str, model: str, u: Usage, when: datetime) -> float:
+def _library_price(provider: str, model: str, u: Usage, when: datetime, hour: int) -> float:
     """genai-prices' own full calculation (its unit registry), the reference for the fast path."""
     import genai_prices
 
@@ -125,6 +138,7 @@ def _library_price(provider: str, model: str, u: Usage, when: datetime) -> float
             input_tokens=u.input_tokens,
             cache_read_tokens=u.cache_read_input_tokens,
             cache_write_tokens=u.cache_creation_input_tokens,
+            cache_write_1h_tokens=hour,
             output_tokens=u.output_tokens,
         ),
         model,
@@ -150,16 +164,22 @@ MODELS = [
 @settings(max_examples=300, deadline=None)
 @given(
     model=st.sampled_from(MODELS),
-    read=st.integers(0, 400_000),
-    write=st.integers(0, 100_000),
-    uncached=st.integers(0, 300_000),
-    output=st.integers(0, 64_000),
+    counts=st.tuples(
+        st.integers(0, 300_000),  # uncached
+        st.integers(0, 400_000),  # cache read
+        st.integers(0, 100_000),  # cache write
+        st.integers(0, 64_000),  # output
+    ),
+    hour_share=st.floats(0, 1),
 )
-def test_fast_path_equals_genai_prices_own_calculation(model, read, write, uncached, output):
+def test_fast_path_equals_genai_prices_own_calculation(model, counts, hour_share):
     provider, name = model
+    uncached, read, write, output = counts
     u = usage(uncached + read + write, output, read=read, write=write)
-    ours = pricing.price(provider, name, u, WHEN)
-    assert ours == pytest.approx(_library_price(provider, name, u, WHEN), rel=1e-12, abs=1e-15)
+    hour = int(write * hour_share)
+    ours = pricing.price(provider, name, u, WHEN, cache_write_1h=hour)
+    reference = _library_price(provider, name, u, WHEN, hour)
+    assert ours == pytest.approx(reference, rel=1e-12, abs=1e-15)
 
 
 def _turn(*spans: LLMCall | SubAgentCall, **attributes: object) -> Turn:

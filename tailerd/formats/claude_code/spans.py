@@ -21,6 +21,7 @@ from tailerd.formats.claude_code.records import (
     PROVIDER,
     SYNTHETIC_MODEL,
     as_dict,
+    as_int,
     as_json_text,
     as_str,
     blocks_of,
@@ -29,6 +30,7 @@ from tailerd.formats.claude_code.records import (
     message_of,
     usage_of,
 )
+from tailerd.pricing import CACHE_WRITE_1H
 
 SUBAGENT_TOOLS = frozenset({"Task", "Agent"})
 _PERSISTED_PREFIX = "<persisted-output>"
@@ -55,7 +57,13 @@ class CallDraft:
 
     def build(self) -> LLMCall:
         output = [Message("assistant", "\n\n".join(self.texts))] if self.texts else []
-        attributes = {"claude_code.request_id": self.request_id} if self.request_id else {}
+        attributes: dict[str, Any] = {}
+        if self.request_id:
+            attributes["claude_code.request_id"] = self.request_id
+        # the part of the cache writes kept for an hour: priced at the 1-hour write price
+        one_hour = as_dict(self.usage.get("cache_creation")).get("ephemeral_1h_input_tokens")
+        if as_int(one_hour):
+            attributes[CACHE_WRITE_1H] = as_int(one_hour)
         return LLMCall(
             model=self.model,
             provider_name=PROVIDER,
