@@ -299,3 +299,27 @@ def test_once_ships_the_session_into_the_local_store(tmp_path: Path) -> None:
     names = {json.loads(a).get("gen_ai.conversation.name") for _, _, a in rows}
     assert "Break Down Feature 007" in names
     assert os.path.exists(state / "tailerd.db")
+
+
+def test_totals_after_a_restart_count_nothing_twice(tmp_path: Path) -> None:
+    """Two `--once` runs: the first reads up to the line before `session.shutdown` (both turns
+    finished), the second only the shutdown. The per-call output tokens counted in the first
+    run are kept in the checkpoint's context, so the totals turn still ships output 0."""
+    lines = V1034.read_bytes().splitlines(keepends=True)
+    assert b'"session.shutdown"' in lines[-1]
+    path = tmp_path / "home" / ".copilot" / "session-state" / "96ef38f0" / "events.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"".join(lines[:-1]))
+    state = tmp_path / "state"
+    args = ("--watch", tmp_path / "home", "--once", "--state-dir", state, "--data-dir", state)
+    assert run_tailerd(*args).returncode == 0
+    with path.open("ab") as fh:
+        fh.write(lines[-1])
+    result = run_tailerd(*args)
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(state / "tailerd.db") as db:
+        rows = db.execute("SELECT attributes FROM spans WHERE operation = 'chat'").fetchall()
+    chat = [json.loads(a) for (a,) in rows]
+    assert len(chat) == 6 + 1
+    assert sum(a.get("gen_ai.usage.output_tokens", 0) for a in chat) == 2848
+    assert sum(a.get("gen_ai.usage.input_tokens", 0) for a in chat) == 186809
