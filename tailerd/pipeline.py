@@ -50,6 +50,7 @@ class FilePipeline:
         """Pick the format from the path and first bytes. True: chosen; None: wait for a whole
         first line (unless the file is `whole`, read to its end); False: no format recognises it."""
         whole = whole or head.startswith(SQLITE_MAGIC)  # an agent's database: no lines to wait for
+        whole = whole or formats.reads_whole(PurePath(self.path))  # a one-line JSON document
         if b"\n" not in head and not self.settings.format and not whole:
             return None
         fmt = formats.choose(PurePath(self.path), head, self.settings.format, mapped)

@@ -20,6 +20,7 @@ from tailerd.formats import (
     droid,
     gemini,
     native,
+    openhands,
     pi,
     qwen,
 )
@@ -39,6 +40,7 @@ FORMATS: tuple[Format, ...] = tuple(
         gemini.FORMAT,
         cursor.FORMAT,
         droid.FORMAT,
+        openhands.FORMAT,
         copilot_cli.FORMAT,
         pi.FORMAT,
         crush.FORMAT,  # by path (.opencode/opencode.db, .crush/crush.db) and SQLite header
@@ -77,3 +79,24 @@ def configured(raw_mappings: Sequence[Mapping[str, Any]], forced: str | None) ->
 
 def is_auxiliary(path: PurePath) -> bool:
     return any(fmt.is_auxiliary(path) for fmt in FORMATS)
+
+
+def reads_whole(path: PurePath) -> bool:
+    """True when a format reads this file whole (formats.base.DocumentFormat): it has no first
+    line to wait for (OpenHands writes base_state.json as one line without a newline)."""
+    for fmt in FORMATS:
+        test = getattr(fmt, "reads_whole", None)
+        if callable(test) and test(path) is True:
+            return True
+    return False
+
+
+def reader_of(path: PurePath) -> PurePath | None:
+    """The file whose format reads this auxiliary file (an OpenHands event file ->
+    its conversation's base_state.json), or None: a change to it means re-reading that file."""
+    for fmt in FORMATS:
+        reader = getattr(fmt, "reader_of", None)
+        found = reader(path) if callable(reader) else None
+        if isinstance(found, PurePath):
+            return found
+    return None
