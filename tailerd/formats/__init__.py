@@ -20,6 +20,7 @@ from tailerd.formats import (
     droid,
     gemini,
     native,
+    opencode,
     openhands,
     pi,
     qwen,
@@ -44,6 +45,7 @@ FORMATS: tuple[Format, ...] = tuple(
         copilot_cli.FORMAT,
         pi.FORMAT,
         crush.FORMAT,  # by path (.opencode/opencode.db, .crush/crush.db) and SQLite header
+        opencode.FORMAT,  # by path (<data dir>/opencode/opencode[-<channel>].db) and header
         native.FORMAT,
     )
 )

@@ -1,0 +1,84 @@
+"""OpenCode (anomalyco/opencode, formerly sst/opencode): one SQLite database per user,
+`~/.local/share/opencode/opencode.db` (`$XDG_DATA_HOME/opencode/`; other release channels
+`opencode-<channel>.db`), in WAL mode, written by the running agent. Read through
+tailerd/edges/agent_db (read-only with its WAL, per-session cursors); this module only turns
+rows into turns.
+
+Schema (anomalyco/opencode `packages/opencode/src/session/session.sql.ts`, the Drizzle tables
+behind `packages/opencode/migration/`): `session(id, project_id, parent_id, directory, title,
+time_created, time_updated, ...)`, `message(id, session_id, time_created, time_updated, data)`
+and `part(id, message_id, session_id, time_created, time_updated, data)`, `data` being JSON
+(`packages/opencode/src/session/message-v2.ts`): a message's `role` `user` or `assistant`
+(with `modelID`, `providerID`, `path.cwd`, `time.completed`, `finish`, `tokens`, `cost`); parts
+`text`, `reasoning`, `tool` {callID, tool, state {status, input, output | error, time}},
+`step-start`, `step-finish` {reason, tokens {input, output, reasoning, cache {read, write}},
+cost}, `file`, `patch`, `subtask`, `compaction`, ... Times are epoch milliseconds.
+
+Shipped: one LLM call per `step-finish` part (an assistant message without one is one call
+with the message's tokens), with its tokens (OpenCode's `input` excludes cache reads and
+writes; Weave's input_tokens includes them) and OpenCode's own cost as `tailerd.opencode.cost`;
+tool calls with input, output, error and times; sub-agents (the `task` tool) are child sessions
+(`parent_id`; the tool's `state.metadata.sessionId` names the child) nested under the tool call
+as a SubAgentCall, never shipped alone; the session title and `session.directory` as cwd.
+A turn ends when its last assistant message finished for a reason other than `tool-calls`
+(OpenCode's own loop rule, `packages/opencode/src/session/prompt.ts`), at the next user
+message, or after `idle_close` seconds of quiet. The older JSON `storage/` tree is not read.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Mapping
+from pathlib import PurePath
+from typing import Any
+
+from tailerd.domain import Turn
+from tailerd.edges.agent_db import is_database
+from tailerd.edges.agent_db.protocol import SessionRead
+from tailerd.formats.base import Source, TurnParser
+from tailerd.formats.opencode.turns import read_session, session_versions
+
+DATABASE_NAME = re.compile(r"opencode(-[A-Za-z0-9._-]+)?\.db")
+
+
+class OpenCodeFormat:
+    name = "opencode"
+
+    def claims(self, path: PurePath, head: bytes) -> bool:
+        return self.reads_database(path) and is_database(head)
+
+    def is_auxiliary(self, path: PurePath) -> bool:
+        return False
+
+    def reads_whole(self, path: PurePath) -> bool:
+        return self.reads_database(path)
+
+    def reads_database(self, path: PurePath) -> bool:
+        """`<data dir>/opencode/opencode[-<channel>].db`, never Crush's `.opencode/opencode.db`."""
+        return path.parent.name == "opencode" and DATABASE_NAME.fullmatch(path.name) is not None
+
+    def document_turns(self, data: bytes, source: Source, *, final: bool) -> list[Turn]:
+        """Never used: the daemon reads a database by session (tailerd/edges/agent_db)."""
+        return []
+
+    def new_parser(self, source: Source, context: Mapping[str, Any] | None) -> TurnParser:
+        raise TypeError("opencode databases are read by session, not by line")
+
+    def session_versions(self, db: sqlite3.Connection) -> dict[str, str]:
+        return session_versions(db)
+
+    def read_session(
+        self,
+        db: sqlite3.Connection,
+        source: Source,
+        session_id: str,
+        cursor: str | None,
+        *,
+        now: float,
+        idle_close: float,
+    ) -> SessionRead:
+        return read_session(db, source, session_id, cursor, now=now, idle_close=idle_close)
+
+
+FORMAT = OpenCodeFormat()
