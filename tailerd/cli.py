@@ -275,7 +275,7 @@ def _serve(argv: Sequence[str]) -> int:
         raise ConfigError("nothing to watch: give --watch DIR (or watch = [...] in --config)")
     from tailerd import service
 
-    return service.run(cfg)
+    return service.run(cfg, lambda: _settings(args))  # the lambda: a reload (SIGHUP)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -51,15 +51,8 @@ class Daemon:
         self.settings = settings
         self.state_dir = state_dir
         self.hints = Hints()
-        self.delivery = Delivery(
-            sinks,
-            settings.batch_spans,
-            settings.max_pending_spans,
-            on_settled=self._settled,
-            on_batch_acknowledged=self.commit,  # a crash then re-sends at most one batch
-            wake=self.hints.wake,
-            threaded=threaded_delivery,
-        )
+        self._threaded = threaded_delivery
+        self.delivery = self._delivery(sinks, settings)
         self.redactor = redactor
         self._emitter: Emitter | None = None
         self._emitter_lock = threading.Lock()
@@ -92,6 +85,37 @@ class Daemon:
     def emitter(self) -> Emitter:
         with self._emitter_lock:
             return self._make_emitter()
+
+    def _delivery(self, sinks: Sequence[Sink], settings: Settings) -> Delivery:
+        return Delivery(
+            sinks,
+            settings.batch_spans,
+            settings.max_pending_spans,
+            on_settled=self._settled,
+            on_batch_acknowledged=self.commit,  # a crash then re-sends at most one batch
+            wake=self.hints.wake,
+            threaded=self._threaded,
+        )
+
+    def replace_sinks(self, sinks: Sequence[Sink], settings: Settings) -> bool:
+        """A reload's new sinks, once every turn in flight is settled and committed (waiting
+        up to shutdown_timeout); the old sinks are closed. False (nothing changed) if turns
+        are still unacknowledged then: a reload must not drop them."""
+        if not self.delivery.drain(settings.shutdown_timeout):
+            return False
+        self.commit(force=True)
+        self.delivery.close()
+        self.delivery = self._delivery(sinks, settings)
+        return True
+
+    def use_redactor(self, redactor: Redactor) -> None:
+        """A reload's redaction rules, for the turns read from now on."""
+        with self._emitter_lock:
+            if self._emitter is not None and redactor.keeps_content != (
+                self.redactor is None or self.redactor.keeps_content
+            ):
+                self._emitter = None  # built again with the new content policy
+            self.redactor = redactor
 
     def _make_emitter(self) -> Emitter:
         if self._emitter is None:
@@ -126,7 +150,9 @@ class Daemon:
             self._watcher.stop()
             self._watcher = None
         if self.settings.watch_mode == "poll":
-            log.info("polling: a walk every %.1f s (watch_mode = poll)", self.settings.poll_interval)
+            log.info(
+                "polling: a walk every %.1f s (watch_mode = poll)", self.settings.poll_interval
+            )
         else:
             self._watcher = Watcher(self.settings.watch, self.hints)
             try:
@@ -221,13 +247,7 @@ class Daemon:
                 self.table.scan()  # polling (no inotify), or events were lost
             else:
                 self.table.safety_net()
-        if self._watcher is not None:
-            if self.table.roots.missing and now >= self._next_root_check:
-                self._next_root_check = now + IDLE_CHECK
-                self.table.look_for_roots()
-            for found in self.table.watchable:
-                self._watcher.add(found)
-        self.table.watchable.clear()
+        self._follow_roots(now)
         for directory in taken.dirs:
             self.table.scan([Path(directory)])
         for path in taken.paths:
@@ -248,6 +268,17 @@ class Daemon:
         self.deliver()
         self.commit()
         self._write_status()
+
+    def _follow_roots(self, now: float) -> None:
+        """Under inotify: roots waited for are looked for (a stat each, every second), and
+        roots that appeared or directories readable again get their watches."""
+        if self._watcher is not None:
+            if self.table.roots.missing and now >= self._next_root_check:
+                self._next_root_check = now + IDLE_CHECK
+                self.table.look_for_roots()
+            for found in self.table.watchable:
+                self._watcher.add(found)
+        self.table.watchable.clear()
 
     # ---- reading ----------------------------------------------------------------------------
 

@@ -6,11 +6,12 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 
 from tailerd import sinks
 from tailerd.content_policy import build_redactor
 from tailerd.daemon import Daemon
-from tailerd.edges.signals import STOP, catch_early
+from tailerd.edges.signals import STOP, catch_early, reload_requested
 from tailerd.edges.state_dir import (
     StateLock,
     prepare,
@@ -44,7 +45,9 @@ def build_daemon(settings: Settings) -> tuple[Daemon, StateLock]:
         raise
 
 
-def run(settings: Settings) -> int:
+def run(settings: Settings, load: Callable[[], Settings] | None = None) -> int:
+    """Serve (or, with `once`, read what is there and exit); `load` reads the configuration
+    again on SIGHUP (tailerd/reload.py)."""
     daemon, lock = build_daemon(settings)
     try:
         if settings.once:
@@ -53,12 +56,12 @@ def run(settings: Settings) -> int:
             daemon.drain(0)
             _summary(daemon)
             return 0 if complete else EX_TEMPFAIL
-        return _serve(daemon)
+        return _serve(daemon, load)
     finally:
         lock.release()
 
 
-def _serve(daemon: Daemon) -> int:
+def _serve(daemon: Daemon, load: Callable[[], Settings] | None) -> int:
     stop = STOP
     catch_early()
     bound = daemon.settings.shutdown_timeout + STOP_GRACE
@@ -70,7 +73,16 @@ def _serve(daemon: Daemon) -> int:
     log.info("watching %s; sinks %s", watched, ",".join(s.name for s in daemon.delivery.sinks))
     notifier.ready(f"tailing {len(daemon.files)} files")
 
-    daemon.run(stop, notifier.watchdog, max_wait=min(1.0, notifier.watchdog_interval or 1.0))
+    data_dir = resolve_data_dir(daemon.settings.data_dir, daemon.state_dir)
+
+    def between_ticks() -> None:  # on the loop's thread: a safe point to reload
+        notifier.watchdog()
+        if reload_requested() and load is not None:
+            from tailerd.reload import reload
+
+            reload(daemon, load, notifier, data_dir)
+
+    daemon.run(stop, between_ticks, max_wait=min(1.0, notifier.watchdog_interval or 1.0))
     notifier.stopping()
     _summary(daemon)
     return 0

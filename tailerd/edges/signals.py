@@ -1,8 +1,12 @@
-"""SIGTERM and SIGINT as a stop request, caught from the first instant of the process.
+"""SIGTERM and SIGINT as a stop request, SIGHUP as a reload request, caught from the first
+instant of the process.
 
 systemd (or a test) may send SIGTERM while tailerd is still importing its modules (a second or
-more on a busy host); with Python's default action that kills it mid-start. `catch_early` is
-called before the heavy imports; the service later reads the same `STOP` event.
+more on a busy host); with Python's default action that kills it mid-start (and SIGHUP's
+default action is to terminate too). `catch_early` is called before the heavy imports; the
+service later reads the same `STOP` event and asks `reload_requested()` at a safe point of its
+loop. The SIGHUP handler only counts (no lock: a handler that took one the interrupted main
+thread holds would deadlock); the loop notices within its tick (at most a second).
 """
 
 from __future__ import annotations
@@ -14,14 +18,34 @@ from types import FrameType
 STOP = threading.Event()
 
 
+class _Hangups:
+    received = 0  # SIGHUPs received (written by the handler only)
+    taken = 0  # of those, seen by `reload_requested` (written by the loop only)
+
+
 def _handle(signum: int, _frame: FrameType | None) -> None:
     if STOP.is_set() and signum == signal.SIGINT:
         raise SystemExit(130)  # a second Ctrl-C: stop waiting for the drain
     STOP.set()
 
 
+def _hangup(_signum: int, _frame: FrameType | None) -> None:
+    _Hangups.received += 1
+
+
+def reload_requested() -> bool:
+    """True once per burst of SIGHUPs received since the last call (for the loop's thread)."""
+    seen = _Hangups.received
+    if seen == _Hangups.taken:
+        return False
+    _Hangups.taken = seen
+    return True
+
+
 def catch_early() -> None:
-    """Turn SIGTERM/SIGINT into STOP from now on (main thread only; a no-op elsewhere)."""
+    """Turn SIGTERM/SIGINT into STOP and SIGHUP into a reload request from now on (main thread
+    only; a no-op elsewhere)."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _handle)
         signal.signal(signal.SIGINT, _handle)
+        signal.signal(signal.SIGHUP, _hangup)

@@ -1,4 +1,4 @@
-"""sd_notify (READY, STATUS, WATCHDOG, STOPPING) and logging to the journal.
+"""sd_notify (READY, RELOADING, STATUS, WATCHDOG, STOPPING) and logging to the journal.
 
 libsystemd's own calls (systemd-python) are used when installed (`pip install tailerd[systemd]`);
 otherwise a datagram to $NOTIFY_SOCKET, which is all sd_notify does, and `<N>`-prefixed stderr
@@ -54,6 +54,12 @@ class Notifier:
 
     def ready(self, status: str) -> None:
         self.notify(f"READY=1\nSTATUS={status}")
+
+    def reloading(self, status: str = "reloading the configuration") -> None:
+        """RELOADING=1 with MONOTONIC_USEC (CLOCK_MONOTONIC in µs), as sd_notify(3) asks of a
+        reload (Type=notify-reload checks it); READY=1 (`ready`) must follow when done."""
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.notify(f"RELOADING=1\nMONOTONIC_USEC={usec}\nSTATUS={status}")
 
     def stopping(self) -> None:
         self.notify("STOPPING=1")
