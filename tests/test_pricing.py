@@ -236,3 +236,20 @@ def test_calls_whose_agent_records_no_usage_are_unpriced():
     )
     chat = next(s for s in spans if s.attributes.get("gen_ai.operation.name") == "chat")
     assert chat.attributes[pricing.UNPRICED] is True
+
+
+def test_the_agents_own_cost_is_kept():
+    # a format that read the agent's bill (pi, OpenHands, Cline) sets gen_ai.usage.cost itself
+    billed = LLMCall(
+        model=SONNET,
+        provider_name="anthropic",
+        usage=usage(1000, 10),
+        attributes={"gen_ai.usage.cost": 0.5, "tailerd.cost.source": "agent"},
+    )
+    unknown_model = LLMCall(
+        model="not-a-real-model", usage=usage(1000, 10), attributes={"gen_ai.usage.cost": 0.25}
+    )
+    spans = Emitter().emit(_turn(billed, unknown_model))
+    chats = [s for s in spans if s.attributes.get("gen_ai.operation.name") == "chat"]
+    assert [s.attributes["gen_ai.usage.cost"] for s in chats] == [0.5, 0.25]
+    assert all(pricing.UNPRICED not in s.attributes for s in chats)
