@@ -15,11 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime
 from pathlib import PurePath
 from typing import Any
 
-from tailerd.domain import DeadLetter, Line, LLMCall, Message, SpanCall, Turn
+from tailerd.domain import DeadLetter, Line, LLMCall, Message, Turn
 from tailerd.formats.base import Source, decode_object, turn_key
 from tailerd.formats.copilot_cli.events import (
     AGENT_NAME,
@@ -141,8 +140,7 @@ class CopilotParser:
         self._ctx.recorded = {}
         if not calls:
             return
-        attributes = self._turn_attributes()
-        attributes["tailerd.synthetic"] = "session_totals"
+        attributes: dict[str, Any] = {"tailerd.synthetic": "session_totals"}
         for key in ("shutdownType", "totalPremiumRequests", "totalApiDurationMs"):
             value = data.get(key)
             if isinstance(value, (str, int, float)) and not isinstance(value, bool):
@@ -172,8 +170,6 @@ class CopilotParser:
         if self._open is not None:
             self._open.items.append(span)
             return
-        attributes = self._turn_attributes()
-        attributes["tailerd.synthetic"] = "compaction"
         out.append(
             self._turn(
                 key_part=f"compaction|{as_str(event.get('id')) or line.start}",
@@ -182,7 +178,7 @@ class CopilotParser:
                 spans=(span,),
                 started_at=span.started_at,
                 ended_at=span.ended_at,
-                attributes=attributes,
+                attributes={"tailerd.synthetic": "compaction"},
                 model=span.model,
             )
         )
@@ -341,7 +337,7 @@ class CopilotParser:
             if m.content
         ]
         answer = answers[-1] if answers else (turn.task_complete or "")
-        attributes = self._turn_attributes()
+        attributes: dict[str, Any] = {}
         if turn.interaction_id:
             attributes["copilot.interaction_id"] = turn.interaction_id
         if turn.notices:
@@ -358,56 +354,35 @@ class CopilotParser:
             attributes=attributes,
             model=turn.model or self._ctx.model,
             messages=tuple(turn.messages),
-            output=(Message("assistant", answer),) if answer else (),
+            output_messages=(Message("assistant", answer),) if answer else (),
             interrupted=turn.interrupted,
             identities=tuple(turn.identities),
         )
 
-    def _workspace(self) -> dict[str, str]:
+    def _turn(self, key_part: str, attributes: dict[str, Any], **fields: Any) -> Turn:
+        """A Turn of this session: `fields` are Turn's own (byte range, spans, times, ...);
+        the title, and the cwd when the events gave none, come from `workspace.yaml`."""
         path = PurePath(self._source.path)
-        if path.name != "events.jsonl":
-            return {}
-        return workspace(
-            self._source.read_related(str(path.parent / WORKSPACE_FILE), WORKSPACE_CAP)
+        in_folder = path.name == "events.jsonl"  # 1.0+: session-state/<id>/events.jsonl
+        related = path.parent / WORKSPACE_FILE
+        ws = workspace(self._source.read_related(str(related), WORKSPACE_CAP)) if in_folder else {}
+        cwd = self._ctx.cwd or ws.get("cwd", "")
+        attributes = {
+            **({"tailerd.cwd": cwd} if cwd else {}),
+            **({"copilot.version": self._ctx.version} if self._ctx.version else {}),
+            **attributes,
+        }
+        session = self._ctx.session_id or (
+            path.parent.name if in_folder else path.name.split(".")[0]
         )
-
-    def _turn_attributes(self) -> dict[str, Any]:
-        attributes: dict[str, Any] = {}
-        cwd = self._ctx.cwd or self._workspace().get("cwd", "")
-        if cwd:
-            attributes["tailerd.cwd"] = cwd
-        if self._ctx.version:
-            attributes["copilot.version"] = self._ctx.version
-        return attributes
-
-    def _session_id(self) -> str:
-        if self._ctx.session_id:
-            return self._ctx.session_id
-        path = PurePath(self._source.path)
-        return path.parent.name if path.name == "events.jsonl" else path.name.split(".")[0]
-
-    def _turn(self, *, key_part: str, start: int, end: int, spans: tuple[SpanCall, ...],
-              started_at: datetime | None, ended_at: datetime | None,
-              attributes: dict[str, Any], model: str, messages: tuple[Message, ...] = (),
-              output: tuple[Message, ...] = (), interrupted: bool = False,
-              identities: tuple[str, ...] = ()) -> Turn:  # fmt: skip
-        session = self._session_id()
+        fields["ended_at"] = fields.get("ended_at") or fields.get("started_at")
         return Turn(
             key=turn_key(AGENT_NAME, session, key_part),
             session_id=session,
-            start=start,
-            end=end,
             agent_name=self._source.agent_name or AGENT_NAME,
-            model=model,
-            session_name=self._workspace().get("summary", ""),
-            messages=messages,
-            output_messages=output,
-            spans=spans,
-            started_at=started_at,
-            ended_at=ended_at or started_at,
-            interrupted=interrupted,
+            session_name=ws.get("summary", ""),
             attributes=attributes,
-            identities=identities,
+            **fields,
         )
 
 
