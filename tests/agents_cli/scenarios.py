@@ -297,7 +297,7 @@ def _qwen_command(binary: Path, turn: int, prompt: str) -> list[str]:
 
 QWEN = Scenario(
     agent="qwen",
-    format="qwen",
+    format="qwen-code",
     model="qwen3-coder-plus",
     watch=".qwen/projects",
     replies=(
@@ -318,6 +318,7 @@ QWEN = Scenario(
     ),
     prepare=_qwen_prepare,
     command=_qwen_command,
+    tailerd_config="[format_options.qwen-code]\nidle_close = 2.0\n",
 )
 
 
