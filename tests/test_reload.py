@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import popen_tailerd
+from tests.conftest import ROOT, popen_tailerd
 from tests.live_daemon import (
     RunningTailerd,
     append,
@@ -141,3 +141,28 @@ def test_reload_tells_systemd_reloading_with_a_monotonic_time_then_ready(
             assert sock.recv(4096).startswith(b"READY=1")
         finally:
             daemon.stop()
+
+
+def test_a_mapping_added_by_reload_reads_the_file_no_format_recognised(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """examples/custom/agent.log.jsonl holds 3 turns (hand count: 3 `"evt":"request"` and 3
+    `"evt":"reply"` lines, `grep -c`); no built-in format reads it, its mapping does."""
+    logs, state = tmp_path / "logs", tmp_path / "state"
+    logs.mkdir()
+    (logs / "agent.log.jsonl").write_bytes((ROOT / "examples/custom/agent.log.jsonl").read_bytes())
+    config = tmp_path / "tailerd.toml"
+    _config(config, [logs], ["otlp"], receiver.url)
+    daemon = _Daemon("--config", config, "--state-dir", state)
+    try:
+        assert poll(lambda: "no format recognises" in daemon.log, timeout=30), daemon.log
+        mapping = (ROOT / "config/custom-agent.example.toml").read_text()
+        config.write_text(config.read_text() + "\n" + mapping)
+        daemon.hup_and_wait("configuration reloaded")
+        assert receiver.wait_for(lambda r: len(r.roots()) >= 3, timeout=15), daemon.log
+        time.sleep(0.5)
+        assert len(receiver.roots()) == 3
+        assert {r["attributes"]["gen_ai.conversation.id"] for r in receiver.roots()} == {"hd-5521"}
+        assert duplicate_span_ids(receiver) == 0
+    finally:
+        daemon.stop()
