@@ -34,6 +34,7 @@ import json
 import os
 import shutil
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path, PurePath
 
@@ -47,6 +48,8 @@ from tailerd.formats.base import Source
 from tailerd.formats.copilot_cli import FORMAT
 from tests.conftest import FIXTURES, run_tailerd
 from tests.formats.test_wrong_types import Sample, check_through_registry, mutated_lines
+from tests.live_daemon import append, otlp_daemon, quiet
+from tests.otlp_receiver import Receiver
 
 ROOT = FIXTURES / "copilot-cli"
 V1034 = ROOT / "Mai0313-VibeCodingTracker" / "copilot-1.0.34.events.jsonl"
@@ -323,3 +326,36 @@ def test_totals_after_a_restart_count_nothing_twice(tmp_path: Path) -> None:
     assert len(chat) == 6 + 1
     assert sum(a.get("gen_ai.usage.output_tokens", 0) for a in chat) == 2848
     assert sum(a.get("gen_ai.usage.input_tokens", 0) for a in chat) == 186809
+
+
+def test_live_a_turn_ships_at_its_turn_end_not_after_quiet_time(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """A running daemon while the 1.0.34 session is written: the first interaction is sent as
+    soon as its final `assistant.turn_end` is written (well before the 30 s quiet rule could
+    close it); then the rest, and the shutdown's totals, arrive; nothing twice."""
+    lines = V1034.read_bytes().splitlines(keepends=True)
+    # the first interaction ends at its 5th assistant.turn_end (turnId "4")
+    first_end = [i for i, ln in enumerate(lines) if b'"assistant.turn_end"' in ln][4]
+    home = tmp_path / "home"
+    path = home / ".copilot" / "session-state" / "96ef38f0" / "events.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"")
+    daemon = otlp_daemon(home, tmp_path / "state", receiver.url)
+    try:
+        time.sleep(2.0)  # let it start watching (the file is empty: nothing to send yet)
+        for line in lines[: first_end + 1]:
+            append(path, line)
+        written = time.monotonic()
+        assert receiver.wait_for(lambda r: len(r.roots()) >= 1, timeout=20), daemon.log
+        assert time.monotonic() - written < 20  # not the 30 s idle_close
+        append(path, b"".join(lines[first_end + 1 :]))
+        assert receiver.wait_for(lambda r: len(r.roots()) >= 3, timeout=20), daemon.log
+        assert quiet(receiver, for_seconds=1.0, timeout=10)
+    finally:
+        daemon.stop()
+    assert len(receiver.roots()) == 3
+    chats = [s for s in receiver.spans if s["attributes"].get("gen_ai.operation.name") == "chat"]
+    assert len(chats) == 7
+    assert sum(s["attributes"].get("gen_ai.usage.output_tokens", 0) for s in chats) == 2848
+    assert len(set(receiver.span_ids())) == len(receiver.span_ids())
