@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from tailerd import formats
 from tailerd.core.framing import LineFramer
 from tailerd.domain import Line, LLMCall, ToolCall, Turn
+from tailerd.edges.related_files import read_related
 from tailerd.formats.base import Source
 from tailerd.formats.cursor import FORMAT
 from tests.conftest import FIXTURES, run_tailerd
@@ -110,6 +111,13 @@ def test_no_wrong_type_escapes(tmp_path: Path) -> None:
     @given(mutated_lines(sample.lines()))
     def run(lines: list[bytes]) -> None:
         check_through_registry(sample, lines)
+        # and the format itself, unguarded, handles every wrong type without raising
+        raw = FORMAT.new_parser(Source(str(sample.path), read_related=read_related), None)
+        for item in LineFramer(max_line=1 << 24).feed(b"".join(x + b"\n" for x in lines)):
+            assert isinstance(item, Line)
+            raw.feed(item)
+        raw.close_idle(1e9)
+        json.dumps(raw.snapshot())
 
     run()
 

@@ -150,6 +150,13 @@ def test_no_wrong_type_escapes(tmp_path: Path) -> None:
     @given(mutated_lines(sample.lines()))
     def run(lines: list[bytes]) -> None:
         check_through_registry(sample, lines)
+        # and the format itself, unguarded, handles every wrong type without raising
+        raw = FORMAT.new_parser(Source(str(sample.path), read_related=read_related), None)
+        for item in LineFramer(max_line=1 << 24).feed(b"".join(x + b"\n" for x in lines)):
+            assert isinstance(item, Line)
+            raw.feed(item)
+        raw.close_idle(1e9)
+        json.dumps(raw.snapshot())
 
     run()
 

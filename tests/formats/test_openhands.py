@@ -25,6 +25,8 @@ import time
 from pathlib import Path, PurePath
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tailerd import formats
 from tailerd.domain import LLMCall, ToolCall, Turn
@@ -32,6 +34,7 @@ from tailerd.edges.related_files import find_related, read_related
 from tailerd.formats.base import Source
 from tailerd.formats.openhands import FORMAT, turns_from_document
 from tests.conftest import FIXTURES, run_tailerd
+from tests.formats.test_wrong_types import mutated_lines
 from tests.live_daemon import duplicate_span_ids, otlp_daemon, poll
 from tests.otlp_receiver import Receiver
 
@@ -182,3 +185,29 @@ def test_live_a_new_event_file_rereads_its_conversation(tmp_path: Path, receiver
         assert len(receiver.spans) == 5 + 2 and duplicate_span_ids(receiver) == 0
     finally:
         daemon.stop()
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,
+    ],
+)
+@given(st.data(), st.booleans())
+def test_no_wrong_type_escapes(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject, final: bool
+) -> None:
+    """base_state.json or one event file with a value of another JSON type: the format,
+    unguarded, still returns turns (or none) without raising."""
+    root = tmp_path_factory.mktemp("oh")
+    base = openhands_home(root)
+    files = [base, *sorted((base.parent / "events").glob("event-*.json"))]
+    target = data.draw(st.sampled_from(files))
+    (mutated,) = data.draw(mutated_lines([target.read_bytes().replace(b"\n", b" ")]))
+    target.write_bytes(mutated)
+    out = turns(base, final=final)
+    assert all(isinstance(t, Turn) for t in out)

@@ -53,7 +53,7 @@ def _text(message: Record) -> str:
 
 def is_prompt(message: Record) -> bool:
     """A user message the person wrote (text or attached files), not tool results."""
-    kinds = {b.get("type") for b in blocks(message)}
+    kinds = {_str(b.get("type")) for b in blocks(message)}
     return message.get("role") == "user" and "tool_result" not in kinds and bool(kinds)
 
 

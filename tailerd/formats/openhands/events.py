@@ -75,7 +75,7 @@ def _results(events: list[Event]) -> dict[str, _Result]:
             out[call_id] = _Result(
                 _content_text(obs.get("content")), obs.get("is_error") is True, e.get("timestamp")
             )
-        elif kind in _ERRORS:
+        elif _str(kind) in _ERRORS:
             why = _str(e.get("error")) or _str(e.get("rejection_reason"))
             out[call_id] = _Result(why, True, e.get("timestamp"))
     return out
