@@ -70,6 +70,8 @@ def price(
     None when the price is unknown. A call that recorded no tokens at all costs 0.0 whatever the
     model (Claude Code's `<synthetic>` messages: nothing was sent to a model). Never raises for
     bad values: negative or absurd counts make the call unpriced."""
+    if not (isinstance(provider, str) and isinstance(model, str)):
+        return None  # a format's bug must not stop the emitter: unpriced
     if not (usage.input_tokens or usage.output_tokens):
         return 0.0
     resolved = _resolve(provider, model)

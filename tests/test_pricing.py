@@ -104,6 +104,7 @@ def test_unknown_model_or_provider_is_unpriced_never_zero():
     assert pricing.price("anthropic", "claude-nonexistent-9", call, WHEN) is None
     assert pricing.price("my-own-gateway", "gpt-4o", call, WHEN) is None  # unknown provider
     assert pricing.price("", "", call, WHEN) is None
+    assert pricing.price(None, 42, call, WHEN) is None  # type: ignore[arg-type]  # a format's bug
     # without a provider, the model name finds it: gpt-4o 1,000*2.50 + 10*10 = 2,600 -> $0.0026
     assert pricing.price("", "gpt-4o", call, WHEN) == pytest.approx(0.0026, rel=1e-12)
 
