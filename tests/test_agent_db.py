@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -215,3 +217,43 @@ def test_the_daemon_ships_a_turn_written_into_the_wal_while_it_runs(
         proc.terminate()
         proc.communicate(timeout=30)
     assert proc.returncode == 0
+
+
+READER = r"""
+import sys
+sys.path.insert(0, sys.argv[2])
+from pathlib import Path
+from tailerd.edges.agent_db import read_snapshot
+with read_snapshot(Path(sys.argv[1])) as db:
+    print(db.execute("SELECT count(*) FROM sessions").fetchone()[0],
+          db.execute("SELECT count(*) FROM messages").fetchone()[0])
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="reading as another user needs root (to switch to nobody) and setpriv",
+)
+def test_another_users_database_in_a_directory_tailerd_cannot_write() -> None:
+    """As `nobody`, the fixture owned by root with mode 0644 in a 0755 directory: with its
+    read-only `-shm` SQLite reads the WAL through it; without one (the agent stopped and its
+    `-shm` is gone) the database and WAL are read from a private copy. 7 sessions, 124
+    messages either way (SOURCE.txt), and the agent's files are not changed."""
+    base = Path(tempfile.mkdtemp(prefix="tailerd-ro-"))
+    try:
+        base.chmod(0o755)
+        shutil.copytree(FIXTURE, base / ".opencode", copy_function=shutil.copyfile)
+        (base / ".opencode").chmod(0o755)
+        for f in (base / ".opencode").iterdir():
+            f.chmod(0o644)
+        before = digests(base / ".opencode")
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable]
+        args = ["-c", READER, str(base / ".opencode" / "opencode.db"), str(Path.cwd())]
+        for _ in ("with its -shm", "without"):
+            done = subprocess.run([*nobody, *args], capture_output=True, text=True, check=False)
+            assert (done.returncode, done.stdout.split()) == (0, ["7", "124"]), done.stderr
+            (base / ".opencode" / "opencode.db-shm").unlink(missing_ok=True)
+        before.pop("opencode.db-shm")
+        assert digests(base / ".opencode") == before
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -15,6 +15,11 @@ tests/test_agent_db.py):
   the same shared read-marks in the `-shm` as any reader (they never block a writer in WAL mode),
   cannot checkpoint (`PRAGMA wal_checkpoint` fails on it) and, being read-only, never truncates
   or deletes the WAL when it closes, even as the last connection.
+* Another user's database (tailerd may read, not write, the files and their directory): with a
+  read-only `-shm` `mode=ro` still reads the WAL (SQLite's read-only wal-index); with no `-shm`
+  at all (the agent stopped; it removes the `-shm` only when no process has the database open)
+  `mode=ro` cannot open it ("unable to open database file", measured as `nobody`), so the
+  database and its WAL are copied together into a private temporary directory and read there.
 * One connection per read, closed right after, inside one read transaction (a consistent
   snapshot of sessions and messages): between reads tailerd holds nothing open on the database,
   so it never pins an old WAL snapshot (which would stop the agent's checkpoints from resetting
@@ -29,7 +34,10 @@ tests/test_agent_db.py):
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,20 +67,54 @@ def signature(path: Path) -> Signature | None:
 def read_snapshot(path: Path) -> Iterator[sqlite3.Connection]:
     """A read-only connection to `path` (with its WAL) inside one read transaction, closed on
     exit. Raises sqlite3.Error when the database cannot be opened or read (not a database,
-    locked past BUSY_TIMEOUT_MS, unreadable)."""
+    locked past BUSY_TIMEOUT_MS, unreadable).
+
+    One case needs a private copy: a `-wal` without its `-shm` in a directory tailerd may not
+    write (another user's agent, stopped: no process has the database open, else the `-shm`
+    would exist). SQLite cannot read the WAL without creating the `-shm` there, so the database
+    and its WAL are copied together into a private temporary directory and read from there."""
+    with contextlib.ExitStack() as stack:
+        try:
+            db = _snapshot(path)
+        except sqlite3.OperationalError:
+            if not _needs_private_copy(path):
+                raise
+            db = _snapshot(_private_copy(path, stack))
+        try:
+            yield db
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("COMMIT")
+            db.close()
+
+
+def _private_copy(path: Path, stack: contextlib.ExitStack) -> Path:
+    """The database and its WAL copied together into a temporary directory removed on exit."""
+    private = stack.enter_context(tempfile.TemporaryDirectory(prefix="tailerd-agent-db-"))
+    copy = Path(private) / path.name
+    shutil.copyfile(path, copy)
+    with contextlib.suppress(FileNotFoundError):  # checkpointed and removed meanwhile
+        shutil.copyfile(f"{path}{WAL_SUFFIX}", f"{copy}{WAL_SUFFIX}")
+    return copy
+
+
+def _snapshot(path: Path) -> sqlite3.Connection:
     uri = f"{path.absolute().as_uri()}?mode=ro"
     db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     try:
         db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         db.execute("PRAGMA query_only=1")
         db.execute("BEGIN")
-        try:
-            yield db
-        finally:
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("COMMIT")
-    finally:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the WAL now
+    except sqlite3.Error:
         db.close()
+        raise
+    return db
+
+
+def _needs_private_copy(path: Path) -> bool:
+    shm, wal = Path(f"{path}-shm"), Path(f"{path}{WAL_SUFFIX}")
+    return wal.exists() and not shm.exists() and not os.access(path.parent, os.W_OK)
 
 
 def is_database(head: bytes) -> bool:
