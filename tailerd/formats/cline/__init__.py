@@ -8,7 +8,8 @@ messages: [...]}`, **rewritten whole** on every update. (The classic VS Code ext
 `tasks/<taskId>/api_conversation_history.json` is another layout, not read here.)
 
 A rewritten-whole file is a `DocumentFormat` (formats.base): the daemon re-reads it on change
-and ships only turns whose key is new, the last turn once the file has been quiet for
+and ships only turns whose key is new, the last turn once the manifest records the CLI
+process's end (`ended_at`; `status` "completed" in the sample) or the file has been quiet for
 `idle_close` seconds (formats.base.DEFAULT_DOCUMENT_IDLE_CLOSE, option `idle_close`). Turns,
 spans, tokens and cost: `cline.turns`. The manifest, read through `Source.read_related`, gives
 the session title (`metadata.title` -> `gen_ai.conversation.name`), the working directory
@@ -87,8 +88,8 @@ def turns_from_document(data: bytes, source: Source, *, final: bool) -> list[Tur
             groups.append([message])
         elif groups:
             groups[-1].append(message)
-    if groups and not final:
-        groups.pop()
+    if groups and not (final or _str(manifest.get("ended_at"))):
+        groups.pop()  # the last turn may still grow, unless the CLI process has ended
     return [
         build_turn(
             session,
