@@ -24,19 +24,24 @@ Hand counts, with the sqlite3 CLI on a copy of the fixture (db + wal + shm toget
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tailerd.domain import LLMCall, SubAgentCall, ToolCall
 from tailerd.edges.agent_db import read_snapshot
 from tailerd.formats.base import Source
 from tailerd.formats.crush import FORMAT
 from tests.conftest import FIXTURES, run_tailerd
+from tests.formats.test_wrong_types import at, by_depth, other_type, paths_in, replaced
 
 FIXTURE = FIXTURES / "opencode-go" / "kashifkhan0771-utils" / ".opencode"
 TURNS_PER_SESSION = {
@@ -179,3 +184,54 @@ def test_once_ships_every_turn_once_then_nothing_then_only_the_new_turn(
     third = run_tailerd(*once)
     assert third.returncode == 0, third.stderr
     assert stored(state) == (19, 62, 80)  # one turn: its prompt and one answer
+
+
+# ---- wrong types: the agent's rows with one value of another type ---------------------------
+
+COLUMN_VALUES = st.sampled_from([None, "soon", -1, 2**63 - 1, 1.5, b"\x00\xff", "[]", "{", "5"])
+
+
+@st.composite
+def mutation(draw: st.DrawFn, rows: list[tuple[str, str]]) -> tuple[str, str, Any]:
+    """(message id, column, new value): `parts` JSON changed at one random path to a value of
+    another JSON type (as tests/formats/test_wrong_types.py does to lines), or another column
+    given a value of another SQL type."""
+    message_id, parts = draw(st.sampled_from(rows))
+    if draw(st.booleans()):
+        record = json.loads(parts)
+        paths = list(paths_in(record))
+        path = draw(st.sampled_from(draw(st.sampled_from(by_depth(paths)))))
+        new = draw(other_type(at(record, path)))
+        return message_id, "parts", json.dumps(replaced(record, path, new))
+    column = draw(st.sampled_from(["role", "parts", "model", "created_at", "finished_at"]))
+    return message_id, column, draw(COLUMN_VALUES)
+
+
+def test_no_wrong_type_in_the_database_escapes_the_format(project: Path) -> None:
+    db_path = project / ".opencode" / "opencode.db"
+    db = sqlite3.connect(db_path, isolation_level=None)
+    sessions = ["12fb5660-9f82-498c-9393-bcf94e771d67", WAL_ONLY_SESSION]
+    rows = db.execute(
+        "SELECT id, parts FROM messages WHERE session_id IN (?, ?)", sessions
+    ).fetchall()
+
+    @settings(max_examples=100, deadline=None, database=None)
+    @given(st.lists(mutation(rows), min_size=1, max_size=3))
+    def run(changes: list[tuple[str, str, Any]]) -> None:
+        db.execute("BEGIN")
+        try:
+            for message_id, column, value in changes:
+                with contextlib.suppress(sqlite3.IntegrityError):  # NOT NULL: cannot be stored
+                    db.execute(
+                        f"UPDATE messages SET {column} = ? WHERE id = ?", (value, message_id)
+                    )
+            for sid in sessions:  # never raises (turns may come out regrouped, or stay open)
+                read = FORMAT.read_session(
+                    db, Source(str(db_path)), sid, None, now=time.time(), idle_close=600
+                )
+                assert all(t.turn.key.startswith(f"crush|{sid}|") for t in read.turns)
+        finally:
+            db.execute("ROLLBACK")
+
+    run()
+    db.close()

@@ -19,6 +19,7 @@ Weave input tokens (input + cache) 1100+900+950+1600+1700+1900+2100 = 10250, out
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -29,12 +30,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tailerd.domain import LLMCall, SubAgentCall, ToolCall
 from tailerd.edges.agent_db import read_snapshot
 from tailerd.formats.base import Source
 from tailerd.formats.opencode import FORMAT
 from tests.conftest import run_tailerd
+from tests.formats.test_wrong_types import at, by_depth, other_type, paths_in, replaced
 
 DDL = """
 CREATE TABLE `session` (`id` text PRIMARY KEY, `project_id` text NOT NULL, `workspace_id` text,
@@ -306,3 +310,47 @@ def test_the_real_cli_database_ships_exactly_the_script(tmp_path: Path) -> None:
     again = run_tailerd("--watch", data, "--once", "--state-dir", state, "--data-dir", state)
     assert again.returncode == 0 and store_totals(state) == (2, 7, 3, 10250, 192)
     shutil.rmtree(home / ".cache", ignore_errors=True)
+
+
+@st.composite
+def mutation(draw: st.DrawFn, rows: list[tuple[str, str, str]]) -> tuple[str, str, str, Any]:
+    """(table, id, column, new value): a message's or part's `data` JSON changed at one random
+    path to a value of another JSON type (as tests/formats/test_wrong_types.py does to lines),
+    or a column given a value of another SQL type."""
+    table, row_id, data = draw(st.sampled_from(rows))
+    if draw(st.booleans()):
+        record = json.loads(data)
+        path = draw(st.sampled_from(draw(st.sampled_from(by_depth(list(paths_in(record)))))))
+        new = draw(other_type(at(record, path)))
+        return table, row_id, "data", json.dumps(replaced(record, path, new))
+    column = draw(st.sampled_from(["data", "time_created", "time_updated"]))
+    value = draw(st.sampled_from([None, "soon", -1, 2**63 - 1, 1.5, b"\xff", "[]", "{", "5"]))
+    return table, row_id, column, value
+
+
+def test_no_wrong_type_in_the_database_escapes_the_format(tmp_path: Path) -> None:
+    path = tmp_path / "opencode" / "opencode.db"
+    path.parent.mkdir()
+    db = scripted_database(path).db
+    rows = [
+        *(("message", i, d) for i, d in db.execute("SELECT id, data FROM message")),
+        *(("part", i, d) for i, d in db.execute("SELECT id, data FROM part")),
+    ]
+
+    @settings(max_examples=100, deadline=None, database=None)
+    @given(st.lists(mutation(rows), min_size=1, max_size=3))
+    def run(changes: list[tuple[str, str, str, Any]]) -> None:
+        db.execute("BEGIN")
+        try:
+            for table, row_id, column, value in changes:
+                with contextlib.suppress(sqlite3.IntegrityError):  # NOT NULL: cannot be stored
+                    db.execute(f"UPDATE {table} SET {column} = ? WHERE id = ?", (value, row_id))
+            read = FORMAT.read_session(
+                db, Source(str(path)), PARENT, None, now=time.time(), idle_close=600
+            )  # never raises (turns may come out regrouped, or stay open)
+            assert all(t.turn.key.startswith(f"opencode|{PARENT}|") for t in read.turns)
+        finally:
+            db.execute("ROLLBACK")
+
+    run()
+    db.close()
