@@ -85,6 +85,7 @@ class Server:
     overruns: int = 0
     answered: int = 0
     side_rule: Callable[[dict[str, Any]], str | None] | None = None
+    side_text: str = SIDE_TEXT
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -100,7 +101,7 @@ class Server:
         with self.lock:
             if side is not None:
                 self.side.append(side)
-                return Reply(SIDE_USAGE, SIDE_TEXT)
+                return Reply(SIDE_USAGE, self.side_text)
             if self.answered >= len(self.replies):
                 self.overruns += 1
                 return Reply(SIDE_USAGE, OVERRUN_TEXT)
@@ -438,9 +439,10 @@ def running(
     replies: list[Reply],
     model: str,
     side_rule: Callable[[dict[str, Any]], str | None] | None = None,
+    side_text: str = SIDE_TEXT,
 ) -> Iterator[Server]:
     """A scripted server on 127.0.0.1 (a free port) for the `with` block."""
-    state = Server(list(replies), model, side_rule=side_rule)
+    state = Server(list(replies), model, side_rule=side_rule, side_text=side_text)
     handler = type("Handler", (_Handler,), {"server_state": state})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     state.port = httpd.server_address[1]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.agents_cli.model_server import Reply, ToolCall, Usage
+from tests.agents_cli.model_server import SIDE_TEXT, Reply, ToolCall, Usage
 
 NOTES = "alpha\nbeta\n"
 PROMPTS = ("Look around this directory and count the lines of notes.txt.", "Anything else?")
@@ -40,6 +40,14 @@ NO_TRAFFIC: dict[str, dict[str, str]] = {
     "gemini": {"GEMINI_CLI_TRUST_WORKSPACE": "true"},  # settings.json: no updates, no stats
     "qwen": {"QWEN_CODE_SUPPRESS_YOLO_WARNING": "1"},  # settings.json: no updates/stats/memory
     "pi": {"PI_OFFLINE": "1", "PI_TELEMETRY": "0", "PI_SKIP_VERSION_CHECK": "1"},
+    "opencode": {
+        "OPENCODE_DISABLE_AUTOUPDATE": "1",
+        "OPENCODE_DISABLE_MODELS_FETCH": "1",
+        "OPENCODE_DISABLE_SHARE": "1",
+        "OPENCODE_DISABLE_LSP_DOWNLOAD": "1",
+        "OPENCODE_DISABLE_DEFAULT_PLUGINS": "1",
+        "OPENCODE_DISABLE_CLAUDE_CODE": "1",
+    },  # opencode.json: autoupdate false, share disabled
 }
 
 
@@ -64,6 +72,7 @@ class Scenario:
     subagent_tools: frozenset[str] = frozenset()
     tailerd_config: str = ""
     side: Callable[[dict[str, Any]], str | None] | None = None
+    side_text: str = SIDE_TEXT
     prompts: tuple[str, ...] = PROMPTS
 
     @property
@@ -363,4 +372,95 @@ PI = Scenario(
     command=_pi_command,
 )
 
-SCENARIOS: dict[str, Scenario] = {s.agent: s for s in (CLAUDE, CODEX, GEMINI, QWEN, PI)}
+# ---- OpenCode (SQLite: ~/.local/share/opencode/opencode.db) --------------------------------
+
+
+def _opencode_prepare(home: Path, url: str) -> dict[str, str]:
+    config_dir = home / ".config" / "opencode"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    provider = {
+        "npm": "@ai-sdk/openai-compatible",
+        "name": "Scripted",
+        "options": {"baseURL": f"{url}/v1", "apiKey": "x"},
+        "models": {"scripted-model": {"name": "Scripted", "tool_call": True}},
+    }
+    config = {
+        "$schema": "https://opencode.ai/config.json",
+        "autoupdate": False,
+        "share": "disabled",
+        "model": "scripted/scripted-model",
+        "small_model": "scripted/scripted-model",
+        "provider": {"scripted": provider},
+    }
+    (config_dir / "opencode.json").write_text(json.dumps(config))
+    return _base_env(home, "opencode")
+
+
+def _opencode_command(binary: Path, turn: int, prompt: str) -> list[str]:
+    resume = ["--continue"] if turn else []
+    return [str(binary), "run", *resume, prompt]
+
+
+OPENCODE = Scenario(
+    agent="opencode",
+    format="opencode",
+    model="scripted-model",
+    watch=".local/share/opencode",
+    replies=(
+        (
+            Reply(
+                _u(1),
+                "Listing first.",
+                (ToolCall("bash", {"command": "ls", "description": "List files"}, "call_o01"),),
+            ),
+            Reply(
+                _u(2, 64),
+                "",
+                (
+                    ToolCall(
+                        "bash",
+                        {"command": "cat notes.txt", "description": "Show notes"},
+                        "call_o02",
+                    ),
+                ),
+            ),
+            Reply(
+                _u(3, 128),
+                "",
+                (
+                    ToolCall(
+                        "task",
+                        {
+                            "description": "Count lines",
+                            "prompt": "Count the lines of notes.txt",
+                            "subagent_type": "general",
+                        },
+                        "call_o03",
+                    ),
+                ),
+            ),
+            # the sub-agent (a child session)
+            Reply(
+                _u(4),
+                "",
+                (
+                    ToolCall(
+                        "bash",
+                        {"command": "wc -l notes.txt", "description": "Count lines"},
+                        "call_o04",
+                    ),
+                ),
+            ),
+            Reply(_u(5, 64), "notes.txt has 2 lines."),
+            Reply(_u(6, 192), "notes.txt and 2 lines in it."),
+        ),
+        (Reply(_u(7, 256), "Nothing else."),),
+    ),
+    prepare=_opencode_prepare,
+    command=_opencode_command,
+    subagent_tools=frozenset({"task"}),
+    # the request without tools is OpenCode's title generator
+    side_text="Scripted session title",
+)
+
+SCENARIOS: dict[str, Scenario] = {s.agent: s for s in (CLAUDE, CODEX, GEMINI, QWEN, PI, OPENCODE)}

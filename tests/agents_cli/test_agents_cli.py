@@ -68,7 +68,9 @@ def test_once_after_the_cli_ships_exactly_the_script(agent: str, tmp_path: Path)
     binary = binary_for(scenario)
     home = tmp_path / "home"
     prepare_home(home)
-    with model_server.running(scenario.all_replies, scenario.model, scenario.side) as server:
+    with model_server.running(
+        scenario.all_replies, scenario.model, scenario.side, scenario.side_text
+    ) as server:
         run_cli(scenario, binary, home, server)
     time.sleep(SETTLE)
     state = tmp_path / "state"
@@ -98,7 +100,9 @@ def test_live_daemon_while_the_cli_writes_ships_exactly_the_script(
         "--config", config(scenario, tmp_path),
     )  # fmt: skip
     try:
-        with model_server.running(scenario.all_replies, scenario.model, scenario.side) as server:
+        with model_server.running(
+            scenario.all_replies, scenario.model, scenario.side, scenario.side_text
+        ) as server:
             run_cli(scenario, binary, home, server)
         waited = poll(lambda: stored(state / "tailerd.db") == want, LIVE_TIMEOUT, every=0.2)
         assert waited is not None, (stored(state / "tailerd.db"), want, daemon.log[-3000:])
