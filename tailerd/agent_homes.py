@@ -14,6 +14,10 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tailerd.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,3 +176,17 @@ def parse_agents(value: str) -> list[str]:
         known = ", ".join(BY_AGENT)
         raise ValueError(f"unknown agent {unknown[0]!r} (known: {known})" if unknown else known)
     return names
+
+
+def home_paths(env: Mapping[str, str] | None = None, home: Path | None = None) -> frozenset[Path]:
+    """Every agent's transcript directories: roots a missing one of which is no warning."""
+    return frozenset(r.path for r in roots(None, env, home))
+
+
+def with_agent_homes(settings: Settings) -> Settings:
+    """Zero configuration: with no watch roots, every supported agent's home (`agents` narrows
+    them), whether it exists yet or not; settings that name roots are returned as they are."""
+    if settings.watch:
+        return settings
+    found = roots(settings.agents or None)
+    return settings.model_copy(update={"watch": tuple(r.path for r in found)})

@@ -36,6 +36,7 @@ COMMANDS = (
     "service",
     "check-config",
     "usage",
+    "doctor",
 )
 
 
@@ -51,7 +52,17 @@ def _run_parser() -> _Parser:
         f"Other commands: {', '.join(COMMANDS)} (tailerd COMMAND --help).",
     )
     p.add_argument(
-        "--watch", action="append", type=Path, metavar="DIR", help="directory to watch (repeatable)"
+        "--watch",
+        action="append",
+        type=Path,
+        metavar="DIR",
+        help="directory to watch (repeatable); none: the homes of every supported agent",
+    )
+    p.add_argument(
+        "--agents",
+        type=_agent_list,
+        metavar="NAME,...",
+        help="with no --watch, only these agents' homes (e.g. claude-code,codex)",
     )
     p.add_argument(
         "--sink",
@@ -87,6 +98,15 @@ def _run_parser() -> _Parser:
     _loudness(p)
     p.add_argument("--version", action="version", version=f"tailerd {__version__}")
     return p
+
+
+def _agent_list(value: str) -> tuple[str, ...]:
+    from tailerd.agent_homes import parse_agents
+
+    try:
+        return tuple(parse_agents(value))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _loudness(p: argparse.ArgumentParser) -> None:
@@ -130,7 +150,10 @@ def _report_parser(command: str) -> _Parser:
         p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
         p.add_argument("--format")
         p.add_argument("--agent-name")
-    if command in {"import", "retry"}:
+    if command == "doctor":
+        p.add_argument("--watch", action="append", type=Path, metavar="DIR")
+        p.add_argument("--agents", type=_agent_list, metavar="NAME,...")
+    if command in {"import", "retry", "doctor"}:
         p.add_argument("--sink", action="append", dest="sinks", choices=SINK_NAMES)
         p.add_argument("--otlp-endpoint", metavar="URL")
         p.add_argument("--project", metavar="ENTITY/PROJECT")
@@ -142,7 +165,11 @@ def _settings(args: argparse.Namespace) -> Any:
 
     # defaults < --config file < TAILERD_* environment < the flags given (tailerd/settings.py)
     flags = {k: v for k, v in vars(args).items() if k in settings.Settings.model_fields}
-    return settings.build(args.config, flags)
+    cfg = settings.build(args.config, flags)
+    from tailerd.edges import host
+
+    host.configure(cfg.host_name)  # before any turn gets an id
+    return cfg
 
 
 def _print(doc: Any, as_json: bool, lines: Any) -> None:
@@ -221,6 +248,26 @@ def _show(args: argparse.Namespace, db: Path, terminal: bool) -> None:
         show_view.draw(turns, args.session_id, sys.stdout, terminal)
 
 
+def _doctor(argv: Sequence[str]) -> int:
+    from tailerd import agent_homes, doctor
+    from tailerd.edges.state_dir import resolve_data_dir, resolve_state_dir
+
+    args = _report_parser("doctor").parse_args(argv)
+    _quiet(args)
+    cfg = _settings(args)
+    state_dir = resolve_state_dir(cfg.state_dir)
+    data_dir = resolve_data_dir(cfg.data_dir, state_dir)
+    watched = [agent_homes.Root("watch", p, "default") for p in cfg.watch]
+    checks = doctor.run(cfg, state_dir, data_dir, watched + agent_homes.roots(cfg.agents or None))
+    if args.json:
+        rows = [{"level": c.level, "check": c.what, "detail": c.detail} for c in checks]
+        _print(rows, True, None)
+    else:
+        for check in checks:
+            sys.stdout.write(check.line() + "\n")
+    return 1 if any(c.level == "fail" for c in checks) else 0
+
+
 def _quiet(args: argparse.Namespace) -> None:
     if getattr(args, "quiet", None) and not getattr(args, "verbose", None):
         import logging
@@ -270,12 +317,13 @@ def _render_dead_letters(rows: list[dict[str, Any]]) -> Any:
 def _serve(argv: Sequence[str]) -> int:
     args = _run_parser().parse_args(argv)
     _quiet(args)
-    cfg = _settings(args)
-    if not cfg.watch:
-        raise ConfigError("nothing to watch: give --watch DIR (or watch = [...] in --config)")
     from tailerd import service
+    from tailerd.agent_homes import with_agent_homes
 
-    return service.run(cfg, lambda: _settings(args))  # the lambda: a reload (SIGHUP)
+    def load() -> Any:  # at start and on every reload (SIGHUP)
+        return with_agent_homes(_settings(args))
+
+    return service.run(load(), load)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -292,6 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from tailerd import service_install
 
             return service_install.main(argv[1:])
+        if argv and argv[0] == "doctor":
+            return _doctor(argv[1:])
         if argv and argv[0] in COMMANDS:
             return _report(argv[0], argv[1:])
         return _serve(argv)

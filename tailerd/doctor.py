@@ -95,6 +95,10 @@ def _guess_format(sample: Path | None) -> str:
     return fmt.name if fmt is not None else "format not recognised"
 
 
+def _n(count: int, one: str, many: str = "") -> str:
+    return f"{count} {one if count == 1 else (many or one + 's')}"
+
+
 def _size(n: int) -> str:
     value = float(n)
     for unit in ("B", "KB", "MB", "GB"):
@@ -120,7 +124,8 @@ def agent_checks(
         count = count_tree(root.path, settings.include, settings.exclude)
         more = "at least " if count.capped else ""
         detail = (
-            f"{more}{count.files} files, {_size(count.bytes)}, {count.directories} directories, "
+            f"{more}{_n(count.files, 'file')}, {_size(count.bytes)}, "
+            f"{_n(count.directories, 'directory', 'directories')}, "
             f"format {_guess_format(count.sample)}"
         )
         yield Check("ok", where, detail), count

@@ -12,7 +12,6 @@ import contextvars
 import hashlib
 import inspect
 import os
-import socket
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 
 from tailerd import __version__, pricing
 from tailerd.domain import LLMCall, Message, SpanCall, SubAgentCall, ToolCall, Turn
+from tailerd.edges import host
 
 _NANOS = 1_000_000_000
 
@@ -142,7 +142,7 @@ def install_provider() -> TracerProvider:
                 {
                     "service.name": "tailerd",
                     "service.version": __version__,
-                    "host.name": socket.gethostname(),
+                    "host.name": host.name(),
                 }
             ),
             id_generator=TurnKeyedIdGenerator(),

@@ -69,8 +69,11 @@ def _serve(daemon: Daemon, load: Callable[[], Settings] | None) -> int:
     threading.Thread(target=_stop_promptly, args=guard, daemon=True).start()
     notifier = Notifier()
     daemon.start(watch=True)
-    watched = ", ".join(str(p) for p in daemon.settings.watch)
-    log.info("watching %s; sinks %s", watched, ",".join(s.name for s in daemon.delivery.sinks))
+    missing = daemon.table.roots.missing
+    watched = ", ".join(str(p) for p in daemon.settings.watch if p not in missing) or "nothing yet"
+    waiting = f"; waiting for {len(missing)} more (tailerd doctor lists them)" if missing else ""
+    sink_names = ",".join(s.name for s in daemon.delivery.sinks)
+    log.info("watching %s%s; sinks %s", watched, waiting, sink_names)
     notifier.ready(f"tailing {len(daemon.files)} files")
 
     data_dir = resolve_data_dir(daemon.settings.data_dir, daemon.state_dir)

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     )
 
     watch: tuple[Path, ...] = ()
+    # With no watch roots: the homes of these agents (empty: every supported agent), found by
+    # tailerd/agent_homes.py, waited for when not there yet.
+    agents: tuple[str, ...] = ()
+    # This host's name in turn ids and `host.name` (default: the kernel's). Set it where the
+    # kernel's changes with every restart, e.g. a Kubernetes pod: the node's name.
+    host_name: str = ""
     include: tuple[str, ...] = DEFAULT_INCLUDE
     exclude: tuple[str, ...] = ()
     format: str | None = None
@@ -111,6 +117,13 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings,)  # `build` layers file and environment itself, knowing sources
+
+    @field_validator("agents")
+    @classmethod
+    def _known_agents(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from tailerd.agent_homes import parse_agents
+
+        return tuple(parse_agents(",".join(value))) if value else value
 
     @field_validator("watch")
     @classmethod

@@ -16,7 +16,7 @@ import stat
 import time
 from pathlib import Path, PurePath
 
-from tailerd import formats
+from tailerd import agent_homes, formats
 from tailerd.core.identity import HEAD_BYTES, IdentityIndex, head_hash, matches
 from tailerd.core.ledger import DeliveryLedger
 from tailerd.edges.agent_db import WAL_SUFFIX
@@ -82,7 +82,7 @@ class FileTable:
         self._next_purge = 0.0
         self._gone_keys: set[str] = set()  # files whose path no longer leads to them
         self.dirs: DirectoryMtimes = {}  # what the safety net stats
-        self.roots = Roots(settings.watch)
+        self.roots = Roots(settings.watch, agent_homes.home_paths())
         self.watchable: list[Path] = []  # directories to give inotify watches (appeared, readable)
 
     def reconfigure(self, settings: Settings) -> list[Path]:
@@ -90,7 +90,7 @@ class FileTable:
         drained and let go (their checkpoints kept for a return). The roots to walk now."""
         old, self.settings = self.roots, settings
         self.globs = Globs(settings.include, settings.exclude)
-        self.roots = Roots(settings.watch)
+        self.roots = Roots(settings.watch, agent_homes.home_paths())
         self.roots.missing = {r for r in old.missing if r in settings.watch}
         for f in list(self.files.values()):
             if not any(f.path.is_relative_to(r) for r in settings.watch):

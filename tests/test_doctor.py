@@ -47,7 +47,7 @@ def test_doctor_reports_homes_sinks_state_and_limits(tmp_path: Path, receiver: R
     claude = by_what[f"claude-code {home / '.claude/projects'}"]
     size = 2 * CLAUDE.stat().st_size  # two copies of the fixture
     assert claude.level == "ok"
-    assert "2 files" in claude.detail and "format claude-code" in claude.detail, claude.detail
+    assert "2 files," in claude.detail and "format claude-code" in claude.detail, claude.detail
     assert f"{size / 1000:.1f} KB" in claude.detail or f"{size / 1e6:.1f} MB" in claude.detail
     codex = by_what[f"codex {codex_home / 'sessions'} (from $CODEX_HOME)"]
     assert codex.level == "ok" and "not here" in codex.detail

@@ -12,7 +12,7 @@ import fnmatch
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,8 +145,9 @@ class Roots:
     about once and retried (an INFO line when it can be read again). Costs one stat per
     missing root per `check`, one listing per unreadable directory per `retry`."""
 
-    def __init__(self, roots: Sequence[Path]) -> None:
+    def __init__(self, roots: Sequence[Path], quiet: Collection[Path] = ()) -> None:
         self.roots = tuple(roots)
+        self.quiet = frozenset(quiet)  # waited for without a warning (agent homes not installed)
         self.missing: set[Path] = set()
         self.unreadable: dict[str, str] = {}  # directory -> why
 
@@ -164,7 +165,9 @@ class Roots:
                 exists = False
             if not exists and root not in self.missing:
                 self.missing.add(root)
-                if str(root) not in self.unreadable:
+                if root in self.quiet:
+                    log.debug("agent home %s does not exist (yet); waiting for it", root)
+                elif str(root) not in self.unreadable:
                     log.warning("watch directory %s does not exist (yet); waiting for it", root)
             elif exists and root in self.missing:
                 self.missing.discard(root)

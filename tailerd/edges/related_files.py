@@ -3,10 +3,9 @@ result, a Codex child thread), and the `Source` that hands them to a parser."""
 
 from __future__ import annotations
 
-import functools
-import socket
 from pathlib import Path, PurePath
 
+from tailerd.edges import host
 from tailerd.formats.base import DEFAULT_DOCUMENT_IDLE_CLOSE, DocumentFormat, Format, Source
 from tailerd.settings import Settings
 
@@ -28,14 +27,9 @@ def find_related(root: str, pattern: str) -> list[str]:
         return []
 
 
-@functools.cache
-def _host() -> str:
-    return socket.gethostname()
-
-
 def source_for(path: Path, fmt: Format, settings: Settings) -> Source:
     options = settings.format_options.get(fmt.name, {})
-    return Source(str(path), settings.agent_name, options, read_related, find_related, _host())
+    return Source(str(path), settings.agent_name, options, read_related, find_related, host.name())
 
 
 def as_document(fmt: Format, path: Path) -> DocumentFormat | None:
