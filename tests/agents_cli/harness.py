@@ -10,14 +10,18 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.agents_cli import model_server
 from tests.agents_cli.scenarios import NOTES, Scenario
+from tests.conftest import run_tailerd
 
 CLI_TIMEOUT = 120.0
+# seconds: the CLI's files are left quiet for longer than the scenarios' idle_close (2 s)
+SETTLE = 2.5
 
 
 @dataclass(frozen=True)
@@ -113,3 +117,53 @@ def run_cli(
         f" and asked {server.overruns} more; side requests: {server.side}"
     )
     return done
+
+
+def tailerd_config(scenario: Scenario, folder: Path) -> Path:
+    """The scenario's tailerd config file (its format options) written into `folder`."""
+    path = folder / "tailerd.toml"
+    path.write_text(scenario.tailerd_config)
+    return path
+
+
+def status_counts(state: Path) -> tuple[int, dict[str, int]]:
+    """(dead letters, unknown record types with counts) summed over `tailerd status` files."""
+    done = run_tailerd("status", "--state-dir", state, "--json")
+    files = json.loads(done.stdout)["files"]
+    unknown: Counter[str] = Counter()
+    for f in files:
+        unknown.update(f.get("unknown_record_types") or {})
+    return sum(int(f["dead_letters"]) for f in files), dict(unknown)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One scenario played and read back with `tailerd --once`."""
+
+    want: Shipped
+    got: Shipped
+    dead_letters: int
+    unknown: dict[str, int]
+    tailerd: subprocess.CompletedProcess[str]
+    side: tuple[str, ...]
+
+
+def play_and_read_once(scenario: Scenario, binary: Path, folder: Path) -> Outcome:
+    """Play the scenario's CLI in `folder/home`, then `tailerd --once` into `folder/state`.
+    Raises AssertionError when the CLI fails or leaves the script unused (see `run_cli`)."""
+    home = folder / "home"
+    prepare_home(home)
+    with model_server.running(
+        scenario.all_replies, scenario.model, scenario.side, scenario.side_text
+    ) as server:
+        run_cli(scenario, binary, home, server)
+    time.sleep(SETTLE)
+    state = folder / "state"
+    result = run_tailerd(
+        "--once", "--watch", home / scenario.watch, "--state-dir", state, "--data-dir", state,
+        "--config", tailerd_config(scenario, folder),
+    )  # fmt: skip
+    dead, unknown = status_counts(state)
+    return Outcome(
+        expected(scenario), stored(state / "tailerd.db"), dead, unknown, result, tuple(server.side)
+    )

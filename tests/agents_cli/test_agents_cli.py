@@ -12,25 +12,28 @@ it lands. Without npm the tests skip, except in CI, where they fail.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
 
 from tailerd.formats import BY_NAME
 from tests.agents_cli import install, model_server
-from tests.agents_cli.harness import expected, prepare_home, run_cli, stored
+from tests.agents_cli.harness import (
+    expected,
+    play_and_read_once,
+    prepare_home,
+    run_cli,
+    status_counts,
+    stored,
+    tailerd_config,
+)
 from tests.agents_cli.scenarios import SCENARIOS, Scenario
-from tests.conftest import run_tailerd
 from tests.live_daemon import RunningTailerd, poll
 
 pytestmark = pytest.mark.slow
 
-# seconds: the CLI's files are left quiet for longer than the scenarios' idle_close (2 s)
-SETTLE = 2.5
 LIVE_TIMEOUT = 60.0
 
 
@@ -45,43 +48,14 @@ def binary_for(scenario: Scenario) -> Path:
         pytest.fail(str(exc))
 
 
-def config(scenario: Scenario, tmp_path: Path) -> Path:
-    path = tmp_path / "tailerd.toml"
-    path.write_text(scenario.tailerd_config)
-    return path
-
-
-def dead_letters(state: Path) -> tuple[int, dict[str, int]]:
-    """(dead letters, unknown record types) summed over the files in `tailerd status`."""
-    done = run_tailerd("status", "--state-dir", state, "--json")
-    files = json.loads(done.stdout)["files"]
-    unknown: dict[str, int] = {}
-    for f in files:
-        for kind, n in (f.get("unknown_record_types") or {}).items():
-            unknown[kind] = unknown.get(kind, 0) + n
-    return sum(f["dead_letters"] for f in files), unknown
-
-
 @pytest.mark.parametrize("agent", list(SCENARIOS))
 def test_once_after_the_cli_ships_exactly_the_script(agent: str, tmp_path: Path) -> None:
     scenario = SCENARIOS[agent]
-    binary = binary_for(scenario)
-    home = tmp_path / "home"
-    prepare_home(home)
-    with model_server.running(
-        scenario.all_replies, scenario.model, scenario.side, scenario.side_text
-    ) as server:
-        run_cli(scenario, binary, home, server)
-    time.sleep(SETTLE)
-    state = tmp_path / "state"
-    result = run_tailerd(
-        "--once", "--watch", home / scenario.watch, "--state-dir", state, "--data-dir", state,
-        "--config", config(scenario, tmp_path),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert "0 unacknowledged" in result.stderr, result.stderr
-    assert stored(state / "tailerd.db") == expected(scenario)
-    assert dead_letters(state)[0] == 0
+    outcome = play_and_read_once(scenario, binary_for(scenario), tmp_path)
+    assert outcome.tailerd.returncode == 0, outcome.tailerd.stderr
+    assert "0 unacknowledged" in outcome.tailerd.stderr, outcome.tailerd.stderr
+    assert outcome.got == outcome.want
+    assert outcome.dead_letters == 0
 
 
 @pytest.mark.parametrize("agent", list(SCENARIOS))
@@ -97,7 +71,7 @@ def test_live_daemon_while_the_cli_writes_ships_exactly_the_script(
     want = expected(scenario)
     daemon = RunningTailerd(
         "--watch", home / scenario.watch, "--state-dir", state, "--data-dir", state,
-        "--config", config(scenario, tmp_path),
+        "--config", tailerd_config(scenario, tmp_path),
     )  # fmt: skip
     try:
         with model_server.running(
@@ -111,4 +85,4 @@ def test_live_daemon_while_the_cli_writes_ships_exactly_the_script(
     finally:
         daemon.stop()
     assert stored(state / "tailerd.db") == want
-    assert dead_letters(state)[0] == 0
+    assert status_counts(state)[0] == 0
