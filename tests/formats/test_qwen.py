@@ -81,6 +81,9 @@ def test_a_turn_waits_for_quiet_or_the_next_prompt() -> None:
     assert parse(SAMPLE, head, quiet=3600.0) == []
     (turn,) = parse(SAMPLE, head, quiet=21600.0)
     assert turn.interrupted
+    # the prompt alone (lines 1-3): the model has not answered; a slow model may take minutes
+    # (the real 0.24.4 CLI of tests/agents_cli wrote its first reply 4 s after the prompt)
+    assert parse(SAMPLE, b"".join(lines[:3]), quiet=3600.0) == []
     second = lines[0].replace(b"e3ef2de4", b"f00dbeef").replace(b"List the files", b"Again")
     turns = parse(SAMPLE, b"".join(lines) + second, quiet=0.0)
     assert len(turns) == 1  # the next prompt closes the first; the second stays open
@@ -173,3 +176,21 @@ def test_once_ships_the_session_into_the_local_store(tmp_path: Path) -> None:
         json.loads(a).get("gen_ai.usage.input_tokens") for op, _, a in rows if op == "chat"
     ]
     assert sorted(chat_inputs) == [500, 600]
+
+
+def test_a_reply_after_its_turn_closed_is_a_continuation_not_lost() -> None:
+    """If quiet time closed a turn and the CLI then writes more (after 6 h, a reply at last),
+    the reply is shipped as a continuation turn of the session, not dropped."""
+    lines = SAMPLE.read_bytes().splitlines(keepends=True)
+    parser = FORMAT.new_parser(Source(str(SAMPLE)), None)
+    framed = [x for x in LineFramer().feed(b"".join(lines)) if isinstance(x, Line)]
+    for item in framed[:3]:
+        assert parser.feed(item) == []
+    (first,) = parser.close_idle(21600.0)
+    assert first.interrupted and not first.spans
+    for item in framed[3:]:
+        assert parser.feed(item) == []
+    (rest,) = parser.close_idle(30.0)
+    assert rest.attributes["qwen.continuation"] is True
+    assert [s.usage.output_tokens for s in rest.spans if isinstance(s, LLMCall)] == [20, 5]
+    assert rest.key == f"qwen-code|{SESSION}|c5a42b61-a532-4784-88a1-fb5f254241f9"

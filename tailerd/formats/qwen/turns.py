@@ -6,11 +6,14 @@ while the agent works) joins the open turn; a `user/notification` (a background 
 message) joins it too, or starts a turn when it was delivered to the model (`deliveredTurn`).
 Qwen writes no end-of-turn record in 0.18 (later versions write `system/turn_result`, which
 closes the turn), so a turn finishes at the next prompt, at `turn_result`, or after
-`idle_close` (30 s) of quiet with no tool call awaiting its result (`stale_close`, 6 h,
-interrupted, with one). `system/rewind` drops the open turn's records after its `targetUuid`
-(an emitted turn cannot be recalled). Records of a sub-agent (`isSidechain`, `agentId`) become
-a sub-agent span per agent id in the open turn. `system/custom_title` is the session's title
-(a manual `/rename` beats an automatic one). Every record's `cwd` becomes `tailerd.cwd`.
+`idle_close` (30 s) of quiet once the model has answered (the last record is a reply with no
+tool call waiting, or the request failed); while the model or a tool is still at work only
+`stale_close` (6 h, interrupted) ends it. A reply written after its turn was closed opens a
+continuation turn (`qwen.continuation`). `system/rewind` drops the open turn's records after
+its `targetUuid` (an emitted turn cannot be recalled). Records of a sub-agent (`isSidechain`,
+`agentId`) become a sub-agent span per agent id in the open turn. `system/custom_title` is the
+session's title (a manual `/rename` beats an automatic one). Every record's `cwd` becomes
+`tailerd.cwd`.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ class _Open:
     # a title set on this turn's branch, and the title before it (a rewind may drop the branch)
     title_parent: str = ""
     title_before: tuple[str, bool] | None = None
+    continuation: bool = False  # opened by a reply, not a prompt
+    api_error: bool = False  # the latest model request failed (ui_telemetry api_error)
 
 
 class QwenParser:
@@ -96,12 +101,14 @@ class QwenParser:
             turn.records[uuid or f"@{line.start}"] = record
         elif kind == "system" and subtype not in _SYSTEM_KEPT:
             self._system(record, subtype, out)
-        elif turn is not None:
+        else:
+            if turn is None:  # a reply after its turn was closed: a continuation turn
+                self._at_open = self._context()
+                turn = self._open = _Open(line.start, line.end, continuation=True)
             key = uuid or f"@{line.start}"
             old = turn.records.get(key)
             turn.records[key] = record if old is None else merged(old, record)
-        else:
-            self.ignored += 1
+            turn.api_error = False
         if self._open is not None:
             self._open.end = max(self._open.end, line.end)
 
@@ -109,10 +116,21 @@ class QwenParser:
         turn = self._open
         if turn is None:
             return []
-        waiting = waiting_calls(turn.records.values())
-        if (not waiting and quiet_for >= self._idle_close) or quiet_for >= self._stale_close:
-            return [self._close(interrupted=bool(waiting))]
+        if self._answered(turn) and quiet_for >= self._idle_close:
+            return [self._close()]
+        if quiet_for >= self._stale_close:
+            return [self._close(interrupted=True)]
         return []
+
+    @staticmethod
+    def _answered(turn: _Open) -> bool:
+        """The model has had its say: the last record is a reply with no tool call left
+        waiting, or the request failed. Until then the model or a tool is still at work (a
+        slow model may take minutes to answer; quiet time alone does not end its turn)."""
+        if turn.api_error:
+            return True
+        kinds = [r.get("type") for r in turn.records.values() if r.get("type") != "system"]
+        return bool(kinds) and kinds[-1] == "assistant" and not waiting_calls(turn.records.values())
 
     def pending_from(self) -> int | None:
         return self._open.start if self._open is not None else None
@@ -120,7 +138,7 @@ class QwenParser:
     def open_turns(self) -> list[tuple[int, str]]:
         if self._open is None:
             return []
-        rule = f"the next prompt or {self._idle_close:g} s of quiet with no tool call waiting"
+        rule = f"the next prompt or {self._idle_close:g} s of quiet after the model's answer"
         return [(self._open.start, rule)]
 
     def snapshot(self) -> dict[str, Any]:
@@ -159,6 +177,9 @@ class QwenParser:
                 self.ignored += 1
         elif subtype == "turn_result" and self._open is not None:
             out.append(self._close())
+        elif subtype == "ui_telemetry" and self._open is not None:
+            event = as_str(as_dict(payload.get("uiEvent")).get("event.name"))
+            self._open.api_error = self._open.api_error or event.endswith("api_error")
 
     def _close(self, interrupted: bool = False) -> Turn:
         turn = self._open
@@ -205,8 +226,10 @@ class QwenParser:
             attributes["tailerd.cwd"] = cwds[-1]
         if versions:
             attributes["qwen.version"] = versions[-1]
+        if turn.continuation:
+            attributes["qwen.continuation"] = True
         session = self._session_id or PurePath(self._source.path).name.split(".")[0]
-        first = as_str(users[0].get("uuid")) if users else ""
+        first = as_str((users or records or [{}])[0].get("uuid"))
         return Turn(
             key=turn_key(AGENT_NAME, session, first or self._source.local_key(turn.start)),
             session_id=session,
