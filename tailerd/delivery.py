@@ -42,7 +42,8 @@ from collections.abc import Callable, Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
 
-from tailerd.domain import Outcome, Rejected, Retry, Turn
+from tailerd.domain import Delivered, Outcome, Rejected, Retry, Turn
+from tailerd.progress import BatchLog
 from tailerd.sink_lane import Answer, Job, Pending, SinkHealth, SinkLane
 from tailerd.sinks.base import Sink
 
@@ -91,6 +92,7 @@ class Delivery:
         self._on_batch_acknowledged = on_batch_acknowledged
         self._wake = wake
         self._threaded = threaded
+        self.batch_log = BatchLog()  # one line per acknowledged batch (tailerd/progress.py)
 
     def add(self, origin: object, turn: Turn, spans: list[ReadableSpan]) -> None:
         """Queue a turn for every sink; it is handed out by the next `deliver()`."""
@@ -251,9 +253,17 @@ class Delivery:
                 raise answer.fatal
             return
         if isinstance(outcome, Retry):
-            if health.failures == 0 or health.last_error != outcome.reason:
-                log.warning("sink %s failed, retrying: %s", lane.name, outcome.reason)
-            health.failed(outcome.reason, time.monotonic())
+            news = health.failures == 0 or health.last_error != outcome.reason
+            now = time.monotonic()
+            health.failed(outcome.reason, now)
+            log.log(
+                logging.WARNING if news else logging.INFO,
+                "sink %s failed, retrying (%d in a row; next attempt in %.1f s): %s",
+                lane.name,
+                health.failures,
+                health.retry_at - now,
+                outcome.reason,
+            )
             lane.epoch += 1  # the worker skips what it had queued behind this batch
             lane.returned.extend(job.batch)
             return
@@ -276,6 +286,8 @@ class Delivery:
             )
         for p in job.batch:
             self._settle(lane, p, outcome)
+        if isinstance(outcome, Delivered):
+            self.batch_log(lane.name, job.batch)
         self._on_batch_acknowledged()
 
     def _settle(self, lane: SinkLane, p: Pending, outcome: Outcome) -> None:

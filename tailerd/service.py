@@ -8,9 +8,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from tailerd import sinks
+from tailerd import progress, sinks
 from tailerd.content_policy import build_redactor
 from tailerd.daemon import Daemon
+from tailerd.edges.heartbeat import Heartbeat
 from tailerd.edges.signals import STOP, catch_early, reload_requested
 from tailerd.edges.state_dir import (
     StateLock,
@@ -52,7 +53,7 @@ def run(settings: Settings, load: Callable[[], Settings] | None = None) -> int:
     try:
         if settings.once:
             daemon.start(watch=False)
-            complete = daemon.run_once()
+            complete = progress.run_once(daemon)  # with a progress bar or log lines
             daemon.drain(0)
             _summary(daemon)
             return 0 if complete else EX_TEMPFAIL
@@ -78,8 +79,14 @@ def _serve(daemon: Daemon, load: Callable[[], Settings] | None) -> int:
 
     data_dir = resolve_data_dir(daemon.settings.data_dir, daemon.state_dir)
 
+    summary = progress.LiveSummary()
+
+    heartbeat = Heartbeat(daemon.state_dir, daemon.settings.heartbeat_interval)
+
     def between_ticks() -> None:  # on the loop's thread: a safe point to reload
         notifier.watchdog()
+        heartbeat.beat()
+        summary.tick(daemon)
         if reload_requested() and load is not None:
             from tailerd.reload import reload
 
@@ -96,6 +103,7 @@ def _stop_promptly(stop: threading.Event, wake: threading.Event, bound: float) -
     which a stop must not: past the bound, leave. Nothing is lost: what was not committed is
     re-read (and re-sent) on the next start."""
     stop.wait()
+    log.info("stopping: finishing what is being sent (at most %.0f s), then committing", bound)
     wake.set()
     time.sleep(bound)
     log.warning("stop took longer than %.1f s (a sink is not answering); exiting now", bound)
@@ -119,6 +127,12 @@ def _summary(daemon: Daemon) -> None:
         turns_open,
         len(still_open),
         " (not sent yet: sent by a later run once finished)" if turns_open else "",
+    )
+    sent = ", ".join(f"{n} {h.delivered}" for n, h in daemon.delivery.health.items())
+    log.info(
+        "%s: turns delivered per sink: %s; what was not acknowledged is read again next start",
+        "dry run, nothing committed" if daemon.dry_run else "committed",
+        sent or "-",
     )
     files = [(str(f.path), turns, f.mtime) for f, turns in still_open]
     for line in open_turn_lines(files, time.time()):

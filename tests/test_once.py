@@ -144,8 +144,8 @@ def test_local_store_sessions_and_show(logs, tmp_path):
     assert shown.returncode == 0
     assert "user: Which log shippers checkpoint" in shown.stdout
     assert (
-        "    - chat claude-haiku-4-5  in=3000 out=150" in shown.stdout
-    )  # nested under the sub-agent
+        "    llm: claude-haiku-4-5: in 3000, out 150" in shown.stdout
+    )  # nested under the sub-agent (tests/test_reports.py checks the view itself)
     turns = json.loads(
         run_tailerd("show", "ra-0001", "--state-dir", state, "--data-dir", state, "--json").stdout
     )
@@ -155,7 +155,7 @@ def test_local_store_sessions_and_show(logs, tmp_path):
     assert stat.S_IMODE(state.stat().st_mode) == 0o700
     assert stat.S_IMODE((state / "checkpoints.db").stat().st_mode) == 0o600
     missing = run_tailerd("show", "nope", "--state-dir", state, "--data-dir", state)
-    assert missing.returncode == 78
+    assert missing.returncode == 66  # EX_NOINPUT: no such session
 
 
 def test_import_adds_nothing_to_what_was_tailed(logs, tmp_path, receiver: Receiver):

@@ -1,0 +1,130 @@
+"""Life signs: a backfill's progress bar on a pseudo-terminal and its log lines without one,
+one line per delivered batch in the live daemon, a retrying sink's next attempt, and what a
+stop committed.
+
+Hand counts on the shipped examples (examples/logs): 2 files; 6 turns (ra-0001: t1, t2, t3 —
+t3 closed as interrupted once quiet for the native idle_close of 600 s, hence the copies' mtimes
+an hour back; weather-bot: 3 one-line turns), counted with `grep -c '"type":"turn' ...`:
+`turn_start` 3 + `"type":"turn"` 3.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pty
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tailerd import progress, service
+from tailerd.settings import Settings
+from tests.conftest import EXAMPLES, run_tailerd, tailerd_env
+from tests.live_daemon import RunningTailerd, append, poll, turn_line, write_config
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def _old_examples(tmp_path: Path) -> Path:
+    logs = tmp_path / "logs"
+    shutil.copytree(EXAMPLES, logs)
+    hour_ago = time.time() - 3600
+    for path in logs.rglob("*.jsonl"):
+        os.utime(path, (hour_ago, hour_ago))
+    return logs
+
+
+def _on_a_pty(*args: str | Path) -> tuple[int, str]:
+    leader, follower = pty.openpty()
+    cmd = [sys.executable, "-m", "tailerd", *map(str, args)]
+    env = tailerd_env(COLUMNS="160", LINES="40")
+    proc = subprocess.Popen(cmd, stdout=follower, stderr=follower, env=env)
+    os.close(follower)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the other end closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(leader)
+    return proc.wait(timeout=60), ANSI.sub("", out.decode(errors="replace"))
+
+
+def test_a_backfill_on_a_terminal_shows_a_progress_bar(tmp_path: Path) -> None:
+    logs = _old_examples(tmp_path)
+    state = tmp_path / "s"
+    code, text = _on_a_pty("--watch", logs, "--once", "--state-dir", state, "--data-dir", state)
+    assert code == 0, text
+    bar = [line for line in text.splitlines() if line.startswith("backfill")]
+    assert bar, text
+    assert "2/2 files" in bar[-1] and "6 turns" in bar[-1] and "MB/s" in bar[-1]
+    assert "100%" in bar[-1]
+    assert "INFO backfill:" not in text  # the bar, not log lines
+    quiet_code, quiet = _on_a_pty("--watch", logs, "--once", "--state-dir", state, "-q")
+    assert quiet_code == 0 and "backfill" not in quiet
+
+
+def test_without_a_terminal_a_backfill_logs_a_line_every_few_seconds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """In-process, with the 5-second pace made 50 ms so a small backfill logs at least once."""
+    monkeypatch.setattr(progress, "LOG_EVERY", 0.05)
+    logs = _old_examples(tmp_path)
+    state = tmp_path / "s"
+    tailerd_log = logging.getLogger("tailerd")
+    tailerd_log.addHandler(caplog.handler)
+    monkeypatch.setattr(tailerd_log, "level", logging.INFO)
+    try:
+        settings = Settings(watch=(logs,), once=True, state_dir=state, data_dir=state)
+        assert service.run(settings) == 0
+    finally:
+        tailerd_log.removeHandler(caplog.handler)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("backfill:")]
+    assert lines, [r.getMessage() for r in caplog.records]
+    size = sum(p.stat().st_size for p in logs.rglob("*.jsonl"))
+    assert lines[-1].startswith(f"backfill: 2/2 files, {size / 1e6:,.1f}/{size / 1e6:,.1f} MB")
+    assert "(100%), 6 turns" in lines[-1]
+    batches = [r for r in caplog.records if r.getMessage().startswith("delivered ")]
+    assert all(r.levelno == logging.DEBUG for r in batches)  # a backfill: the progress says it
+
+
+def test_the_live_daemon_logs_each_batch_and_what_a_stop_committed(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    state = tmp_path / "s"
+    daemon = RunningTailerd("--watch", logs, "--state-dir", state, "--data-dir", state)
+    try:
+        assert poll(lambda: "watching" in daemon.log, 60) is not None, daemon.log
+        append(logs / "a.jsonl", turn_line("s1", "t1") + turn_line("s2", "t2"))
+        wanted = "delivered 2 turns (2 sessions, 1 files) to local"
+        assert poll(lambda: wanted in daemon.log, 30) is not None, daemon.log
+        daemon.proc.send_signal(signal.SIGINT)  # Ctrl-C
+        assert daemon.proc.wait(timeout=30) == 0
+    finally:
+        daemon.stop()
+    assert "stopping: finishing what is being sent" in daemon.log
+    assert "committed: turns delivered per sink: local 2;" in daemon.log
+
+
+def test_a_retrying_sink_says_when_it_tries_next(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.jsonl").write_bytes(turn_line("s1", "t1"))
+    state = tmp_path / "s"
+    config = write_config(tmp_path / "c.toml", once_timeout=3)
+    result = run_tailerd(
+        "--watch", logs, "--once", "--state-dir", state, "--config", config,
+        "--sink", "otlp", "--otlp-endpoint", "http://127.0.0.1:9/v1/traces",
+    )  # fmt: skip
+    assert result.returncode == 75, result.stderr
+    first = next(line for line in result.stderr.splitlines() if "sink otlp failed" in line)
+    assert re.search(r"next attempt in \d+\.\d s", first), first
