@@ -112,10 +112,13 @@ class UserLayout:
         )
 
 
-def unit_word(text: str) -> str:
-    """One argument of ExecStart= or a path list, quoted and escaped for systemd: `%` -> `%%`,
-    `$` -> `$$`, and double quotes around anything with white space, quotes or backslashes."""
-    text = text.replace("%", "%%").replace("$", "$$")
+def unit_word(text: str, command: bool = True) -> str:
+    """One argument of a unit line, quoted and escaped for systemd: `%` -> `%%` (specifiers),
+    in a command line (ExecStart=) also `$` -> `$$` (variables), and double quotes around
+    anything with white space, quotes or backslashes."""
+    text = text.replace("%", "%%")
+    if command:
+        text = text.replace("$", "$$")
     if any(c.isspace() or c in "\"'\\" for c in text):
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return text
@@ -140,7 +143,7 @@ def render_user_unit(
     args += ["--state-dir", str(state_dir), "--data-dir", str(data_dir)]
     text = _replace_line(template, "ExecStart", " ".join(unit_word(a) for a in args))
     paths = dict.fromkeys([str(state_dir), str(data_dir)])  # one entry when they are the same
-    return _replace_line(text, "ReadWritePaths", " ".join(unit_word(p) for p in paths))
+    return _replace_line(text, "ReadWritePaths", " ".join(unit_word(p, False) for p in paths))
 
 
 def render_system_unit(template: str, executable: Path) -> str:

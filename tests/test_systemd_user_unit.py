@@ -54,7 +54,8 @@ class Home:
     the native format claims wherever they are), and no Claude Code or Gemini home."""
 
     def __init__(self, tmp_path: Path, manager: UserManager) -> None:
-        self.path = tmp_path / "home"
+        # Systemd's escapes tried for real: a space, a `$` and a `%` in the data dir's path.
+        self.path = tmp_path / "my $HOME at 100%"
         self.codex = self.path / ".codex" / "sessions"
         shutil.copytree(EXAMPLES, self.codex, copy_function=shutil.copyfile)
         self.manager = manager
@@ -85,8 +86,6 @@ def install(home: Home) -> str:
         "watch": [str(home.codex)],
         "sinks": ["local"],
     }
-    unit = (manager.units / "tailerd.service").read_text()
-    assert f"--config {home.config} --state-dir {home.state} --data-dir {home.data}" in unit
 
     # `enable --now` returned once READY=1 came (Type=notify).
     expected = {
@@ -102,6 +101,10 @@ def install(home: Home) -> str:
     shown = manager.show("tailerd", *expected, "MainPID")
     pid = shown.pop("MainPID")
     assert shown == expected, home.err.read_text()
+    # The command line the process got: systemd's quoting and escapes were right.
+    cmdline = manager.run("cat", f"/proc/{pid}/cmdline").stdout.split("\0")
+    flags = ["--config", home.config, "--state-dir", home.state, "--data-dir", home.data]
+    assert cmdline[-8:] == [str(TAILERD), *map(str, flags), ""], cmdline
     wait_for("the example turns", home.sessions, lambda seen: seen == EXAMPLE_SESSIONS)
     return pid
 

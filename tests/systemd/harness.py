@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shutil
 import subprocess
 import sys
@@ -193,10 +194,16 @@ def proc_status(mgr: UserManager, pid: str) -> dict[str, str]:
     return {k: v.strip() for k, _, v in (line.partition(":") for line in ran.stdout.splitlines())}
 
 
+def unoctal(field: str) -> str:
+    """A mountinfo path field with its octal escapes (`\\040` for a space) decoded."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
+
+
 def access_mode(mgr: UserManager, pid: str, path: Path) -> str:
     """ "ro" or "rw": the mount the service sees `path` on (longest mount point above it)."""
     ran = mgr.run("cat", f"/proc/{pid}/mountinfo")
     assert ran.rc == 0, ran.stderr
-    mounts = {fields[4]: fields[5] for fields in (line.split() for line in ran.stdout.splitlines())}
+    rows = (line.split() for line in ran.stdout.splitlines())
+    mounts = {unoctal(fields[4]): fields[5] for fields in rows}
     above = [m for m in mounts if path == Path(m) or Path(m) in path.parents]
     return mounts[max(above, key=len)].split(",")[0]
