@@ -46,6 +46,7 @@ from tailerd.errors import EX_TEMPFAIL, ConfigError
 from tailerd.formats.base import Format
 from tailerd.history import HistoryIndex
 from tailerd.pipeline import FilePipeline, whole_file
+from tailerd.progress import Backfill
 from tailerd.settings import Settings
 from tailerd.sinks.base import Sink, span_record
 from tailerd.status import OpenTurn, open_turn_lines, open_turns
@@ -95,14 +96,18 @@ def _files(paths: Sequence[Path], settings: Settings) -> list[Path]:
 
 
 def _sessions(
-    settings: Settings, paths: Sequence[Path], still_open: OpenFiles, history: HistoryIndex
+    settings: Settings,
+    files: Sequence[Path],
+    still_open: OpenFiles,
+    history: HistoryIndex,
+    shown: Backfill | None = None,
 ) -> Iterator[list[Turn]]:
     """The finished turns of the files, one session at a time (a file's sessions together);
     files with turns still open are appended to `still_open`. A turn that is a copy of history
     (tailerd/history.py: shipped by the daemon from another file, or met earlier in this
-    command) is left out."""
+    command) is left out. `shown` hears of each file read."""
     mapped = formats.configured(settings.mapping, settings.format)
-    for path in _files(paths, settings):
+    for path in files:
         by_session: dict[str, list[Turn]] = defaultdict(list)
         try:
             st = path.stat()
@@ -116,7 +121,16 @@ def _sessions(
                 continue
             history.emitted(turn, file_key)
             by_session[turn.session_id].append(turn)
+        if shown is not None:
+            shown.file_read(st.st_size)
         yield from by_session.values()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _history(settings: Settings) -> HistoryIndex:
@@ -137,17 +151,24 @@ def run(settings: Settings, paths: Sequence[Path]) -> int:
     failed = sessions = total = 0
     still_open: OpenFiles = []
     history = _history(settings)
-    for turns in _sessions(settings, paths, still_open, history):
-        session_id = turns[0].session_id
-        sessions, total = sessions + 1, total + len(turns)
-        spans = emitter.emit_session([redactor.apply(t) for t in turns])
-        for sink in outputs:
-            outcome = _send_with_retry(sink, spans, settings.once_timeout)
-            if not isinstance(outcome, Delivered):
-                failed += 1
-                log.error(
-                    "session %s not imported into %s: %s", session_id, sink.name, outcome.reason
-                )
+    files = _files(paths, settings)
+    shown = Backfill("import", lambda: total, quiet=not log.isEnabledFor(logging.INFO))
+    shown.expect(len(files), sum(_size(p) for p in files))
+    shown.start()
+    try:
+        for turns in _sessions(settings, files, still_open, history, shown):
+            session_id = turns[0].session_id
+            sessions, total = sessions + 1, total + len(turns)
+            spans = emitter.emit_session([redactor.apply(t) for t in turns])
+            for sink in outputs:
+                outcome = _send_with_retry(sink, spans, settings.once_timeout)
+                if not isinstance(outcome, Delivered):
+                    failed += 1
+                    log.error(
+                        "session %s not imported into %s: %s", session_id, sink.name, outcome.reason
+                    )
+    finally:
+        shown.finish()
     log.info(
         "imported %d sessions, %d turns (%d copies of history already shipped left out)",
         sessions,
@@ -167,7 +188,7 @@ def preview(settings: Settings, paths: Sequence[Path]) -> int:
     out = sys.stdout
     still_open: OpenFiles = []
     history = _history(settings)
-    for turns in _sessions(settings, paths, still_open, history):
+    for turns in _sessions(settings, _files(paths, settings), still_open, history):
         for turn in turns:
             for span in emitter.emit(redactor.apply(turn)):
                 out.write(orjson.dumps(span_record(span)).decode() + "\n")

@@ -73,6 +73,15 @@ def test_a_backfill_on_a_terminal_shows_a_progress_bar(tmp_path: Path) -> None:
     assert quiet_code == 0 and "backfill" not in quiet
 
 
+def test_an_import_on_a_terminal_shows_a_progress_bar(tmp_path: Path) -> None:
+    logs = _old_examples(tmp_path)
+    state = tmp_path / "s"
+    code, text = _on_a_pty("import", logs, "--state-dir", state, "--data-dir", state)
+    assert code == 0, text
+    bar = [line for line in text.splitlines() if line.startswith("import")]
+    assert bar and "2/2 files" in bar[-1] and "6 turns" in bar[-1] and "100%" in bar[-1], text
+
+
 def test_without_a_terminal_a_backfill_logs_a_line_every_few_seconds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
