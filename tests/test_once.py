@@ -178,8 +178,9 @@ def test_import_adds_nothing_to_what_was_tailed(logs, tmp_path, receiver: Receiv
 
 
 def test_config_errors_are_one_line_and_exit_78(tmp_path):
+    (tmp_path / "a-file").write_text("")
     cases = [
-        ("--watch", tmp_path / "missing"),
+        ("--watch", tmp_path / "a-file"),  # a missing root is waited for: tests/test_watch_roots.py
         ("--bogus",),
         ("--watch", tmp_path, "--sink", "otlp"),
         ("--watch", tmp_path, "--config", tmp_path / "nope.toml"),
