@@ -66,6 +66,10 @@ def reload(
     except TailerdError as exc:
         log.warning("reload refused, the running configuration stays: %s", exc)
         applied = False
+    except Exception as exc:  # a bug must not stop a daemon that was running fine
+        log.error("reload failed (%s: %s); going on as configured before", type(exc).__name__, exc)
+        log.debug("traceback of the failed reload", exc_info=exc)
+        applied = False
     notifier.ready(f"tailing {len(daemon.files)} files")
     return applied
 
