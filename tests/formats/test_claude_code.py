@@ -291,6 +291,7 @@ def test_long_session_boundaries_and_compaction() -> None:
     assert turns[1].start < compaction < turns[1].end
     assert turns[1].model == "claude-opus-4-6"
     assert turns[1].attributes["claude_code.cwd"].endswith("spotter-dov")
+    assert turns[1].attributes["tailerd.cwd"] == turns[1].attributes["claude_code.cwd"]
     assert turns[1].attributes["claude_code.git_branch"] == "spotter-dov"
     assert turns[1].attributes["claude_code.version"] == "2.1.39"
     assert turns[2].attributes["claude_code.origin"] == "task-notification"

@@ -276,6 +276,7 @@ def test_task_events_bound_turns_and_steering_prompts_join_them() -> None:
     assert [t.interrupted for t in turns] == [False, True]
     assert turns[1].attributes["codex.abort_reason"] == "interrupted"
     assert turns[0].attributes["codex.cwd"] == "/w"
+    assert turns[0].attributes["tailerd.cwd"] == "/w"  # the session_meta's cwd
 
 
 def test_old_style_turns_end_at_the_next_prompt_or_when_quiet() -> None:

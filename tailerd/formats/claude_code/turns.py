@@ -382,4 +382,6 @@ def _turn_attributes(rec: Mapping[str, Any], version: str) -> dict[str, Any]:
             attributes[f"claude_code.{name}"] = rec[key]
     if version:
         attributes["claude_code.version"] = version
+    if "claude_code.cwd" in attributes:  # the working directory, under every format's name
+        attributes["tailerd.cwd"] = attributes["claude_code.cwd"]
     return attributes

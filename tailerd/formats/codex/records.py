@@ -149,6 +149,8 @@ def thread_header(p: dict[str, Any]) -> ThreadHeader:
     for name in SESSION_ATTRS:
         if isinstance(p.get(name), str) and p[name]:
             attrs[f"codex.{name}"] = p[name]
+    if "codex.cwd" in attrs:  # the working directory, under every format's name
+        attrs["tailerd.cwd"] = attrs["codex.cwd"]
     if p.get("source") is not None:
         attrs["codex.source"] = json_text(p["source"])
     spawn = as_dict(as_dict(p.get("source")).get("subagent")).get("thread_spawn")
