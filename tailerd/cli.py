@@ -150,6 +150,14 @@ def _report_parser(command: str) -> _Parser:
         p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
         p.add_argument("--format")
         p.add_argument("--agent-name")
+    if command == "status":
+        p.add_argument(
+            "--alive",
+            type=float,
+            metavar="SECONDS",
+            help="exit 0 if a daemon runs on the state dir and beat within SECONDS "
+            "(needs heartbeat_interval; for liveness probes)",
+        )
     if command == "doctor":
         p.add_argument("--watch", action="append", type=Path, metavar="DIR")
         p.add_argument("--agents", type=_agent_list, metavar="NAME,...")
@@ -195,9 +203,8 @@ def _report(command: str, argv: Sequence[str]) -> int:
     state_dir = resolve_state_dir(cfg.state_dir)
     terminal = sys.stdout.isatty()
     if command == "status":
-        _need_state(state_dir)
-        _print(reports.status(state_dir), args.json, reports.render_status)
-    elif command == "sessions":
+        return _status(args, state_dir)
+    if command == "sessions":
         _sessions(args, _store(cfg, state_dir), terminal)
     elif command == "show":
         _show(args, _store(cfg, state_dir), terminal)
@@ -209,14 +216,18 @@ def _report(command: str, argv: Sequence[str]) -> int:
         _need_state(state_dir)
         _print(reports.dead_letters(state_dir), args.json, _render_dead_letters)
     else:
-        from tailerd import backfill
-
-        if command == "import":
-            return backfill.run(cfg, args.paths)
-        if command == "preview":
-            return backfill.preview(cfg, args.paths)
-        return backfill.retry(cfg)
+        return _backfill(command, cfg, args)
     return 0
+
+
+def _backfill(command: str, cfg: Any, args: argparse.Namespace) -> int:
+    from tailerd import backfill
+
+    if command == "import":
+        return backfill.run(cfg, args.paths)
+    if command == "preview":
+        return backfill.preview(cfg, args.paths)
+    return backfill.retry(cfg)
 
 
 def _sessions(args: argparse.Namespace, db: Path, terminal: bool) -> None:
@@ -266,6 +277,21 @@ def _doctor(argv: Sequence[str]) -> int:
         for check in checks:
             sys.stdout.write(check.line() + "\n")
     return 1 if any(c.level == "fail" for c in checks) else 0
+
+
+def _status(args: argparse.Namespace, state_dir: Path) -> int:
+    from tailerd import reports
+    from tailerd.edges.heartbeat import alive
+
+    if args.alive is None:
+        _need_state(state_dir)
+        _print(reports.status(state_dir), args.json, reports.render_status)
+        return 0
+    why = alive(state_dir, args.alive)
+    if why is not None:
+        sys.stderr.write(f"tailerd: {why}\n")
+        return 1
+    return 0
 
 
 def _quiet(args: argparse.Namespace) -> None:
