@@ -22,7 +22,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sqlite3
+import subprocess
+import time
 from pathlib import Path, PurePath
 
 import pytest
@@ -35,7 +38,8 @@ from tailerd.edges.related_files import as_document, find_related, read_related
 from tailerd.formats.base import Source
 from tailerd.formats.cline import FORMAT, turns_from_document
 from tailerd.formats.guard import GuardedDocumentFormat
-from tests.conftest import FIXTURES, run_tailerd
+from tests.agents_cli import model_server as scripted
+from tests.conftest import FIXTURES, ROOT, run_tailerd
 from tests.formats.test_wrong_types import mutated_lines
 
 FIXTURE = FIXTURES / "cline" / "cline-cline" / "sdk" / "packages" / "core" / "fixtures" / "session"
@@ -170,3 +174,124 @@ def test_once_ships_the_session_into_the_local_store(tmp_path: Path) -> None:
     # Cline's own bill is the price: never also marked unpriced, never re-priced
     assert not any(a.get("tailerd.cost.unpriced") for a in chats)
     assert {a["tailerd.cost.source"] for a in chats} == {"agent"}
+
+
+# ---- the real Cline CLI against a scripted model server ------------------------------------
+
+CLINE_CLI = "3.0.65"  # npm `cline`, the newest on 2026-11-30
+# The script is the oracle: one prompt, two tool calls the CLI really runs (a shell command,
+# then reading the file it wrote), an answer. OpenAI Chat Completions reports the prompt as
+# input + cache reads, so tailerd's input tokens are Usage.prompt.
+SCRIPT = [
+    scripted.Reply(scripted.Usage(1200, 40, cache_read=300), "I'll write it.", (
+        scripted.ToolCall("run_commands", {"commands": ["echo hello > a.txt"]}, "toolu_01A"),
+    )),
+    scripted.Reply(scripted.Usage(1300, 30, cache_read=1200), "", (
+        scripted.ToolCall("read_files", {"files": [{"path": "a.txt"}]}, "toolu_01B"),
+    )),
+    scripted.Reply(scripted.Usage(1400, 20, cache_read=1300), "Done: a.txt says hello."),
+]  # fmt: skip
+PROMPT = "create a.txt with hello and read it back"
+
+
+def cline_cli() -> Path:
+    """The real CLI, installed once from npm into .agents-cli/ (gitignored)."""
+    prefix = ROOT / ".agents-cli" / f"cline@{CLINE_CLI}"
+    binary = prefix / "node_modules" / ".bin" / "cline"
+    if binary.exists():
+        return binary
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("npm not found: the real Cline CLI cannot be installed")
+    prefix.mkdir(parents=True, exist_ok=True)
+    (prefix / "package.json").write_text('{"private": true}\n')
+    done = subprocess.run(
+        [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", f"cline@{CLINE_CLI}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    return binary
+
+
+def stop_hub(home: Path, work: Path) -> None:
+    """Cline starts a background hub daemon (pid in locks/hub/production.json), sometimes
+    after the CLI exited: wait for it a little and stop it, checking it is this test's."""
+    lock = home / ".cline" / "data" / "locks" / "hub" / "production.json"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not lock.exists():
+        time.sleep(0.2)
+    try:
+        pid = int(json.loads(lock.read_text())["pid"])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if b"--cline-hub-daemon" in cmdline and str(work).encode() in cmdline:
+        os.kill(pid, signal.SIGTERM)
+
+
+def test_real_cline_cli_session_is_shipped_as_scripted(tmp_path: Path) -> None:
+    binary = cline_cli()
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir(parents=True)
+    (home / "tmp").mkdir(parents=True)
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(home),
+        "TMPDIR": str(home / "tmp"),
+        "LANG": "C.UTF-8",
+        "TERM": "dumb",
+        "NO_COLOR": "1",
+        "CI": "1",
+        "CLINE_NO_AUTO_UPDATE": "1",
+        # anything but the local model server fails instead of leaving the machine
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    with scripted.running(SCRIPT, "gpt-4.1") as server:
+        try:
+            auth = [binary, "auth", "-p", "openai", "-k", "sk-test", "-b", f"{server.url}/v1"]
+            run = subprocess.run(
+                [*map(str, auth), "-m", "gpt-4.1"], cwd=work, env=env, capture_output=True,
+                text=True, timeout=120, check=False, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+            assert run.returncode == 0, run.stderr[-500:]
+            run = subprocess.run(
+                [str(binary), PROMPT], cwd=work, env=env, capture_output=True, text=True,
+                timeout=300, check=False, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+            assert run.returncode == 0, run.stderr[-1000:]
+        finally:
+            stop_hub(home, work)
+        assert server.answered == 3 and server.overruns == 0
+    assert (work / "a.txt").read_text() == "hello\n"  # the CLI really ran the command
+    (messages,) = (home / ".cline" / "data" / "sessions").glob("*/*.messages.json")
+    age = time.time() - 3600
+    for p in messages.parent.iterdir():
+        os.utime(p, (age, age))
+    state = tmp_path / "state"
+    result = run_tailerd(
+        "--watch", home / ".cline", "--once", "--state-dir", state, "--data-dir", state
+    )
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(state / "tailerd.db") as db:
+        rows = db.execute("SELECT operation, attributes FROM spans").fetchall()
+    attrs = [(op, json.loads(a)) for op, a in rows]
+    chats = [a for op, a in attrs if op == "chat"]
+    tools = [a for op, a in attrs if op == "execute_tool"]
+    roots = [a for op, a in attrs if op not in ("chat", "execute_tool")]
+    assert (len(roots), len(chats), len(tools)) == (1, 3, 2)
+    assert sum(int(a["gen_ai.usage.input_tokens"]) for a in chats) == sum(
+        r.usage.prompt for r in SCRIPT
+    )
+    assert sum(int(a["gen_ai.usage.output_tokens"]) for a in chats) == sum(
+        r.usage.output for r in SCRIPT
+    )
+    assert sorted(a["gen_ai.tool.name"] for a in tools) == ["read_files", "run_commands"]
+    (turn,) = turns_from_document(messages.read_bytes(), source(messages), final=True)
+    assert turn.messages[0].content == PROMPT  # the <user_input> wrapper removed
+    assert turn.attributes["tailerd.cwd"] == str(work)
+    assert turn.session_name == PROMPT

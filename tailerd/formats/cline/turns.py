@@ -12,11 +12,15 @@ the cache reads (message msg_WLUQWTo-: 35,912 input of which 34,332 cache reads,
 cost $0.06539085 = 1,580 x $13.125/M + 34,332 x $1.05/M + 164 x $52.5/M within $0.00001;
 counted without the cache reads the uncached part alone would cost $0.47), i.e. already
 Weave's convention; cache writes are taken to be included the same way (the sample has none).
-`cost` (USD, as Cline billed it) becomes the chat span's `gen_ai.usage.cost`.
+`cost` (USD, as Cline billed it) becomes the chat span's `gen_ai.usage.cost`; Cline 3.0.65
+writes no `cost` for a model it has no price for (left to tailerd's pricing then) and wraps
+prompts in `<user_input mode="act">...</user_input>` (unwrapped here); both seen by running
+the real CLI (tests/formats/test_cline.py).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,6 +29,7 @@ from tailerd.formats.base import json_text, parse_time, turn_key
 
 AGENT_NAME = "cline"
 IDENTITY_PREFIX = "cline:message:"
+_USER_INPUT = re.compile(r"^\s*<user_input\b[^>]*>(.*)</user_input>\s*$", re.DOTALL)
 
 Record = dict[str, Any]
 
@@ -57,8 +62,15 @@ def is_prompt(message: Record) -> bool:
     return message.get("role") == "user" and "tool_result" not in kinds and bool(kinds)
 
 
+def prompt_text(message: Record) -> str:
+    """A prompt's text without the `<user_input mode="act">` wrapper Cline 3.x adds."""
+    text = _text(message)
+    found = _USER_INPUT.match(text)
+    return found.group(1) if found else text
+
+
 def _prompt_messages(message: Record) -> tuple[Message, ...]:
-    out = [Message("user", _text(message))]
+    out = [Message("user", prompt_text(message))]
     for b in blocks(message):
         if b.get("type") == "file":
             out.append(Message("user", f"File: {_str(b.get('path'))}\n{_str(b.get('content'))}"))
