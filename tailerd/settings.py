@@ -11,6 +11,7 @@ the bad value came from (the file, the variable or the flag).
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -174,9 +175,30 @@ def environment_layer(environ: Mapping[str, str] | None = None) -> dict[str, Any
     if environ is not None:
         source.env_vars = {k.lower(): v for k, v in environ.items()}
     try:
-        return dict(source())
+        values = dict(source())
     except SettingsError as exc:  # a table that is not JSON
         raise ConfigError(f"invalid environment: {exc}") from None
+    if isinstance(values.get("format_options"), dict):
+        values["format_options"] = _typed(values["format_options"])
+    return values
+
+
+def _typed(table: dict[str, Any]) -> dict[str, Any]:
+    """Format options are free-form: a value given by a variable of its own
+    (`TAILERD_FORMAT_OPTIONS__CODEX__IDLE_CLOSE=5`) is read as JSON when it is JSON (5, true),
+    else kept as text."""
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            out[key] = _typed(value)
+        elif isinstance(value, str):
+            try:
+                out[key] = json.loads(value)
+            except ValueError:
+                out[key] = value
+        else:
+            out[key] = value
+    return out
 
 
 def flag_name(field: str) -> str:

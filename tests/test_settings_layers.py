@@ -162,3 +162,17 @@ def test_check_config_gives_the_start_error_and_exit_78(tmp_path: Path) -> None:
     assert result.returncode == 78
     assert len(result.stderr.strip().splitlines()) == 1
     assert "sink otlp needs an endpoint" in result.stderr
+
+
+def test_format_options_by_variable_are_typed_and_merge_with_the_file(tmp_path: Path) -> None:
+    config = _file(tmp_path, "[format_options.codex]\nabort_grace = 5.0\n")
+    env = {
+        "TAILERD_FORMAT_OPTIONS__CODEX__IDLE_CLOSE": "12",
+        "TAILERD_FORMAT_OPTIONS__CODEX__NEST_SUBAGENTS": "false",
+        "TAILERD_FORMAT_OPTIONS__NATIVE__LABEL": "team a",  # not JSON: kept as text
+    }
+    cfg, _ = layered(config, {}, env)
+    assert cfg.format_options == {
+        "codex": {"abort_grace": 5.0, "idle_close": 12, "nest_subagents": False},
+        "native": {"label": "team a"},
+    }
