@@ -6,8 +6,9 @@ The units are templates shipped with tailerd (`packaging/systemd/tailerd-user.se
 installed `tailerd` executable and the configuration file; for the user unit also the state and
 data dirs (the same dirs `tailerd status` and `tailerd sessions` read by default, and the only
 ones the unit may write). What to watch is in the configuration file alone: for the user unit
-`~/.config/tailerd/tailerd.toml`, written at the first install with the agent homes that exist
-(kept as it is afterwards; `systemctl --user reload tailerd` applies an edit). Then it runs
+`~/.config/tailerd/tailerd.toml`, written at the first install without `watch`, so that every
+supported agent's home is watched, present or future (kept as it is afterwards;
+`systemctl --user reload tailerd` applies an edit). Then it runs
 `systemctl [--user] daemon-reload` and `enable --now`. Every failure is one line and an
 exit code (78 for what the user can fix, 69 when systemctl itself fails).
 """
@@ -15,7 +16,6 @@ exit code (78 for what the user can fix, 69 when systemctl itself fails).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -33,9 +33,6 @@ from tailerd.errors import ConfigError, TailerdError
 UNIT = "tailerd.service"
 # The ExecStart executable written in the shipped templates, replaced at install time.
 EXAMPLE_EXECUTABLE = "/opt/tailerd/venv/bin/tailerd"
-# Agent homes, relative to $HOME, that the user unit watches. The seam for zero-config homes:
-# extend this tuple (or replace `agent_homes`) and the installer passes every existing one.
-AGENT_HOMES = (".claude/projects", ".codex/sessions", ".gemini/tmp")
 SYSTEM_UNIT_DIR = Path("/etc/systemd/system")
 SYSTEM_CONFIG = Path("/etc/tailerd/tailerd.toml")
 SYSTEM_STATE_DIR = Path("/var/lib/tailerd")  # StateDirectory=tailerd of the system unit
@@ -81,11 +78,6 @@ def tailerd_executable() -> Path:
     if found is None:
         raise ConfigError("cannot find the installed tailerd executable (is it on PATH?)")
     return Path(found).resolve()
-
-
-def agent_homes(home: Path) -> list[Path]:
-    """The agent homes under `home` that exist now, in AGENT_HOMES order."""
-    return [home / rel for rel in AGENT_HOMES if (home / rel).is_dir()]
 
 
 @dataclass(frozen=True)
@@ -178,19 +170,28 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
     partial.replace(path)
 
 
-def user_config_text(watch: Sequence[Path]) -> str:
-    """The first configuration of the user unit: the agent homes to watch and the local store.
-    Raises ConfigError when `watch` is empty."""
-    if not watch:
-        homes = ", ".join(f"~/{rel}" for rel in AGENT_HOMES)
-        raise ConfigError(f"no agent home to watch: none of {homes} exists yet")
-    roots = "".join(f"    {json.dumps(str(p))},\n" for p in watch)  # a JSON string is TOML
+def user_config_text() -> str:
+    """The first configuration of the user unit. It names no watch roots: tailerd then watches
+    every supported agent's home (tailerd/agent_homes.py), those that do not exist yet waited
+    for, so an agent installed later is picked up without touching the unit."""
     return (
-        "# tailerd for this user, written by `tailerd service install --user`; every key of\n"
-        "# config/tailerd.toml may go here. Apply an edit: systemctl --user reload tailerd\n"
-        f"watch = [\n{roots}]\n"
+        "# tailerd for this user, written by `tailerd service install --user`. Every key of\n"
+        "# tailerd's example config (config/tailerd.toml) may go here; apply an edit with\n"
+        "#   systemctl --user reload tailerd\n"
+        "# No `watch`: every supported agent's home is watched, the missing ones waited for.\n"
+        "# Agents' own variables (CODEX_HOME, CLAUDE_CONFIG_DIR, ...) are read from the\n"
+        "# service's environment: put them in ~/.config/tailerd/env.\n"
+        '# agents = ["claude-code", "codex"]   # only these agents\' homes\n'
+        '# watch = ["/path/to/logs"]           # these directories instead\n'
         'sinks = ["local"]\n'
     )
+
+
+def homes_now() -> list[str]:
+    """One line per supported agent home that exists now (what the service starts reading)."""
+    from tailerd import agent_homes
+
+    return [f"{r.agent}: {r.path}" for r in agent_homes.present(agent_homes.roots())]
 
 
 def user_unit_text(layout: UserLayout) -> str:
@@ -207,9 +208,7 @@ def install(scope: str, dry_run: bool) -> int:
         layout = UserLayout.from_environment()
         text = user_unit_text(layout)
         unit_path = layout.unit_dir / UNIT
-        config = None
-        if not layout.config_file.exists():
-            config = user_config_text(agent_homes(layout.home))
+        config = None if layout.config_file.exists() else user_config_text()
     else:
         template = (templates_dir() / UNIT).read_text()
         text = render_system_unit(template, tailerd_executable())
@@ -224,7 +223,9 @@ def install(scope: str, dry_run: bool) -> int:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         if config is not None:
             _write(layout.config_file, config, mode=0o600)
-            sys.stdout.write(f"wrote {layout.config_file}\n")
+            homes = homes_now() or ["none yet: each is picked up when its agent creates it"]
+            listed = "".join(f"\n  {line}" for line in homes)
+            sys.stdout.write(f"wrote {layout.config_file}; agent homes there now:{listed}\n")
     else:
         if os.geteuid() != 0:
             raise ConfigError("installing the system unit needs root: sudo tailerd service ...")

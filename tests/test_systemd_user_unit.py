@@ -36,6 +36,7 @@ pytestmark = pytest.mark.slow
 
 # Hand counts over examples/logs: finished turns per session (ra-0001's t3 has no turn_end yet).
 EXAMPLE_SESSIONS = {"wb-7f3a": 2, "wb-91c2": 1, "ra-0001": 2}
+T3_END = '{"type":"turn_end","session_id":"ra-0001","turn_id":"t3"}\n'
 # One finished native turn (README "The native format", one line per turn): one session, 1 turn.
 RELOAD_TURN = (
     '{"type":"turn","session_id":"reload-1","turn_id":"1","agent_name":"reload-bot",'
@@ -46,7 +47,12 @@ RELOAD_TURN = (
 
 @pytest.fixture
 def manager(tmp_path: Path) -> Iterator[UserManager]:
-    yield from manager_in(tmp_path / "sd", lifetime=150)
+    yield from manager_in(tmp_path / "sd", lifetime=150, home=home_of(tmp_path))
+
+
+def home_of(tmp_path: Path) -> Path:
+    # Systemd's escapes tried for real: a space, a `$` and a `%` in the data dir's path.
+    return tmp_path / "my $HOME at 100%"
 
 
 class Home:
@@ -54,8 +60,7 @@ class Home:
     the native format claims wherever they are), and no Claude Code or Gemini home."""
 
     def __init__(self, tmp_path: Path, manager: UserManager) -> None:
-        # Systemd's escapes tried for real: a space, a `$` and a `%` in the data dir's path.
-        self.path = tmp_path / "my $HOME at 100%"
+        self.path = home_of(tmp_path)  # also the manager's $HOME
         self.codex = self.path / ".codex" / "sessions"
         shutil.copytree(EXAMPLES, self.codex, copy_function=shutil.copyfile)
         self.manager = manager
@@ -68,7 +73,7 @@ class Home:
         (dropin / "log.conf").write_text(f"[Service]\nStandardError=append:{self.err}\n")
 
     def tailerd(self, *args: str) -> Ran:
-        return self.manager.run("env", f"HOME={self.path}", str(TAILERD), *args, timeout=60)
+        return self.manager.run(str(TAILERD), *args, timeout=60)
 
     def sessions(self) -> dict[str, int]:
         return sessions(self.state, self.data)
@@ -79,13 +84,11 @@ def install(home: Home) -> str:
     manager = home.manager
     installed = home.tailerd("service", "install", "--user")
     assert installed.rc == 0, installed.stderr
-    assert f"wrote {home.config}" in installed.stdout
-
-    # What to watch is in the config file alone: the one agent home that exists.
-    assert tomllib.loads(home.config.read_text()) == {
-        "watch": [str(home.codex)],
-        "sinks": ["local"],
-    }
+    # What to watch is in the config file alone: nothing named, so every agent home (one exists).
+    assert f"wrote {home.config}; agent homes there now:\n  codex: {home.codex}\n" in (
+        installed.stdout
+    )
+    assert tomllib.loads(home.config.read_text()) == {"sinks": ["local"]}
 
     # `enable --now` returned once READY=1 came (Type=notify).
     expected = {
@@ -144,3 +147,42 @@ def test_service_install_user_ships_shows_status_and_uninstalls(
     assert (home.data / "tailerd.db").exists()
     log = home.err.read_text()
     assert "done: 2 files, 5 turns emitted" in log, log
+
+
+def test_systemctl_reload_applies_an_edited_config_in_the_same_process(
+    manager: UserManager, tmp_path: Path
+) -> None:
+    """ExecReload= sends SIGHUP; tailerd re-reads its config (RELOADING=1 ... READY=1): a root
+    added there is read, nothing is sent twice (the store is keyed by span id, so the counts
+    per session would not change anyway: the `done:` line counts what was emitted), and the
+    process is the same one."""
+    home = Home(tmp_path, manager)
+    pid = install(home)
+    extra = home.path / "more-logs"
+    extra.mkdir()
+    (extra / "reload.jsonl").write_text(RELOAD_TURN)
+    home.config.write_text(f'watch = ["{home.codex}", "{extra}"]\nsinks = ["local"]\n')
+    reloaded = manager.systemctl("reload", "tailerd")
+    assert reloaded.rc == 0, reloaded.stderr
+    with_extra = {**EXAMPLE_SESSIONS, "reload-1": 1}
+    wait_for("the new root's turn", home.sessions, lambda seen: seen == with_extra)
+    after = manager.show("tailerd", "MainPID", "ActiveState", "SubState", "NRestarts")
+    running = {"MainPID": pid, "ActiveState": "active", "SubState": "running", "NRestarts": "0"}
+    assert after == running
+
+    # An invalid config is refused; the running one goes on.
+    home.config.write_text('sinks = ["bogus"]\n')
+    assert manager.systemctl("reload", "tailerd").rc == 0
+    assert manager.show("tailerd", *running) == running
+    with (home.codex / "research-agent" / "session-r1.jsonl").open("a") as fh:
+        fh.write(T3_END)
+    wait_for(
+        "the turn finished after the refused reload",
+        home.sessions,
+        lambda seen: seen == {**with_extra, "ra-0001": 3},
+    )
+    assert manager.systemctl("stop", "tailerd").rc == 0
+    log = home.err.read_text()
+    assert "reload refused, the running configuration stays" in log, log
+    # 5 example turns, the new root's 1, ra-0001's t3: each emitted once.
+    assert "done: 3 files, 7 turns emitted" in log, log

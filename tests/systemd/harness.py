@@ -56,7 +56,7 @@ class UserManager:
     """The driver under unshare: commands go to it one JSON line at a time and run beside the
     manager, in its namespaces."""
 
-    def __init__(self, base: Path, lifetime: int = 55) -> None:
+    def __init__(self, base: Path, lifetime: int = 55, home: Path | None = None) -> None:
         self.base = base
         self.units = base / "config" / "systemd" / "user"
         self.units.mkdir(parents=True)
@@ -65,6 +65,8 @@ class UserManager:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TAILERD_"))}
         for name in ("NOTIFY_SOCKET", "STATE_DIRECTORY", "DBUS_SESSION_BUS_ADDRESS"):
             env.pop(name, None)
+        if home is not None:  # the manager's user's home: %h, and $HOME of its services
+            env["HOME"] = str(home)
         env.update(
             XDG_RUNTIME_DIR=str(runtime),
             XDG_CONFIG_HOME=str(base / "config"),
@@ -154,7 +156,7 @@ class UserManager:
         self._stderr.close()
 
 
-def manager_in(base: Path, lifetime: int = 55) -> Iterator[UserManager]:
+def manager_in(base: Path, lifetime: int = 55, home: Path | None = None) -> Iterator[UserManager]:
     """A UserManager under `base` for a fixture: skipped without root/unshare/systemd, except in
     CI (CI=true), where that fails."""
     reason = missing_requirement()
@@ -162,7 +164,7 @@ def manager_in(base: Path, lifetime: int = 55) -> Iterator[UserManager]:
         if os.environ.get("CI") == "true":
             pytest.fail(f"systemd manager test cannot run in CI: {reason}")
         pytest.skip(reason)
-    mgr = UserManager(base, lifetime)
+    mgr = UserManager(base, lifetime, home)
     yield mgr
     mgr.close()
 
