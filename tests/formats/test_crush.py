@@ -235,3 +235,59 @@ def test_no_wrong_type_in_the_database_escapes_the_format(project: Path) -> None
 
     run()
     db.close()
+
+
+def test_an_agent_tool_call_nests_its_child_session(project: Path) -> None:
+    """opencode-go and Crush run a sub-agent in a session whose id is the `agent` tool call's
+    id (`CreateTaskSession(ctx, call.ID, sessionID, ...)`); the fixture has none, so one is
+    written here the way the agent writes it: 1 parent turn = LLM, sub-agent {LLM, glob, LLM},
+    LLM."""
+    db_path = project / ".opencode" / "opencode.db"
+    db = sqlite3.connect(db_path, isolation_level=None)
+    db.execute(
+        "INSERT INTO sessions (id, parent_session_id, title, updated_at, created_at)"
+        " VALUES ('call-agent-1', ?, 'New Agent Session', 1752068600, 1752068600)",
+        (WAL_ONLY_SESSION,),
+    )
+    db.close()
+
+    def call(cid: str, name: str) -> dict[str, Any]:
+        return {"type": "tool_call", "data": {"id": cid, "name": name, "input": "{}"}}
+
+    def result(cid: str, text: str) -> dict[str, Any]:
+        return {"type": "tool_result", "data": {"tool_call_id": cid, "content": text}}
+
+    def text(value: str) -> dict[str, Any]:
+        return {"type": "text", "data": {"text": value}}
+
+    def finish(reason: str) -> dict[str, Any]:
+        return {"type": "finish", "data": {"reason": reason, "time": 1752068600}}
+
+    rows = [
+        (WAL_ONLY_SESSION, "user", [text("find the tests")]),
+        (WAL_ONLY_SESSION, "assistant", [call("call-agent-1", "agent"), finish("tool_use")]),
+        ("call-agent-1", "user", [text("find tests")]),
+        ("call-agent-1", "assistant", [call("g1", "glob"), finish("tool_use")]),
+        ("call-agent-1", "tool", [result("g1", "a_test.go")]),
+        ("call-agent-1", "assistant", [text("1"), finish("end_turn")]),
+        (WAL_ONLY_SESSION, "tool", [result("call-agent-1", "1 test file")]),
+        (WAL_ONLY_SESSION, "assistant", [text("Done"), finish("end_turn")]),
+    ]  # fmt: skip
+    db = sqlite3.connect(db_path, isolation_level=None)
+    for i, (sid, role, parts) in enumerate(rows):
+        db.execute(
+            "INSERT INTO messages (id, session_id, role, parts, model, created_at, updated_at,"
+            " finished_at) VALUES (?, ?, ?, ?, 'gpt-4o-mini', ?, ?, ?)",
+            (f"sub-{i}", sid, role, json.dumps(parts), 1752068600 + i, 1752068600 + i,
+             1752068600 + i),
+        )  # fmt: skip
+    db.close()
+    found = read_all(db_path)
+    assert "call-agent-1" not in found  # read through its parent only
+    new = found[WAL_ONLY_SESSION][-1].turn
+    assert [type(s).__name__ for s in new.spans] == ["LLMCall", "SubAgentCall", "LLMCall"]
+    sub = new.spans[1]
+    assert isinstance(sub, SubAgentCall) and sub.agent_id == "call-agent-1"
+    assert [type(s).__name__ for s in sub.spans] == ["LLMCall", "ToolCall", "LLMCall"]
+    assert sub.output_messages[0].content == "1 test file"
+    assert isinstance(sub.spans[1], ToolCall) and sub.spans[1].result == "a_test.go"

@@ -25,6 +25,7 @@ from tailerd.edges.agent_db import table_columns
 from tailerd.edges.agent_db.protocol import SessionRead, SessionTurn
 from tailerd.formats.base import Source, json_text, parse_time, turn_key
 
+MAX_DEPTH = 4  # sub-agent sessions nested this deep are read; deeper ones are cut off
 FINAL_CONTINUES = "tool_use"  # the one finish reason after which the agent goes on by itself
 _MESSAGE_COLUMNS = ("id", "role", "parts", "model", "created_at", "updated_at", "finished_at")
 _PROVIDERS = (("claude", "anthropic"), ("gpt", "openai"), ("o1", "openai"), ("o3", "openai"),
@@ -120,7 +121,7 @@ def _turn(
 ) -> Turn:
     first, last = group[0], group[-1]
     results = {_str(t.get("tool_call_id")): t for r in group for t in r.of("tool_result")}
-    spans = _spans(db, source, group, results)
+    spans = _spans(db, group, results)
     prompt = first.texts() if first.role == "user" else ""
     answers = [r for r in group if r.role == "assistant"]
     output = next((r.texts() for r in reversed(answers) if r.texts()), "")
@@ -160,7 +161,7 @@ def _turn(
 
 
 def _spans(
-    db: sqlite3.Connection, source: Source, group: list[Row], results: dict[str, dict[str, Any]]
+    db: sqlite3.Connection, group: list[Row], results: dict[str, dict[str, Any]], depth: int = 0
 ) -> list[SpanCall]:
     spans: list[SpanCall] = []
     answered_at = {
@@ -191,10 +192,10 @@ def _spans(
             result = results.get(call_id, {})
             ended = answered_at.get(call_id)
             name = _str(call.get("name"))
-            child = _child_session(db, call_id) if name == "agent" else None
+            child = _child_session(db, call_id, depth)
             if child is not None:
                 spans.append(
-                    _sub_agent(db, source, call, child=child, result=result, row=row, ended=ended)
+                    _sub_agent(db, call, child=child, result=result, row=row, depth=depth + 1)
                 )
                 continue
             spans.append(
@@ -213,27 +214,29 @@ def _spans(
 
 def _sub_agent(
     db: sqlite3.Connection,
-    source: Source,
     call: dict[str, Any],
     *,
     child: dict[str, Any],
     result: dict[str, Any],
     row: Row,
-    ended: float | None,
+    depth: int,
 ) -> SubAgentCall:
+    """A tool call that ran a sub-agent, with the child session's calls nested under it."""
     rows = _messages(db, child["id"])
     results = {_str(t.get("tool_call_id")): t for r in rows for t in r.of("tool_result")}
     prompt = next((r.texts() for r in rows if r.role == "user"), "")
     answer = _str(result.get("content"))
+    name = _str(call.get("name")) or "agent"
+    ended = rows[-1].finished or rows[-1].updated if rows else None
     return SubAgentCall(
-        name="agent",
+        name=name,
         model=next((r.model for r in rows if r.model), ""),
         agent_id=child["id"],
         input_messages=(Message("user", prompt),) if prompt else (),
         output_messages=(Message("assistant", answer),) if answer else (),
-        tool_name="agent",
+        tool_name=name,
         tool_call_id=_str(call.get("id")),
-        spans=tuple(_spans(db, source, rows, results)),
+        spans=tuple(_spans(db, rows, results, depth)),
         started_at=_time(row.finished or row.updated),
         ended_at=_time(ended) if ended is not None else None,
     )
@@ -263,10 +266,18 @@ def _session(db: sqlite3.Connection, session_id: str) -> dict[str, Any] | None:
     }
 
 
-def _child_session(db: sqlite3.Connection, session_id: str) -> dict[str, Any] | None:
-    if not session_id:
+def _child_session(db: sqlite3.Connection, call_id: str, depth: int) -> dict[str, Any] | None:
+    """The sub-agent session a tool call started: Crush and opencode-go create it with the
+    tool call's id as its id and the calling session as its parent (`CreateTaskSession(ctx,
+    call.ID, sessionID, ...)` in their agent tool)."""
+    if not call_id or depth >= MAX_DEPTH:
         return None
-    return _session(db, session_id)
+    found = db.execute(
+        "SELECT 1 FROM sessions WHERE id = ? AND parent_session_id IS NOT NULL"
+        " AND parent_session_id != ''",
+        (call_id,),
+    ).fetchone()
+    return None if found is None else _session(db, call_id)
 
 
 def _messages(db: sqlite3.Connection, session_id: str) -> list[Row]:
