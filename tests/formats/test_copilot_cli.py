@@ -359,3 +359,18 @@ def test_live_a_turn_ships_at_its_turn_end_not_after_quiet_time(
     assert len(chats) == 7
     assert sum(s["attributes"].get("gen_ai.usage.output_tokens", 0) for s in chats) == 2848
     assert len(set(receiver.span_ids())) == len(receiver.span_ids())
+
+
+def test_unknown_event_types_are_counted_for_status() -> None:
+    """Every event type of the two real files is understood; a new one is counted by version
+    (`tailerd status` shows it), not a dead letter."""
+    for path in (V1034, ENGRAM):
+        parser = FORMAT.new_parser(Source(str(path)), None)
+        for item in LineFramer(max_line=1 << 24).feed(path.read_bytes()):
+            assert isinstance(item, Line)
+            assert not [x for x in parser.feed(item) if not isinstance(x, Turn)]
+        assert parser.unknown_types() == {}  # type: ignore[attr-defined]
+    new = b'{"type":"session.brand_new","data":{},"id":"x","timestamp":"2026-05-01T00:00:00Z"}\n'
+    (item,) = LineFramer().feed(new)
+    assert isinstance(item, Line) and parser.feed(item) == []
+    assert parser.unknown_types() == {"1.0.10:session.brand_new": 1}  # type: ignore[attr-defined]

@@ -211,3 +211,15 @@ def test_once_ships_sessions_with_pis_own_cost(tmp_path: Path) -> None:
     pi_costs = [a["gen_ai.usage.cost"] for a in b_chats if a.get("tailerd.cost.source") == "agent"]
     assert len(pi_costs) == 214
     assert math.isclose(sum(pi_costs), 19.9651645, rel_tol=1e-9)  # not replaced by a price table
+
+
+def test_unknown_entry_types_are_counted_for_status() -> None:
+    parser = FORMAT.new_parser(Source(str(A)), None)
+    extra = (
+        b'{"type":"brand_new","id":"n1","parentId":null}\n'
+        b'{"type":"message","id":"n2","message":{"role":"brandNewRole","content":[]}}\n'
+    )
+    for item in LineFramer(max_line=1 << 24).feed(A.read_bytes() + extra):
+        assert isinstance(item, Line)
+        assert not [x for x in parser.feed(item) if not isinstance(x, Turn)]
+    assert parser.unknown_types() == {"brand_new": 1, "message/brandNewRole": 1}  # type: ignore[attr-defined]

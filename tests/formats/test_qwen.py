@@ -194,3 +194,19 @@ def test_a_reply_after_its_turn_closed_is_a_continuation_not_lost() -> None:
     assert rest.attributes["qwen.continuation"] is True
     assert [s.usage.output_tokens for s in rest.spans if isinstance(s, LLMCall)] == [20, 5]
     assert rest.key == f"qwen-code|{SESSION}|c5a42b61-a532-4784-88a1-fb5f254241f9"
+
+
+def test_unknown_record_types_are_counted_for_status() -> None:
+    parser = FORMAT.new_parser(Source(str(SAMPLE)), None)
+    lines = SAMPLE.read_bytes().splitlines(keepends=True)
+    extra = [
+        lines[1].replace(b'"attribution_snapshot"', b'"brand_new_subtype"'),
+        b'{"type":"brand_new","uuid":"u9","sessionId":"s","version":"0.18.1"}\n',
+    ]
+    for item in LineFramer().feed(b"".join([*lines, *extra])):
+        assert isinstance(item, Line)
+        assert not [x for x in parser.feed(item) if not isinstance(x, Turn)]
+    assert parser.unknown_types() == {  # type: ignore[attr-defined]
+        "0.18.1:system/brand_new_subtype": 1,
+        "0.18.1:brand_new": 1,
+    }

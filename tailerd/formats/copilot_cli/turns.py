@@ -13,6 +13,7 @@ interrupted) while the agent may still be waiting for a tool or a permission pro
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import PurePath
@@ -58,6 +59,7 @@ class CopilotParser:
         self._ctx_at_open = self._ctx.copy()
         self._open: OpenTurn | None = None
         self.ignored = 0
+        self._unknown: Counter[str] = Counter()  # event types this parser does not know
 
     # -- the TurnParser protocol --------------------------------------------------------------
 
@@ -72,8 +74,8 @@ class CopilotParser:
         handler = _HANDLERS.get(kind)
         if handler is not None:
             handler(self, event, line, out)
-        else:
-            self.ignored += kind not in IGNORED
+        elif kind not in IGNORED:
+            self._unknown[f"{self._ctx.version or '?'}:{kind}"] += 1
         if self._open is not None:
             self._open.end = max(self._open.end, line.end)
             self._open.ended_at = time_of(event) or self._open.ended_at
@@ -102,6 +104,10 @@ class CopilotParser:
         else:
             rule = f"a final answer, abort, shutdown or {self._abandon_close:g} s of quiet"
         return [(self._open.start, rule)]
+
+    def unknown_types(self) -> dict[str, int]:
+        """Event types met and not understood, as "<copilotVersion>:<type>" -> count."""
+        return dict(self._unknown)
 
     def snapshot(self) -> dict[str, Any]:
         ctx = self._ctx_at_open if self._open is not None else self._ctx

@@ -19,6 +19,7 @@ turns. `session_info.name` is the session's title; the header's `cwd` is `tailer
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -75,6 +76,7 @@ class PiParser:
         self._at_open = dict(self._ctx)
         self._open: _Open | None = None
         self.ignored = 0
+        self._unknown: Counter[str] = Counter()  # entry types and message roles not understood
 
     # -- the TurnParser protocol --------------------------------------------------------------
 
@@ -111,6 +113,10 @@ class PiParser:
         )
         return [(self._open.start, rule)]
 
+    def unknown_types(self) -> dict[str, int]:
+        """Entry types (and message roles, as "message/<role>") not understood -> count."""
+        return dict(self._unknown)
+
     def snapshot(self) -> dict[str, Any]:
         return dict(self._at_open) if self._open is not None else dict(self._ctx)
 
@@ -132,7 +138,7 @@ class PiParser:
         elif kind in ("thinking_level_change", "label", "custom", "custom_message", "leaf"):
             self.ignored += 1
         else:
-            out.append(DeadLetter(line.start, line.end, "unknown pi entry type"))
+            self._unknown[str(kind)] += 1
 
     def _header(self, entry: Entry) -> None:
         self._ctx["session_id"] = self._ctx["session_id"] or as_str(entry.get("id"))
@@ -161,8 +167,10 @@ class PiParser:
             turn = self._open or self._begin(entry, line, continuation=True)
             turn.spans.append(bash_execution(entry))
             turn.final = True
+        elif role in ("user", "assistant", "toolResult"):
+            self.ignored += 1  # a tool result with no turn open
         else:
-            self.ignored += 1
+            self._unknown[f"message/{role}"] += 1
         if self._open is not None:
             self._open.ended_at = message_time(entry) or self._open.ended_at
 

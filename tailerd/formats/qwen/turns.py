@@ -18,6 +18,7 @@ session's title (a manual `/rename` beats an automatic one). Every record's `cwd
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -43,6 +44,20 @@ DEFAULT_STALE_CLOSE = 21600.0
 IDENTITY_PREFIX = "qwen:record:"
 JOINS_TURN = frozenset({"mid_turn_user_message", "notification"})
 _SYSTEM_KEPT = frozenset({"chat_compression"})
+# system subtypes of ChatRecord (chatRecordingService.ts) that carry nothing a turn ships
+KNOWN_SYSTEM = frozenset(
+    {
+        "custom_title", "rewind", "turn_result", "ui_telemetry", "session_notes",
+        "slash_command", "at_command", "attribution_snapshot", "cron", "parent_session",
+        "session_source", "session_execution_engine", "omni_recall", "session_model",
+        "session_approval_mode", "agent_bootstrap", "agent_launch_prompt", "agent_retry",
+        "agent_session_ready", "file_history_snapshot", "user_text_elements",
+        "session_artifact_event", "session_artifact_snapshot", "session_sources_snapshot",
+        "branch_checkpoint", "goal_state", "goal_runtime", "goal_turn_end", "realtime_message",
+        "background_task_completed", "managed_session_header_v1", "managed_session_event_v1",
+        "managed_session_commit_v1",
+    }
+)  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -70,6 +85,7 @@ class QwenParser:
         self._open: _Open | None = None
         self._at_open: dict[str, Any] = self._context()
         self.ignored = 0
+        self._unknown: Counter[str] = Counter()  # record types and subtypes not understood
 
     def feed(self, line: Line) -> list[Turn | DeadLetter]:
         records, dead = decode_line(line)  # two records glued on one line are both kept
@@ -81,7 +97,7 @@ class QwenParser:
     def _record(self, record: Record, line: Line, out: list[Turn | DeadLetter]) -> None:
         kind, uuid = record.get("type"), as_str(record.get("uuid"))
         if kind not in ("user", "assistant", "tool_result", "system"):
-            out.append(DeadLetter(line.start, line.end, "unknown Qwen record type"))
+            self._unknown[f"{as_str(record.get('version')) or '?'}:{kind}"] += 1
             return
         self._session_id = self._session_id or as_str(record.get("sessionId"))
         subtype = record.get("subtype")
@@ -100,6 +116,8 @@ class QwenParser:
             turn = self._open = _Open(line.start, line.end)
             turn.records[uuid or f"@{line.start}"] = record
         elif kind == "system" and subtype not in _SYSTEM_KEPT:
+            if subtype not in KNOWN_SYSTEM:
+                self._unknown[f"{as_str(record.get('version')) or '?'}:system/{subtype}"] += 1
             self._system(record, subtype, out)
         else:
             if turn is None:  # a reply after its turn was closed: a continuation turn
@@ -140,6 +158,10 @@ class QwenParser:
             return []
         rule = f"the next prompt or {self._idle_close:g} s of quiet after the model's answer"
         return [(self._open.start, rule)]
+
+    def unknown_types(self) -> dict[str, int]:
+        """Record types met and not understood, as "<version>:<type>" -> count."""
+        return dict(self._unknown)
 
     def snapshot(self) -> dict[str, Any]:
         return dict(self._at_open) if self._open is not None else self._context()
