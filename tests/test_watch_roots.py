@@ -7,6 +7,7 @@ Expected turns are counted from what each test writes: one `turn_line` is one fi
 from __future__ import annotations
 
 import ctypes
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -115,4 +116,25 @@ def test_an_unreadable_subdirectory_is_warned_about_once_and_retried(
         assert sorted(labels(receiver)) == ["locked", "readable"]
     finally:
         locked.chmod(0o755)
+        daemon.stop()
+
+
+def test_a_root_deleted_and_made_again_is_waited_for_and_followed_again(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    root = tmp_path / "sessions"
+    root.mkdir()
+    append(root / "a.jsonl", turn_line("s1", "before"))
+    daemon = otlp_daemon(root, tmp_path / "s", receiver.url)
+    try:
+        assert receiver.wait_for(has_labels({"before"}), timeout=30), daemon.log
+        shutil.rmtree(root)
+        assert poll(lambda: "waiting for it" in daemon.log, timeout=10) is not None, daemon.log
+        root.mkdir()
+        append(root / "b.jsonl", turn_line("s2", "after"))
+        assert receiver.wait_for(has_labels({"after"}), timeout=10), daemon.log
+        append(root / "b.jsonl", turn_line("s2", "appended"))  # inotify watches it again
+        assert receiver.wait_for(has_labels({"appended"}), timeout=5), daemon.log
+        assert sorted(labels(receiver)) == ["after", "appended", "before"]
+    finally:
         daemon.stop()

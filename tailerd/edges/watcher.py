@@ -18,6 +18,7 @@ root itself), so tailerd wraps the one place every watch of its observer is adde
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -29,6 +30,7 @@ from typing import Any
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import ObservedWatch
 
 log = logging.getLogger("tailerd")
 
@@ -92,8 +94,9 @@ class _OverflowListener(logging.Handler):
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, hints: Hints) -> None:
+    def __init__(self, hints: Hints, roots: Sequence[Path]) -> None:
         self._hints = hints
+        self._roots = {str(r) for r in roots}
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         kind = event.event_type
@@ -104,6 +107,8 @@ class _Handler(FileSystemEventHandler):
         if event.is_directory:
             if kind in {"created", "moved"}:
                 self._hints.add_dir(dest or src)
+            if kind in {"deleted", "moved"} and src in self._roots:
+                self._hints.rescan()  # a root went: waited for again (tracking.py), re-watched
             return  # "modified" on a directory: a create/delete in it, reported per file too
         if src:
             self._hints.add(src)
@@ -145,9 +150,9 @@ class Watcher:
         self._observer.daemon = True
         self._roots = list(roots)
         self._hints = hints
-        self._handler = _Handler(hints)
+        self._handler = _Handler(hints, roots)
         self._overflow = _OverflowListener(hints)
-        self._watched: set[Path] = set()
+        self._watched: dict[Path, ObservedWatch] = {}
 
     def start(self) -> None:
         _hear_watch_limit(self._observer, self._hints.exhausted)
@@ -158,19 +163,22 @@ class Watcher:
         self._observer.start()
 
     def add(self, directory: Path) -> None:
-        """Watch a directory (a root that appeared, a subdirectory readable again). Never
-        raises: gone again or unreadable, the file table waits and warns; the watch limit
-        reached, the hints say so (`Taken.exhausted`) and the daemon polls."""
-        if directory in self._watched:
-            return
+        """Watch a directory (a root that appeared, again after it was deleted; a subdirectory
+        readable again). Never raises: gone again or unreadable, the file table waits and
+        warns; the watch limit reached, the hints say so (`Taken.exhausted`) and the daemon
+        polls."""
+        old = self._watched.pop(directory, None)
+        if old is not None:  # its inotify watch went with the directory it watched
+            with contextlib.suppress(KeyError, OSError):
+                self._observer.unschedule(old)
         try:
             self._schedule(directory)
         except OSError as exc:
             log.debug("cannot watch %s: %s", directory, exc.strerror or exc)
 
     def _schedule(self, directory: Path) -> None:
-        self._observer.schedule(self._handler, str(directory), recursive=True)
-        self._watched.add(directory)
+        watch = self._observer.schedule(self._handler, str(directory), recursive=True)
+        self._watched[directory] = watch
 
     def stop(self) -> None:
         logging.getLogger(_WATCHDOG_INOTIFY_LOGGER).removeHandler(self._overflow)
