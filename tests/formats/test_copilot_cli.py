@@ -374,3 +374,26 @@ def test_unknown_event_types_are_counted_for_status() -> None:
     (item,) = LineFramer().feed(new)
     assert isinstance(item, Line) and parser.feed(item) == []
     assert parser.unknown_types() == {"1.0.10:session.brand_new": 1}  # type: ignore[attr-defined]
+
+
+def test_a_model_error_ends_the_turn_the_agent_did_not_go_on_from(tmp_path: Path) -> None:
+    """`session.error` (a failed model request, as in the schema-coverage small.jsonl) with no
+    round after it: the next prompt is a new turn, not a message typed mid-turn; alone, the
+    errored turn closes after 30 s of quiet, as interrupted. An error the agent goes on from
+    (engram line 160, between two tool completions) changes nothing: see the engram test."""
+    events = [
+        _event("session.start", 1, sessionId="s2", copilotVersion="1.0.40"),
+        _event("user.message", 2, content="first", interactionId="i1"),
+        _event("assistant.turn_start", 3, turnId="0", interactionId="i1"),
+        _event("session.error", 4, errorType="query", message="400", statusCode=400),
+        _event("user.message", 5, content="second", interactionId="i2"),
+    ]
+    path = tmp_path / "s2.jsonl"
+    path.write_text("\n".join(events) + "\n")
+    (first,) = parse(path, quiet=0.0)
+    assert first.interrupted is False and [m.content for m in first.messages] == ["first"]
+    assert first.attributes["copilot.notices"] == ["session.error: query: 400"]
+    path.write_text("\n".join(events[:4]) + "\n")
+    assert parse(path, quiet=10.0) == []
+    (alone,) = parse(path, quiet=30.0)
+    assert alone.interrupted

@@ -93,4 +93,5 @@ class OpenTurn:
     final: bool = False  # the latest top-level message requested no tool
     task_complete: str | None = None
     interrupted: bool = False
+    stalled: bool = False  # a session.error since the agent last did anything
     model: str = ""

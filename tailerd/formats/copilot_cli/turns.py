@@ -7,8 +7,10 @@ steering message typed mid-turn: it arrives between rounds and carries its own i
 joins the open turn. The turn finishes at the `assistant.turn_end` of a round whose message
 requested no tool, or after `session.task_complete`; at `abort` (interrupted); at
 `session.shutdown` or `session.resume` (interrupted unless it looked finished); and after quiet
-time: `idle_close` (30 s) once the final message is written, `abandon_close` (6 h,
-interrupted) while the agent may still be waiting for a tool or a permission prompt.
+time: `idle_close` (30 s) once the final message is written or after a `session.error` the
+agent did not go on from (interrupted; the next prompt then starts a new turn),
+`abandon_close` (6 h, interrupted) while the agent may still be waiting for a tool or a
+permission prompt.
 """
 
 from __future__ import annotations
@@ -79,13 +81,16 @@ class CopilotParser:
         if self._open is not None:
             self._open.end = max(self._open.end, line.end)
             self._open.ended_at = time_of(event) or self._open.ended_at
+            if kind.startswith(("assistant.", "tool.", "subagent.")):
+                self._open.stalled = False  # the agent went on after an error
         return out
 
     def close_idle(self, quiet_for: float) -> list[Turn]:
         turn = self._open
         if turn is None:
             return []
-        if turn.final and quiet_for >= self._idle_close:
+        if (turn.final or turn.stalled) and quiet_for >= self._idle_close:
+            turn.interrupted = turn.interrupted or not turn.final
             return [self._close()]
         if quiet_for >= self._abandon_close:
             turn.interrupted = True
@@ -99,8 +104,8 @@ class CopilotParser:
         """The open turn, if any, as (first byte offset, what would close it)."""
         if self._open is None:
             return []
-        if self._open.final:
-            rule = f"assistant.turn_end or {self._idle_close:g} s of quiet"
+        if self._open.final or self._open.stalled:
+            rule = f"assistant.turn_end, the next prompt or {self._idle_close:g} s of quiet"
         else:
             rule = f"a final answer, abort, shutdown or {self._abandon_close:g} s of quiet"
         return [(self._open.start, rule)]
@@ -167,6 +172,7 @@ class CopilotParser:
     def _error(self, event: Record, line: Line, out: list[Turn | DeadLetter]) -> None:
         data = data_of(event)
         if self._open is not None:
+            self._open.stalled = event["type"] == "session.error" or self._open.stalled
             kind = as_str(data.get("errorType")) or as_str(data.get("warningType"))
             self._open.notices.append(f"{event['type']}: {kind}: {as_str(data.get('message'))}")
 
@@ -194,7 +200,7 @@ class CopilotParser:
     def _user_message(self, event: Record, line: Line, out: list[Turn | DeadLetter]) -> None:
         data = data_of(event)
         turn = self._open
-        if turn is not None and not turn.final:
+        if turn is not None and not turn.final and not turn.stalled:
             turn.messages.append(Message("user", prompt_text(data)))  # steering, mid-turn
         else:
             if turn is not None:
