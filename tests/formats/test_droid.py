@@ -20,8 +20,10 @@ import json
 import os
 import shutil
 import sqlite3
+import subprocess
 from pathlib import Path, PurePath
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from tailerd import formats
@@ -30,7 +32,8 @@ from tailerd.domain import Line, LLMCall, ToolCall, Turn
 from tailerd.edges.related_files import find_related, read_related
 from tailerd.formats.base import Source
 from tailerd.formats.droid import FORMAT
-from tests.conftest import FIXTURES, run_tailerd
+from tests.agents_cli import model_server as scripted
+from tests.conftest import FIXTURES, ROOT, run_tailerd
 from tests.formats.test_wrong_types import Sample, check_through_registry, mutated_lines
 
 FIXTURE = FIXTURES / "droid" / "git-ai-project-git-ai" / "tests" / "fixtures"
@@ -179,3 +182,111 @@ def test_once_ships_the_session_into_the_local_store(tmp_path: Path) -> None:
     chats = [json.loads(a) for op, _, a in rows if op == "chat"]
     assert sum(int(a.get("gen_ai.usage.input_tokens", 0)) for a in chats) == 49239
     assert sum(int(a.get("gen_ai.usage.output_tokens", 0)) for a in chats) == 1450
+
+
+# ---- the real Droid CLI against a scripted model server -------------------------------------
+
+DROID_CLI = "0.215.0"  # npm `droid`, the newest on 2026-11-30
+PROMPT = "create a.txt with hello and read it back"
+
+
+def script(work: Path) -> list[scripted.Reply]:
+    """The oracle: two tool calls the CLI really runs (a shell command, reading its output
+    file), then an answer; Chat Completions reports prompts as input + cache reads."""
+    return [
+        scripted.Reply(scripted.Usage(1200, 40, cache_read=300), "Writing it.", (
+            scripted.ToolCall("Execute", {
+                "command": "echo hello > a.txt", "riskLevel": "low",
+                "riskLevelReason": "writes one file",
+            }, "call_1"),
+        )),
+        scripted.Reply(scripted.Usage(1300, 30, cache_read=1200), "", (
+            scripted.ToolCall("Read", {"file_path": str(work / "a.txt")}, "call_2"),
+        )),
+        scripted.Reply(scripted.Usage(1400, 20, cache_read=1300), "Done: a.txt says hello."),
+    ]  # fmt: skip
+
+
+def droid_cli() -> Path:
+    """The real CLI, installed once from npm into .agents-cli/ (gitignored)."""
+    prefix = ROOT / ".agents-cli" / f"droid@{DROID_CLI}"
+    binary = prefix / "node_modules" / ".bin" / "droid"
+    if binary.exists():
+        return binary
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("npm not found: the real Droid CLI cannot be installed")
+    prefix.mkdir(parents=True, exist_ok=True)
+    (prefix / "package.json").write_text('{"private": true}\n')
+    done = subprocess.run(
+        [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", f"droid@{DROID_CLI}"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    return binary
+
+
+def test_real_droid_cli_session_is_shipped_as_scripted(tmp_path: Path) -> None:
+    binary = droid_cli()
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir(parents=True)
+    (home / ".factory").mkdir(parents=True)
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "TERM": "dumb",
+        "NO_COLOR": "1",
+        "CI": "1",
+        # anything but the local model server fails instead of leaving the machine
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    replies = script(work)
+    with scripted.running(replies, "gpt-4.1") as server:
+        custom = {  # Droid's bring-your-own-key model, pointed at the scripted server
+            "model": "gpt-4.1",
+            "displayName": "Scripted",
+            "baseUrl": f"{server.url}/v1",
+            "apiKey": "sk-test",
+            "provider": "generic-chat-completion-api",
+            "maxOutputTokens": 4096,
+        }
+        (home / ".factory" / "settings.json").write_text(json.dumps({"customModels": [custom]}))
+        run = subprocess.run(
+            [str(binary), "exec", "--auto", "high", "-m", "custom:Scripted-0", PROMPT],
+            cwd=work, env=env, capture_output=True, text=True, timeout=300, check=False,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert run.returncode == 0, (run.stdout[-500:], run.stderr[-1000:])
+        assert server.answered == 3 and server.overruns == 0
+    assert (work / "a.txt").read_text() == "hello\n"  # the CLI really ran the command
+    (transcript,) = (home / ".factory" / "sessions").glob("*/*.jsonl")
+    # written a moment ago: the turn must close on Droid's own agent_turn_outcome, not on quiet
+    state = tmp_path / "state"
+    result = run_tailerd(
+        "--watch", home / ".factory" / "sessions", "--once", "--state-dir", state,
+        "--data-dir", state,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(state / "tailerd.db") as db:
+        rows = db.execute("SELECT operation, attributes FROM spans").fetchall()
+    attrs = [(op, json.loads(a)) for op, a in rows]
+    chats = [a for op, a in attrs if op == "chat"]
+    tools = [a for op, a in attrs if op == "execute_tool"]
+    assert (len(rows), len(chats), len(tools)) == (1 + 3 + 2, 3, 2)
+    assert sum(int(a.get("gen_ai.usage.input_tokens", 0)) for a in chats) == sum(
+        r.usage.prompt for r in replies
+    )
+    assert sum(int(a.get("gen_ai.usage.output_tokens", 0)) for a in chats) == sum(
+        r.usage.output for r in replies
+    )
+    assert sorted(a["gen_ai.tool.name"] for a in tools) == ["Execute", "Read"]
+    (turn,) = parse(transcript)  # the notice and the system-reminder context start no turn
+    assert turn.messages[0].content == PROMPT
+    assert turn.attributes["droid.turn_outcome"] == "completed" and not turn.interrupted
+    assert turn.attributes["tailerd.cwd"] == str(work)

@@ -9,9 +9,16 @@ Anthropic-style blocks (`text`, `tool_use`, `tool_result`), and `todo_state` rec
 list; ignored). Tool results come back as `user` messages holding only `tool_result` blocks.
 
 A turn is a prompt (a `user` message with text and no tool results) and everything up to the
-next prompt; it is finished when the next prompt arrives or the file has been quiet for
-`idle_close` seconds (option, default 30 s). Each `assistant` message is one `chat` span
-(response id = the message id), followed by an `execute_tool` span per `tool_use`, with the
+next prompt; it is finished by Droid's own `{"type": "agent_turn_outcome", "turnId": <prompt
+id>, "reason": "completed"|...}` (0.215+; another reason marks it interrupted), else when the
+next prompt arrives or the file has been quiet for `idle_close` seconds (option, default 30 s).
+Droid 0.215 also writes user messages that are not prompts: `context-<prompt id>` messages
+holding `<system-reminder>` text, and notices carrying a `visibility` key; they stay inside the
+open turn (or are skipped) and never start one. Assistant messages carry `modelId` and
+`openaiMessageId` (the call's model and response id) in 0.215.
+
+Each `assistant` message is one `chat` span (response id: `openaiMessageId`, else the message
+id), followed by an `execute_tool` span per `tool_use`, with the
 result and `is_error` of its `tool_result`. Tokens come from the settings file, see `usage`.
 
 Keys: the session uuid and the prompt message's id; `Turn.identities` are
@@ -44,7 +51,10 @@ AGENT_NAME = "droid"
 DEFAULT_IDLE_CLOSE = 30.0
 PLACEHOLDER_TITLE = "New Session"
 IDENTITY_PREFIX = "droid:message:"
-_IGNORED_TYPES = frozenset({"todo_state"})
+CONTEXT_PREFIX = "context-"
+REMINDER = "<system-reminder>"
+TURN_OUTCOME = "agent_turn_outcome"
+COMPLETED = "completed"
 
 Record = dict[str, Any]
 
@@ -73,11 +83,19 @@ def _text(blocks: list[Record]) -> str:
 
 
 def _is_prompt(record: Record) -> bool:
+    """A message the person typed: user text, no tool results, and none of what Droid 0.215
+    adds as user messages around it: `context-<prompt id>` system reminders and notices with a
+    `visibility` (e.g. a BYOK configuration warning), both seen by running the real CLI."""
     blocks = _blocks(record)
+    message = record.get("message")
+    texts = [_str(b.get("text")) for b in blocks if b.get("type") == "text"]
     return (
         _role(record) == "user"
-        and any(b.get("type") == "text" for b in blocks)
+        and bool(texts)
         and not any(b.get("type") == "tool_result" for b in blocks)
+        and not _str(record.get("id")).startswith(CONTEXT_PREFIX)
+        and not (isinstance(message, dict) and "visibility" in message)
+        and not all(t.lstrip().startswith(REMINDER) for t in texts)
     )
 
 
@@ -99,6 +117,7 @@ class DroidParser:
         self._attributed = usage.saved_totals(ctx.get("attributed"))
         self._idle_close = float(source.options.get("idle_close", DEFAULT_IDLE_CLOSE))
         self._records: list[Record] = []
+        self._outcome = ""  # the open turn's agent_turn_outcome reason, once written
         self._start = 0
         self._end = 0
         self.ignored = 0
@@ -121,6 +140,11 @@ class DroidParser:
                 self._end = line.end
             else:
                 self.ignored += 1  # before the first prompt (a file cut at the front)
+        elif kind == TURN_OUTCOME and self._records:
+            self._end = line.end
+            if _str(raw.get("turnId")) == _str(self._records[0].get("id")):
+                self._outcome = _str(raw.get("reason")) or "unknown"
+                return [self._close()]  # Droid 0.215+: the turn's own end, no quiet time
         elif isinstance(kind, str) and kind:
             self.ignored += 1  # todo_state and record types of newer Droids
             if self._records:
@@ -167,6 +191,9 @@ class DroidParser:
         attrs: dict[str, Any] = {"tailerd.cwd": self._cwd} if self._cwd else {}
         if settings.totals is None:
             attrs["tailerd.usage.recorded"] = False
+        outcome, self._outcome = self._outcome, ""
+        if outcome:
+            attrs["droid.turn_outcome"] = outcome
         answers = [t for t in (_text(_blocks(r)) for r in rest if _role(r) == "assistant") if t]
         times = [t for t in (parse_time(r.get("timestamp")) for r in (prompt, *rest)) if t]
         prompt_id = _str(prompt.get("id"))
@@ -183,6 +210,7 @@ class DroidParser:
             spans=tuple(spans),
             started_at=times[0] if times else None,
             ended_at=times[-1] if times else None,
+            interrupted=bool(outcome) and outcome != COMPLETED,
             attributes=attrs,
             identities=(f"{IDENTITY_PREFIX}{prompt_id}",) if prompt_id else (),
         )
@@ -203,12 +231,14 @@ class DroidParser:
             blocks, when = _blocks(r), parse_time(r.get("timestamp"))
             text = _text(blocks)
             last_chat = len(spans)
+            message = r.get("message")
+            message = message if isinstance(message, dict) else {}
             spans.append(
                 LLMCall(
-                    model=settings.model,
+                    model=_str(message.get("modelId")) or settings.model,
                     provider_name=settings.provider,
                     output_messages=(Message("assistant", text),) if text else (),
-                    response_id=_str(r.get("id")),
+                    response_id=_str(message.get("openaiMessageId")) or _str(r.get("id")),
                     started_at=when,
                     ended_at=when,
                     attributes={"tailerd.usage.recorded": False},

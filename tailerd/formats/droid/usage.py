@@ -7,8 +7,10 @@ sibling settings file, rewritten in place: `{"model": ..., "providerLock": ...,
 robertpelloni/borg agents/agent-sessions/AgentSessions/Services/DroidSessionParser.swift's
 neighbours and by ccusage-like tools).
 
-Conventions, from the real sample: `inputTokens` excludes cache reads (6,743 input beside 42,496
-cache reads), so Weave's `input_tokens = inputTokens + cacheReadTokens + cacheCreationTokens`;
+Conventions, from the real sample and a run of the real CLI (droid 0.215.0 against a scripted
+server: three calls of 1,500/2,500/2,700 prompt tokens with 300/1,200/1,300 cached gave
+`inputTokens` 3,900 and `cacheReadTokens` 2,800): `inputTokens` excludes cache reads, so Weave's
+`input_tokens = inputTokens + cacheReadTokens + cacheCreationTokens`;
 `outputTokens` includes `thinkingTokens` as in OpenAI's convention (the sample's 1,450 output
 tokens hold 1,088 thinking tokens plus about 360 visible ones: five short tool calls and a
 six-line answer), so `output_tokens = outputTokens`, `reasoning_tokens = thinkingTokens`.
