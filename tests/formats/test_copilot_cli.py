@@ -261,8 +261,11 @@ def test_a_turn_without_its_end_waits() -> None:
 
 def test_claims_only_copilot_files(tmp_path: Path) -> None:
     head = V1034.read_bytes()[:65536]
-    fmt = formats.choose(PurePath("/home/u/.copilot/session-state/x.jsonl"), head)
+    fmt = formats.choose(PurePath("/home/u/logs/x.jsonl"), head)
     assert fmt is not None and fmt.name == "copilot-cli"
+    # before 1.0: session-state/<id>.jsonl, claimed by its place even before its first line
+    assert FORMAT.claims(PurePath("/home/u/.copilot/session-state/abc.jsonl"), b"")
+    assert not FORMAT.claims(PurePath("/home/u/.copilot/logs/abc.jsonl"), b"")
     claude = FIXTURES / "claude-code" / "marot-spotter" / "short.jsonl"
     assert not FORMAT.claims(PurePath(claude), claude.read_bytes()[:65536])
     native = b'{"type":"turn","session_id":"s1","turn_id":"1","messages":[]}\n'

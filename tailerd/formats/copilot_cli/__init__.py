@@ -57,8 +57,11 @@ class CopilotFormat:
 
     def claims(self, path: PurePath, head: bytes) -> bool:
         """A file whose first event is Copilot's `session.start` (producer `copilot-agent` or a
-        `copilotVersion`), or any `events.jsonl` directly in a `session-state/<id>/` folder."""
+        `copilotVersion`), an `events.jsonl` in a `session-state/<id>/` folder, or (before
+        1.0) a `<id>.jsonl` directly in `session-state/`."""
         if path.name == "events.jsonl" and path.parent.parent.name == "session-state":
+            return True
+        if path.parent.name == "session-state" and path.suffix == ".jsonl":  # before 1.0
             return True
         first = head.split(b"\n", 1)[0]
         if _START not in first:
