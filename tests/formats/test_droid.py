@@ -230,6 +230,8 @@ def droid_cli() -> Path:
 
 
 def test_real_droid_cli_session_is_shipped_as_scripted(tmp_path: Path) -> None:
+    """One turn: a second one (`droid exec -s <session>`) needs Factory's cloud sync
+    (CloudSyncService: "Unable to connect") and cannot run offline."""
     binary = droid_cli()
     home, work = tmp_path / "home", tmp_path / "work"
     work.mkdir(parents=True)
