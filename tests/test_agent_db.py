@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tailerd.domain import Turn
 from tailerd.edges.agent_db import read_snapshot, signature
 from tailerd.edges.agent_db.cursors import SessionCursors
 from tailerd.edges.agent_db.source import DatabaseSource
@@ -257,3 +258,24 @@ def test_another_users_database_in_a_directory_tailerd_cannot_write() -> None:
         assert digests(base / ".opencode") == before
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_an_open_turn_is_read_again_only_once_it_can_have_gone_idle(dot_opencode: Path) -> None:
+    db_path = dot_opencode / "opencode.db"
+    source = DatabaseSource(db_path, FORMAT, Source(str(db_path)), {}, idle_close=600)
+    now = time.time()
+    assert len(source.poll(now)) == 18  # tests/formats/test_crush.py
+    db = sqlite3.connect(db_path, isolation_level=None)
+    parts = json.dumps([{"type": "text", "data": {"text": "still thinking?"}}])
+    db.execute(
+        "INSERT INTO messages (id, session_id, role, parts, created_at, updated_at)"
+        " VALUES ('open-1', '635c8ffb-566f-4bd6-a816-f648f33beb9d', 'user', ?, ?, ?)",
+        (parts, int(now), int(now)),
+    )
+    db.close()
+    assert source.poll(now + 1) == [] and source.reads == 2  # changed: read; the turn is open
+    assert source.open_sessions == {"635c8ffb-566f-4bd6-a816-f648f33beb9d"}
+    assert source.poll(now + 2, idle=True) == [] and source.reads == 2  # unchanged: no open
+    (closed,) = source.poll(now + 602, idle=True)  # quiet for idle_close: read, closed
+    assert source.reads == 3 and isinstance(closed[1], Turn) and closed[1].interrupted
+    assert source.open_sessions == frozenset()

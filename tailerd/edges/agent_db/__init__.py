@@ -14,7 +14,9 @@ tests/test_agent_db.py):
   and would miss it, and any copy of the `.db` alone loses it too. A `mode=ro` connection takes
   the same shared read-marks in the `-shm` as any reader (they never block a writer in WAL mode),
   cannot checkpoint (`PRAGMA wal_checkpoint` fails on it) and, being read-only, never truncates
-  or deletes the WAL when it closes, even as the last connection.
+  or deletes the WAL when it closes, even as the last connection. Like any SQLite reader it
+  does create an empty `-wal` and the `-shm` when the agent's last connection removed them
+  (and the directory is writable); the agent's next connection uses them as its own.
 * Another user's database (tailerd may read, not write, the files and their directory): with a
   read-only `-shm` `mode=ro` still reads the WAL (SQLite's read-only wal-index); with no `-shm`
   at all (the agent stopped; it removes the `-shm` only when no process has the database open)
@@ -57,7 +59,9 @@ def signature(path: Path) -> Signature | None:
         return None
     try:
         wal = Path(f"{path}{WAL_SUFFIX}").stat()
-        wal_part = (wal.st_size, wal.st_mtime_ns)
+        # An empty WAL is no WAL: a reader recreates one after the agent's last connection
+        # removed it (and a checkpoint that empties the WAL moves the database's own stat).
+        wal_part = (wal.st_size, wal.st_mtime_ns) if wal.st_size else (0, 0)
     except OSError:
         wal_part = (0, 0)
     return (st.st_size, st.st_mtime_ns, *wal_part)

@@ -2,7 +2,8 @@
 
 `DatabaseSource.poll` is called when the database or its `-wal` changed (inotify names either;
 the daemon maps `-wal` to its database) and once a second while a session has an open turn (for
-idle closing). It stats both files first and opens nothing if neither moved; otherwise it opens
+idle closing: the database is opened again only once nothing changed for `idle_close`
+seconds). It stats both files first and opens nothing if neither moved; otherwise it opens
 one read-only snapshot (see the package docstring), lists the sessions whose version changed
 since the last read, and asks the format for each one's turns after its read cursor.
 
@@ -47,9 +48,9 @@ class DatabaseSource:
         self.cursors = SessionCursors(acked)
         self.reads = 0  # snapshots opened (tests count work with it)
         self._signature: Signature | None = None
+        self._changed_at = 0.0  # when (epoch seconds) the signature last moved
         self._versions: dict[str, str] = {}
         self._open: set[str] = set()  # sessions with a turn not finished yet
-        self._sessions: dict[str, str] = {}  # turn key -> session id, while in flight
         self._error = ""
 
     @property
@@ -60,8 +61,15 @@ class DatabaseSource:
         """(session id, finished turn or dead letter) for what changed since the last poll.
         `idle`: also re-read the sessions with an open turn (their quiet time grew)."""
         sig = signature(self.path)
-        if sig is None or (sig == self._signature and not (idle and self._open)):
+        if sig is None:
             return []
+        if sig == self._signature:
+            # Unchanged: only time can close an open turn, once its quiet reaches idle_close
+            # (measured from its last message, which is no later than the last change seen).
+            if not (idle and self._open and now - self._changed_at >= self.idle_close):
+                return []
+        else:
+            self._changed_at = now
         try:
             with read_snapshot(self.path) as db:
                 self.reads += 1
@@ -106,7 +114,6 @@ class DatabaseSource:
                 self._versions[session_id] = versions[session_id]
             for item in read.turns:
                 out.append((session_id, item.turn))
-                self._sessions[item.turn.key] = session_id
                 self.cursors.emitted(session_id, item.turn.key, item.cursor)
             if read.open:
                 self._open.add(session_id)
@@ -116,5 +123,4 @@ class DatabaseSource:
 
     def settled(self, key: str) -> bool:
         """Every sink is done with turn `key` (or it was never sent); False if not ours."""
-        self._sessions.pop(key, None)
         return self.cursors.settled(key)
