@@ -44,7 +44,7 @@ def expected(scenario: Scenario) -> Shipped:
     replies = scenario.all_replies
     calls = [c.name for r in replies for c in r.tool_calls]
     return Shipped(
-        turns=len(scenario.prompts),
+        turns=len(scenario.prompts) + scenario.subagent_sessions,
         chats=tuple(sorted((r.usage.prompt, r.usage.output) for r in replies)),
         tools=tuple(sorted(Counter(c for c in calls if c not in scenario.subagent_tools).items())),
         subagents=sum(c in scenario.subagent_tools for c in calls),

@@ -55,11 +55,12 @@ NO_TRAFFIC: dict[str, dict[str, str]] = {
 class Scenario:
     """An agent CLI's script and how to drive it.
 
-    `replies[i]` are the replies of turn i in request order (a sub-agent's requests come where
-    the CLI makes them: the scenarios run sub-agents in the foreground). `subagent_tools` are
-    tool names that start a sub-agent (tailerd ships them as `invoke_agent` spans, not as
-    `execute_tool`). `prepare(home, url)` writes the CLI's settings and returns its
-    environment; `command(binary, turn, prompt)` is the argv of turn `turn`.
+        `replies[i]` are the replies of turn i in request order (a sub-agent's requests come where
+        the CLI makes them: the scenarios run sub-agents in the foreground). `subagent_tools` are
+        tool names that start a sub-agent (tailerd ships them as `invoke_agent` spans, not as
+        `execute_tool`); `subagent_sessions` counts sub-agents the format ships as sessions of their
+    own (one more root span each). `prepare(home, url)` writes the CLI's settings and returns its
+        environment; `command(binary, turn, prompt)` is the argv of turn `turn`.
     """
 
     agent: str
@@ -70,6 +71,7 @@ class Scenario:
     prepare: Callable[[Path, str], dict[str, str]]
     command: Callable[[Path, int, str], list[str]]
     subagent_tools: frozenset[str] = frozenset()
+    subagent_sessions: int = 0
     tailerd_config: str = ""
     side: Callable[[dict[str, Any]], str | None] | None = None
     side_text: str = SIDE_TEXT
@@ -98,6 +100,17 @@ def _base_env(home: Path, agent: str) -> dict[str, str]:
         "NO_PROXY": "127.0.0.1,localhost",
         **NO_TRAFFIC[agent],
     }
+
+
+SUBAGENT_GEMINI = {"agent_name": "generalist", "prompt": "Count the lines of notes.txt"}
+# run_in_background false: the sub-agent runs before the parent's next request (the default is
+# background, which makes the order of the two agents' requests a race)
+SUBAGENT_QWEN = {
+    "description": "Count lines",
+    "prompt": "Count the lines of notes.txt",
+    "subagent_type": "general-purpose",
+    "run_in_background": False,
+}
 
 
 def _u(n: int, cached: int = 0, written: int = 0) -> Usage:
@@ -276,10 +289,25 @@ GEMINI = Scenario(
                 "",
                 (ToolCall("run_shell_command", {"command": "cat notes.txt"}, "gem_s02"),),
             ),
-            Reply(_u(3, 128), "notes.txt has 2 lines."),
+            Reply(_u(3, 128), "", (ToolCall("invoke_agent", SUBAGENT_GEMINI, "gem_s03"),)),
+            # the sub-agent "generalist": it must end with its complete_task tool
+            Reply(
+                _u(4),
+                "",
+                (ToolCall("run_shell_command", {"command": "wc -l notes.txt"}, "gem_s04"),),
+            ),
+            Reply(
+                _u(5, 64),
+                "",
+                (ToolCall("complete_task", {"result": {"response": "2 lines."}}, "gem_s05"),),
+            ),
+            Reply(_u(6, 192), "notes.txt has 2 lines."),
         ),
-        (Reply(_u(4, 256), "Nothing else."),),
+        (Reply(_u(7, 256), "Nothing else."),),
     ),
+    # Gemini CLI records a sub-agent in chats/<session>/<id>.jsonl ("kind": "subagent");
+    # tailerd ships it as a session of its own (formats/gemini.py), its invoke_agent as a tool
+    subagent_sessions=1,
     prepare=_gemini_prepare,
     command=_gemini_command,
     # a Gemini turn ends at the next prompt or after idle_close of quiet
@@ -321,10 +349,19 @@ QWEN = Scenario(
                 "",
                 (ToolCall("run_shell_command", {"command": "cat notes.txt"}, "call_q02"),),
             ),
-            Reply(_u(3, 128), "notes.txt has 2 lines."),
+            Reply(_u(3, 128), "", (ToolCall("agent", SUBAGENT_QWEN, "call_q03"),)),
+            # the sub-agent (subagents/<session>/agent-general-purpose-call_q03.jsonl)
+            Reply(
+                _u(4),
+                "",
+                (ToolCall("run_shell_command", {"command": "wc -l notes.txt"}, "call_q04"),),
+            ),
+            Reply(_u(5, 64), "notes.txt has 2 lines."),
+            Reply(_u(6, 192), "notes.txt and 2 lines in it."),
         ),
-        (Reply(_u(4, 256), "Nothing else."),),
+        (Reply(_u(7, 256), "Nothing else."),),
     ),
+    subagent_tools=frozenset({"agent"}),
     prepare=_qwen_prepare,
     command=_qwen_command,
     tailerd_config="[format_options.qwen-code]\nidle_close = 2.0\n",
