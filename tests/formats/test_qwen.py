@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import sqlite3
+from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePath
 
 from hypothesis import HealthCheck, given, settings
@@ -210,3 +211,20 @@ def test_unknown_record_types_are_counted_for_status() -> None:
         "0.18.1:system/brand_new_subtype": 1,
         "0.18.1:brand_new": 1,
     }
+
+
+def test_span_durations_from_ui_telemetry() -> None:
+    """`jq -c 'select(.subtype=="ui_telemetry")|.systemPayload.uiEvent|[."event.name",
+    .duration_ms]' F` -> api_response 47 ms, tool_call 0 ms, api_response 13 ms; the replies
+    are written at 14:40:22.909 and 22.976, the tool result at 22.950."""
+    (turn,) = parse(SAMPLE)
+    first, second = (s for s in turn.spans if isinstance(s, LLMCall))
+    (tool,) = (s for s in turn.spans if isinstance(s, ToolCall))
+    at = datetime(2026, 6, 15, 14, 40, 22, tzinfo=timezone.utc)
+    assert (first.started_at, first.ended_at) == (at + ms(862), at + ms(909))
+    assert (second.started_at, second.ended_at) == (at + ms(963), at + ms(976))
+    assert tool.ended_at == at + ms(950)
+
+
+def ms(n: int) -> timedelta:
+    return timedelta(milliseconds=n)

@@ -18,7 +18,8 @@ repeat the same numbers and are not counted.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from tailerd.domain import LLMCall, Message, SpanCall, SubAgentCall, ToolCall, Usage
@@ -153,15 +154,42 @@ def compaction(record: Record) -> SubAgentCall:
     return SubAgentCall(name="compaction", started_at=when, ended_at=when, attributes=attributes)
 
 
+def _telemetry(record: Record) -> tuple[str, str, float]:
+    """(event name, call id, duration in seconds) of a `system/ui_telemetry` record."""
+    event = as_dict(as_dict(record.get("systemPayload")).get("uiEvent"))
+    ms = event.get("duration_ms")
+    seconds = ms / 1000 if isinstance(ms, (int, float)) and not isinstance(ms, bool) else 0.0
+    if not (0 <= seconds < 86400):
+        seconds = 0.0
+    return as_str(event.get("event.name")), as_str(event.get("call_id")), seconds
+
+
+def _earlier(when: datetime | None, seconds: float) -> datetime | None:
+    return when - timedelta(seconds=seconds) if when is not None and seconds else when
+
+
 def spans_of(records: Iterable[Record]) -> list[SpanCall]:
     """The LLM, tool and compaction spans of a run of records, in order; tool results fill
-    the tool spans their `functionResponse.id` names."""
+    the tool spans their `functionResponse.id` names. The `ui_telemetry` records give the
+    durations: `qwen-code.api_response` (written just before its reply) the LLM call's,
+    `qwen-code.tool_call` (by `call_id`) the tool's; spans start that long before they end."""
     spans: list[SpanCall] = []
     pending: dict[str, int] = {}  # call id -> index in spans
+    api_seconds = 0.0
+    tool_seconds: dict[str, float] = {}
     for record in records:
         kind = record.get("type")
-        if kind == "assistant":
+        if kind == "system" and record.get("subtype") == "ui_telemetry":
+            name, call_id, seconds = _telemetry(record)
+            if name.endswith("api_response"):
+                api_seconds = seconds
+            elif name.endswith("tool_call"):  # 0.18 names no call_id: its function, then
+                event = as_dict(as_dict(record.get("systemPayload")).get("uiEvent"))
+                tool_seconds[call_id or f"fn:{as_str(event.get('function_name'))}"] = seconds
+        elif kind == "assistant":
             llm, calls = _llm(record)
+            llm = replace(llm, started_at=_earlier(llm.ended_at, api_seconds))
+            api_seconds = 0.0
             spans.append(llm)
             for call in calls:
                 if call.tool_call_id:
@@ -174,14 +202,18 @@ def spans_of(records: Iterable[Record]) -> list[SpanCall]:
                     continue
                 tool = spans[i]
                 assert isinstance(tool, ToolCall)
+                ended = time_of(record) or tool.started_at
+                by_name = f"fn:{tool.name}"
+                key = call_id if call_id in tool_seconds else by_name
+                seconds = tool_seconds.pop(key, 0.0)
                 spans[i] = ToolCall(
                     name=tool.name,
                     arguments=tool.arguments,
                     result=text,
                     tool_call_id=tool.tool_call_id,
                     is_error=error,
-                    started_at=tool.started_at,
-                    ended_at=time_of(record) or tool.started_at,
+                    started_at=_earlier(ended, seconds) if seconds else tool.started_at,
+                    ended_at=ended,
                 )
         elif kind == "system" and record.get("subtype") == "chat_compression":
             spans.append(compaction(record))

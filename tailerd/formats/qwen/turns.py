@@ -119,6 +119,8 @@ class QwenParser:
             if subtype not in KNOWN_SYSTEM:
                 self._unknown[f"{as_str(record.get('version')) or '?'}:system/{subtype}"] += 1
             self._system(record, subtype, out)
+            if subtype == "ui_telemetry" and self._open is not None:  # durations for spans
+                self._open.records[uuid or f"@{line.start}"] = record
         else:
             if turn is None:  # a reply after its turn was closed: a continuation turn
                 self._at_open = self._context()
