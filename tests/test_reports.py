@@ -174,7 +174,7 @@ def test_show_has_prompt_calls_full_arguments_capped_results_errors_and_totals(
     assert "r" * 600 + "…[1,400morechars;--jsonshowsall]" in unwrapped
     assert "r" * 601 not in unwrapped
     assert "ERROR" in next(line for line in text.splitlines() if "tool: rm" in line)
-    assert "2 tool calls (1 failed)" in text and "in 100" in text and "out 7" in text
+    assert "1 LLM call, 2 tool calls (1 failed)" in text and "in 100" in text and "out 7" in text
     assert max(len(line) for line in text.splitlines()) <= 100  # piped: 100 columns
     as_json = json.loads(run_tailerd("show", "s1", "--state-dir", state, "--json").stdout)
     (root,) = as_json

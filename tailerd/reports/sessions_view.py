@@ -74,7 +74,10 @@ def cost_text(cost: float | None, unpriced: int) -> str:
     `-` when the store holds no prices at all (written before costs existed)."""
     if cost is None:
         return "unpriced" if unpriced else "-"
-    text = f"${cost:,.2f}" if cost >= 1 or cost == 0 else f"${cost:.4f}"
+    if 0 < cost < 0.0001:
+        text = "<$0.0001"
+    else:
+        text = f"${cost:,.2f}" if cost >= 1 or cost == 0 else f"${cost:.4f}"
     return text + ("+" if unpriced else "")
 
 

@@ -138,7 +138,7 @@ def _tokens_text(a: dict[str, Any]) -> str:
     text += f", out {_int(a.get('gen_ai.usage.output_tokens'))}"
     cost = a.get("gen_ai.usage.cost")
     if isinstance(cost, (int, float)) and not isinstance(cost, bool):
-        text += f", ${cost:.4f}"
+        text += f", {cost_text(float(cost), 0)}"
     elif a.get("tailerd.cost.unpriced") is True:
         text += ", unpriced"
     return text
@@ -174,10 +174,14 @@ def _span_lines(span: dict[str, Any], indent: int) -> Iterator[Line]:
         yield Line(indent, span["operation"] or "span", f"{span['name']}{when}")
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def _totals_text(t: Totals) -> str:
     uncached = max(0, t.input_tokens - t.cache_read - t.cache_write)
     return (
-        f"{t.llm_calls} LLM calls, {t.tool_calls} tool calls ({t.errors} failed), "
+        f"{_n(t.llm_calls, 'LLM call')}, {_n(t.tool_calls, 'tool call')} ({t.errors} failed), "
         f"in {uncached}, cache read {t.cache_read}, cache write {t.cache_write}, "
         f"out {t.output_tokens}, cost {cost_text(t.cost, t.unpriced)}"
     )
