@@ -37,7 +37,7 @@ from tailerd.domain import LLMCall, SubAgentCall, ToolCall
 from tailerd.edges.agent_db import read_snapshot
 from tailerd.formats.base import Source
 from tailerd.formats.opencode import FORMAT
-from tests.conftest import run_tailerd
+from tests.conftest import popen_tailerd, run_tailerd
 from tests.formats.test_wrong_types import at, by_depth, other_type, paths_in, replaced
 
 DDL = """
@@ -237,9 +237,13 @@ def test_a_turn_waits_for_its_final_answer_then_idle_closes_it(tmp_path: Path) -
 
 def store_totals(state: Path) -> tuple[int, int, int, int, int]:
     """Roots, chat spans, tool spans, Weave input and output tokens in the local store."""
-    db = sqlite3.connect(state / "tailerd.db")
+    if not (state / "tailerd.db").exists():
+        return (0, 0, 0, 0, 0)
+    db = sqlite3.connect(f"{(state / 'tailerd.db').as_uri()}?mode=ro", uri=True)
     try:
         rows = db.execute("SELECT name, parent_span_id IS NULL, attributes FROM spans").fetchall()
+    except sqlite3.OperationalError:  # the daemon has not created its tables yet
+        rows = []
     finally:
         db.close()
     chats = [json.loads(a) for n, _, a in rows if n.startswith("chat ")]
@@ -252,7 +256,11 @@ def store_totals(state: Path) -> tuple[int, int, int, int, int]:
     )
 
 
+SCRIPT_TOTALS = (2, 7, 3, 10250, 192)  # turns, chat, tool spans, tokens: module docstring
+
+
 def test_the_real_cli_database_ships_exactly_the_script(tmp_path: Path) -> None:
+    """Live (a daemon running while the CLI writes) and with `--once` (twice: nothing again)."""
     from tests.agents_cli.install import Unavailable, install
     from tests.agents_cli.model_server import Reply, Usage, running
     from tests.agents_cli.model_server import ToolCall as Call
@@ -282,6 +290,10 @@ def test_the_real_cli_database_ships_exactly_the_script(tmp_path: Path) -> None:
         Reply(Usage(1400, 25, 500), "Done: a.txt written."),
         Reply(Usage(1500, 20, 600), "Second answer."),
     ]  # fmt: skip
+    data = home / ".local" / "share" / "opencode"
+    data.mkdir(parents=True)
+    live = tmp_path / "live"
+    daemon = popen_tailerd("--watch", data, "--state-dir", live, "--data-dir", live)
     with running(replies, "claude-sonnet-4-5") as server:
         config = {"model": "anthropic/claude-sonnet-4-5", "autoupdate": False, "share": "disabled",
                   "provider": {"anthropic": {"options": {"baseURL": f"{server.url}/v1",
@@ -300,15 +312,23 @@ def test_the_real_cli_database_ships_exactly_the_script(tmp_path: Path) -> None:
             )  # fmt: skip
             assert done.returncode == 0, done.stderr[-2000:]
         assert (server.answered, server.overruns) == (7, 0)
-    data = home / ".local" / "share" / "opencode"
-    assert (data / "opencode.db").exists()
+    try:
+        deadline = time.monotonic() + 30
+        while store_totals(live) != SCRIPT_TOTALS and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert store_totals(live) == SCRIPT_TOTALS
+    finally:
+        daemon.terminate()
+        _, err = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, err[-2000:]
+    assert "Traceback" not in err
     state = tmp_path / "state"
     shipped = run_tailerd("--watch", data, "--once", "--state-dir", state, "--data-dir", state)
     assert shipped.returncode == 0, shipped.stderr
     # 2 turns; 7 chat spans; 3 bash (+ the task call is the sub-agent span, not a tool span)
-    assert store_totals(state) == (2, 7, 3, 10250, 192)
+    assert store_totals(state) == SCRIPT_TOTALS
     again = run_tailerd("--watch", data, "--once", "--state-dir", state, "--data-dir", state)
-    assert again.returncode == 0 and store_totals(state) == (2, 7, 3, 10250, 192)
+    assert again.returncode == 0 and store_totals(state) == SCRIPT_TOTALS
     shutil.rmtree(home / ".cache", ignore_errors=True)
 
 

@@ -77,7 +77,9 @@ class DatabaseSource:
         except sqlite3.Error as exc:
             if str(exc) != self._error:
                 self._error = str(exc)
-                log.warning("cannot read agent database path=%s: %s", self.path, exc)
+                # "no such table": the agent is still creating its schema (its first start)
+                level = logging.INFO if "no such table" in str(exc) else logging.WARNING
+                log.log(level, "cannot read agent database path=%s: %s", self.path, exc)
             return []
         self._error = ""
         self._signature = sig
