@@ -211,3 +211,46 @@ def test_no_wrong_type_escapes(
     target.write_bytes(mutated)
     out = turns(base, final=final)
     assert all(isinstance(t, Turn) for t in out)
+
+
+def test_no_watch_finds_cursor_droid_cline_and_openhands_in_one_home(tmp_path: Path) -> None:
+    """Zero configuration: `tailerd --once` without `--watch` finds the four agents' homes
+    (tailerd/agent_homes.py) and ships every session, each counted in its own test: Cursor
+    1 turn / 21 spans, Droid 1 / 11, Cline 5 / 32, OpenHands 2 / 7."""
+    from tests.formats.test_cline import SESSION as CLINE_SESSION
+    from tests.formats.test_cline import cline_home
+    from tests.formats.test_cursor import SESSION as CURSOR_SESSION
+    from tests.formats.test_cursor import cursor_home
+    from tests.formats.test_droid import SESSION as DROID_SESSION
+    from tests.formats.test_droid import droid_home
+
+    home = tmp_path / "home"
+    cursor_home(home)
+    droid_home(home)
+    cline_home(home)
+    openhands_home(home)
+    age(home)
+    state = tmp_path / "state"
+    result = run_tailerd("--once", "--state-dir", state, "--data-dir", state, HOME=str(home))
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(state / "tailerd.db") as db:
+        counts = dict(db.execute("SELECT session_id, count(*) FROM spans GROUP BY 1").fetchall())
+        roots = db.execute("SELECT count(*) FROM spans WHERE parent_span_id IS NULL").fetchone()
+    assert counts == {CURSOR_SESSION: 21, DROID_SESSION: 11, CLINE_SESSION: 32, CONVERSATION: 7}
+    assert roots == (1 + 1 + 5 + 2,)
+
+
+def test_a_scaffold_error_is_kept_on_its_turn(tmp_path: Path) -> None:
+    base = openhands_home(tmp_path)
+    error = {  # the SDK's AgentErrorEvent (source agent, `error`), answering no tool call
+        "id": "e-err",
+        "timestamp": "2026-02-05T11:24:49.900000",
+        "source": "agent",
+        "error": "the model returned no tool call and no message",
+        "kind": "AgentErrorEvent",
+    }
+    (base.parent / "events" / "event-00008-e-err.json").write_text(json.dumps(error))
+    first, second = turns(base)
+    assert second.attributes["openhands.errors"] == [error["error"]]
+    assert "openhands.errors" not in first.attributes
+    assert len(second.spans) == 1  # the error is no span

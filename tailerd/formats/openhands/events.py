@@ -8,7 +8,9 @@ the model made: `tool_call {id, name, arguments}`, `thought`, `reasoning_content
 `llm_response_id`; parallel calls of one completion share the response id and so one chat
 span), `ObservationEvent` (the tool's result: `observation.content`, `observation.is_error`),
 `AgentErrorEvent` and `UserRejectObservation` (a tool call that failed or was refused:
-`is_error`). `SystemPromptEvent`, state updates and condensation events make no spans.
+`is_error`; an `AgentErrorEvent` answering no tool call, and a `ConversationErrorEvent`, go to
+the turn attribute `openhands.errors`; software-agent-sdk openhands/sdk/event/llm_convertible).
+`SystemPromptEvent`, state updates and condensation events make no spans.
 
 Timestamps are naive ISO strings; they are taken as UTC (the sample's agree with the epoch
 timestamps of base_state.json's `costs` to the millisecond).
@@ -150,6 +152,17 @@ def _answer(events: list[Event]) -> str:
     return ""
 
 
+def _errors(events: list[Event]) -> list[str]:
+    """Errors of the agent's scaffold that answer no tool call (`AgentErrorEvent` without
+    `tool_call_id`, e.g. a malformed model reply), and conversation errors."""
+    return [
+        _str(e.get("error")) or _str(e.get("detail")) or _str(e.get("kind"))
+        for e in events
+        if (e.get("kind") == "AgentErrorEvent" and not _str(e.get("tool_call_id")))
+        or e.get("kind") == "ConversationErrorEvent"
+    ]
+
+
 def build_turn(
     conversation: str,
     group: list[Event],
@@ -165,6 +178,10 @@ def build_turn(
     spans = _spans(rest, state)
     models = [s.model for s in spans if isinstance(s, LLMCall) and s.model]
     answer = _answer(rest)
+    attrs = dict(attributes)
+    errors = _errors(rest)
+    if errors:
+        attrs["openhands.errors"] = errors
     return Turn(
         key=turn_key(AGENT_NAME, conversation, _str(prompt.get("id"))),
         session_id=conversation,
@@ -177,6 +194,6 @@ def build_turn(
         spans=tuple(spans),
         started_at=times[0] if times else None,
         ended_at=times[-1] if times else None,
-        attributes=dict(attributes),
+        attributes=attrs,
         identities=(f"{IDENTITY_PREFIX}{prompt['id']}",) if _str(prompt.get("id")) else (),
     )
