@@ -365,7 +365,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv and argv[0] == "service":
             from tailerd import service_install
 
-            return service_install.main(argv[1:])
+            loudness = {"-v", "--verbose", "-q", "--quiet"}  # taken here for every command
+            if {"-q", "--quiet"} & set(argv) and not {"-v", "--verbose"} & set(argv):
+                import logging
+
+                logging.getLogger("tailerd").setLevel(logging.WARNING)
+            return service_install.main([a for a in argv[1:] if a not in loudness])
         if argv and argv[0] == "doctor":
             return _doctor(argv[1:])
         if argv and argv[0] in COMMANDS:

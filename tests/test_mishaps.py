@@ -202,5 +202,10 @@ def test_every_command_accepts_verbose_and_quiet(tmp_path: Path) -> None:
         ):
             result = run_tailerd(*command, *where, flag)
             assert result.returncode == 0, (command, flag, result.stderr)
+    for flag in ("-v", "-q"):  # commands whose outcome depends on the machine: flags accepted
+        for command in (["usage"], ["doctor"], ["service", "install", "--user", "--dry-run"]):
+            result = run_tailerd(*command, flag, *(() if command[0] == "service" else where))
+            assert "unrecognized arguments" not in result.stderr, (command, flag, result.stderr)
+            assert "internal error" not in result.stderr, (command, flag, result.stderr)
     quiet = run_tailerd("--watch", logs, "--once", *where, "-q")
     assert quiet.returncode == 0 and "INFO" not in quiet.stderr
