@@ -291,3 +291,24 @@ def test_an_agent_tool_call_nests_its_child_session(project: Path) -> None:
     assert [type(s).__name__ for s in sub.spans] == ["LLMCall", "ToolCall", "LLMCall"]
     assert sub.output_messages[0].content == "1 test file"
     assert isinstance(sub.spans[1], ToolCall) and sub.spans[1].result == "a_test.go"
+
+
+def test_times_in_milliseconds_read_as_seconds(project: Path) -> None:
+    """The schema's comments say milliseconds (the fixture holds seconds): a release writing
+    milliseconds must give the same turn times, cursors and idle closing."""
+    db_path = project / ".opencode" / "opencode.db"
+    before = read_all(db_path)[WAL_ONLY_SESSION][0]
+    db = sqlite3.connect(db_path, isolation_level=None)
+    db.execute("DROP TRIGGER update_messages_updated_at")  # it would stamp updated_at = now
+    db.execute(
+        "UPDATE messages SET created_at = created_at * 1000, updated_at = updated_at * 1000,"
+        " finished_at = finished_at * 1000 WHERE session_id = ?",
+        (WAL_ONLY_SESSION,),
+    )
+    db.close()
+    after = read_all(db_path)[WAL_ONLY_SESSION][0]
+    assert (after.turn.started_at, after.turn.ended_at) == (
+        before.turn.started_at,
+        before.turn.ended_at,
+    )
+    assert after.cursor == before.cursor

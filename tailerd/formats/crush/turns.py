@@ -299,9 +299,9 @@ def _row(values: tuple[Any, ...]) -> Row:
         parts=tuple(_parts(parts)),
         model=_str(model),
         provider=_str(provider),
-        created=_num(created),
-        updated=_num(updated) or _num(created),
-        finished=_num(finished) or None,
+        created=_seconds(created),
+        updated=_seconds(updated) or _seconds(created),
+        finished=_seconds(finished) or None,
     )
 
 
@@ -352,3 +352,10 @@ def _num(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return 0.0
     return float(value)
+
+
+def _seconds(value: object) -> float:
+    """Epoch seconds from the seconds opencode-go writes, or milliseconds (the schema's
+    comments say milliseconds, as a later release may write)."""
+    number = _num(value)
+    return number / 1000 if number > 1e11 else number
