@@ -139,3 +139,33 @@ def test_once_ships_the_session_into_the_local_store(tmp_path: Path) -> None:
     assert ops.count("chat") == 10 and ops.count("execute_tool") == 10
     assert {sid for _, sid in rows} == {SESSION}
     assert len(rows) == 21  # the turn's root + 10 chat + 10 tool spans
+
+
+def test_newer_lines_tool_results_and_turn_ended(tmp_path: Path) -> None:
+    """Shapes of newer transcripts (no licensed sample: written here by hand after a reader's
+    description): a `user` line of `tool_result` blocks is no prompt and fills the tool
+    spans; `{"type": "turn_ended"}` finishes the turn at once; other markers are skipped."""
+    path = cursor_home(tmp_path)
+    lines = [
+        {"role": "user", "message": {"content": [{"type": "text", "text": "list files"}]}},
+        {"role": "assistant", "message": {"content": [
+            {"type": "tool_use", "id": "t1", "name": "Shell", "input": {"command": "ls"}},
+            {"type": "tool_use", "name": "Read", "input": {"path": "a"}},
+        ]}},
+        {"role": "user", "message": {"content": [
+            {"type": "tool_result", "tool_use_id": "t1", "content": "a\nb"},
+            {"type": "tool_result", "content": [{"type": "text", "text": "A"}], "is_error": True},
+        ]}},
+        {"type": "some_future_marker"},
+        {"role": "assistant", "message": {"content": [{"type": "text", "text": "two files"}]}},
+        {"type": "turn_ended", "status": "completed"},
+    ]  # fmt: skip
+    data = b"".join(json.dumps(x).encode() + b"\n" for x in lines)
+    (turn,) = parse(path, data, quiet=0.0)  # closed by turn_ended, no quiet needed
+    shell, read = [s for s in turn.spans if isinstance(s, ToolCall)]
+    assert (shell.result, shell.is_error, read.result, read.is_error) == ("a\nb", False, "A", True)
+    assert "tailerd.tool.result_recorded" not in shell.attributes
+    assert len([s for s in turn.spans if isinstance(s, LLMCall)]) == 2
+    assert turn.output_messages[0].content == "two files"
+    assert turn.attributes["cursor.turn_status"] == "completed" and not turn.interrupted
+    assert turn.end == len(data)

@@ -7,16 +7,21 @@ one its files show): one JSON object per line, `{"role": "user"|"assistant", "me
 User text is wrapped in `<user_query>...</user_query>`; assistant thinking is stored as the text
 "[REDACTED]". The file records **no** timestamps, ids, model, token usage or tool results.
 
-A turn is a `user` line and every `assistant` line up to the next `user` line; it is finished
-when the next user line arrives or the file has been quiet for `idle_close` seconds (option,
-default 30 s: the file says nothing about a turn's end). Each assistant line is one model step:
-one `chat` span, then one `execute_tool` span per `tool_use` block.
+A turn is a `user` line and every line up to the next prompt; it is finished by a
+`{"type": "turn_ended", "status": ...}` marker (newer transcripts; the status is kept as
+`cursor.turn_status`, an aborted/cancelled/error one marks the turn interrupted), else when the
+next prompt arrives or the file has been quiet for `idle_close` seconds (option, default 30 s).
+Each assistant line is one model step: one `chat` span, then one `execute_tool` span per
+`tool_use` block. Newer transcripts also write `user` lines holding only `tool_result` blocks:
+they are no prompt, their results go to the tool spans (by `tool_use_id`, else in order).
+Other typed markers are skipped. (The newer shapes as described by a reader of many Cursor
+transcripts, "obsession" connector spec, section 10.5; not in the licensed sample.)
 
 What Cursor does not record, said on the spans instead of guessed: the turn carries
 `tailerd.timestamps.recorded = false` and `tailerd.usage.recorded = false` (its start/end stay
 unset: a parser never opens or stats files, so the file's mtime is not known here); chat spans
-carry `tailerd.usage.recorded = false` (their zero token counts mean "unknown"); tool spans carry
-`tailerd.tool.result_recorded = false`.
+carry `tailerd.usage.recorded = false` (their zero token counts mean "unknown"); tool spans
+without a `tool_result` carry `tailerd.tool.result_recorded = false`.
 
 Keys: Cursor gives no message ids. The session id is the transcript's uuid (its file name, also
 its directory's name), unique across hosts, and a turn is keyed by the byte offset of its user
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import PurePath
 from typing import Any
 
@@ -43,6 +49,8 @@ PROVIDER = "cursor"
 DEFAULT_IDLE_CLOSE = 30.0
 TRANSCRIPTS_DIR = "agent-transcripts"
 _QUERY = re.compile(r"^\s*<user_query>\s*(.*?)\s*</user_query>\s*$", re.DOTALL)
+TURN_ENDED = "turn_ended"
+INTERRUPTED = frozenset({"aborted", "cancelled", "canceled", "interrupted", "error", "failed"})
 NOT_RECORDED = {"tailerd.timestamps.recorded": False, "tailerd.usage.recorded": False}
 
 Record = dict[str, Any]
@@ -73,25 +81,65 @@ def user_text(record: Record) -> str:
     return found.group(1) if found else text
 
 
-def _spans(record: Record) -> list[SpanCall]:
-    text = _text(record)
-    spans: list[SpanCall] = [
-        LLMCall(
-            provider_name=PROVIDER,
-            output_messages=(Message("assistant", text),) if text else (),
-            attributes={"tailerd.usage.recorded": False},
+def is_tool_results(record: Record) -> bool:
+    """A `user` line holding only `tool_result` blocks (newer transcripts): not a prompt."""
+    blocks = _blocks(record)
+    return bool(blocks) and all(b.get("type") == "tool_result" for b in blocks)
+
+
+def _result_text(content: Any) -> str:
+    if isinstance(content, list):
+        return "\n".join(
+            _str(c.get("text")) if isinstance(c, dict) else json_text(c) for c in content
         )
-    ]
-    for block in _blocks(record):
-        if block.get("type") == "tool_use":
-            spans.append(
-                ToolCall(
-                    name=_str(block.get("name")),
-                    arguments=json_text(block.get("input")),
-                    tool_call_id=_str(block.get("id")),
-                    attributes={"tailerd.tool.result_recorded": False},
+    return json_text(content)
+
+
+def _spans(answers: list[Record]) -> list[SpanCall]:
+    """A chat span per assistant line, a tool span per `tool_use`; a `tool_result` is matched
+    by `tool_use_id`, else to the oldest call still without one (the sample's calls have no
+    ids); calls with no result say so."""
+    spans: list[SpanCall] = []
+    waiting: list[int] = []  # indexes of tool spans without a result, oldest first
+    for record in answers:
+        if record.get("role") != "assistant":
+            for block in _blocks(record):
+                if block.get("type") != "tool_result" or not waiting:
+                    continue
+                wanted = _str(block.get("tool_use_id"))
+                at = next(
+                    (i for i in waiting if wanted and spans[i].tool_call_id == wanted),  # type: ignore[union-attr]
+                    waiting[0],
                 )
+                waiting.remove(at)
+                call = spans[at]
+                assert isinstance(call, ToolCall)
+                spans[at] = replace(
+                    call,
+                    result=_result_text(block.get("content")),
+                    is_error=block.get("is_error") is True,
+                    attributes={},
+                )
+            continue
+        text = _text(record)
+        spans.append(
+            LLMCall(
+                provider_name=PROVIDER,
+                output_messages=(Message("assistant", text),) if text else (),
+                attributes={"tailerd.usage.recorded": False},
             )
+        )
+        for block in _blocks(record):
+            if block.get("type") == "tool_use":
+                waiting.append(len(spans))
+                spans.append(
+                    ToolCall(
+                        name=_str(block.get("name")),
+                        arguments=json_text(block.get("input")),
+                        tool_call_id=_str(block.get("id")),
+                        attributes={"tailerd.tool.result_recorded": False},
+                    )
+                )
     return spans
 
 
@@ -123,6 +171,7 @@ class CursorParser:
             self._attrs["cursor.project"] = project
         self._idle_close = float(source.options.get("idle_close", DEFAULT_IDLE_CLOSE))
         self._records: list[Record] = []
+        self._status = ""  # the open turn's `turn_ended` status, once written
         self._start = 0
         self._end = 0
         self.ignored = 0
@@ -131,20 +180,26 @@ class CursorParser:
         raw = decode_object(line)
         if not isinstance(raw, dict):
             return [] if raw is None else [raw]
-        role = raw.get("role")
-        if role == "user":
+        role, kind = raw.get("role"), raw.get("type")
+        if role == "user" and not is_tool_results(raw):
             closed: list[Turn | DeadLetter] = [self._close()] if self._records else []
             self._records = [raw]
             self._start, self._end = line.start, line.end
             return closed
-        if role == "assistant":
-            if not self._records:
-                self.ignored += 1  # an answer without its prompt (a file cut at the front)
-                return []
-            self._records.append(raw)
-            self._end = line.end
+        if role not in ("assistant", "user") and not (isinstance(kind, str) and kind):
+            return [DeadLetter(line.start, line.end, "unknown Cursor record (no role, no type)")]
+        if not self._records:
+            self.ignored += 1  # before the first prompt (a file cut at the front)
             return []
-        return [DeadLetter(line.start, line.end, "unknown Cursor record (no user/assistant role)")]
+        self._end = line.end
+        if role in ("assistant", "user"):
+            self._records.append(raw)
+        elif kind == TURN_ENDED:
+            self._status = _str(raw.get("status")) or "unknown"
+            return [self._close()]
+        else:
+            self.ignored += 1  # a marker of a newer Cursor: skipped, the turn goes on
+        return []
 
     def close_idle(self, quiet_for: float) -> list[Turn]:
         if not self._records or quiet_for < self._idle_close:
@@ -165,7 +220,11 @@ class CursorParser:
     def _close(self) -> Turn:
         user, answers = self._records[0], self._records[1:]
         self._records = []
-        texts = [t for t in (_text(r) for r in answers) if t]
+        status, self._status = self._status, ""
+        attrs = dict(self._attrs)
+        if status:
+            attrs["cursor.turn_status"] = status
+        texts = [t for t in (_text(r) for r in answers if r.get("role") == "assistant") if t]
         return Turn(
             key=turn_key(AGENT_NAME, self._session, self._start),
             session_id=self._session,
@@ -174,8 +233,9 @@ class CursorParser:
             agent_name=self._source.agent_name or AGENT_NAME,
             messages=(Message("user", user_text(user)),),
             output_messages=(Message("assistant", texts[-1]),) if texts else (),
-            spans=tuple(s for r in answers for s in _spans(r)),
-            attributes=dict(self._attrs),
+            spans=tuple(_spans(answers)),
+            interrupted=status.lower() in INTERRUPTED,
+            attributes=attrs,
         )
 
 
