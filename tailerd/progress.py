@@ -276,8 +276,8 @@ class LiveSummary:
             )
             sinks.append(f"{name} {delta} delivered, {health.rejected} refused in all, {state}")
         log.info(
-            "last %.0f min: %d turns read, %d waiting; %d files followed; %s",
-            self.every / 60,
+            "last %s: %d turns read, %d waiting; %d files followed; %s",
+            f"{self.every / 60:.0f} min" if self.every >= 60 else f"{self.every:.0f} s",
             turns - self._turns,
             len(daemon.delivery),
             len(daemon.files),

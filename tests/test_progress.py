@@ -137,3 +137,38 @@ def test_a_retrying_sink_says_when_it_tries_next(tmp_path: Path) -> None:
     assert result.returncode == 75, result.stderr
     first = next(line for line in result.stderr.splitlines() if "sink otlp failed" in line)
     assert re.search(r"next attempt in \d+\.\d s", first), first
+
+
+def test_the_live_summary_says_what_happened_since_the_last(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real daemon (local store) reads 3 turns written by hand in 2 sessions; the summary,
+    due at once, says 3 turns read, 3 delivered to local; the next, nothing new."""
+    from tailerd import sinks
+    from tailerd.daemon import Daemon
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.jsonl").write_bytes(turn_line("s1", "t1") + turn_line("s1", "t2"))
+    (logs / "b.jsonl").write_bytes(turn_line("s2", "t3"))
+    state = tmp_path / "s"
+    state.mkdir()
+    settings = Settings(watch=(logs,), once=True, state_dir=state, data_dir=state)
+    daemon = Daemon(settings, state, sinks.build(settings, state))
+    tailerd_log = logging.getLogger("tailerd")
+    tailerd_log.addHandler(caplog.handler)
+    monkeypatch.setattr(tailerd_log, "level", logging.INFO)
+    try:
+        daemon.start(watch=False)
+        assert daemon.run_once()
+        summary = progress.LiveSummary(every=0.0)
+        summary.tick(daemon)
+        summary.tick(daemon)
+    finally:
+        tailerd_log.removeHandler(caplog.handler)
+        daemon.drain(0)
+    records = {id(r): r for r in caplog.records}.values()  # root's copy of each record too
+    lines = [r.getMessage() for r in records if r.getMessage().startswith("last ")]
+    assert len(lines) == 2, lines
+    assert "3 turns read, 0 waiting; 2 files followed; local 3 delivered" in lines[0]
+    assert "0 turns read, 0 waiting; 2 files followed; local 0 delivered" in lines[1]
