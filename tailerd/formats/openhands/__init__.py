@@ -16,7 +16,11 @@ one file per event, each written once (`events`). It is read as one document:
   run stopped (`execution_status` finished, error or stuck).
 
 Cost of a re-read: every event file of the conversation (the sample: 8 files, 23 KB); each is
-read up to EVENT_CAP bytes. Keys: the conversation id and the prompt event's id;
+read up to EVENT_CAP bytes (a larger event is skipped). Measured on this machine with the
+sample's turn repeated (best of 3): 100 turns (501 files, 0.3 MB) in 0.3 s, 1,000 turns
+(5,001 files, 3.2 MB) in 1.8 s, once per change of base_state.json.
+
+Keys: the conversation id and the prompt event's id;
 `Turn.identities` `openhands:event:<id>`. `workspace.working_dir` is `tailerd.cwd`. Not in
 these files: a conversation title (the OpenHands server keeps it elsewhere), sub-agents
 (a V1 delegate is a conversation of its own).
@@ -24,6 +28,7 @@ these files: a conversation title (the OpenHands server keeps it elsewhere), sub
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import PurePath
@@ -47,9 +52,10 @@ def _events(source: Source) -> list[Event]:
     directory = str(PurePath(source.path).parent / EVENTS_DIR)
     numbered = []
     for path in source.find_related(directory, "event-*.json"):
-        found = _EVENT_NAME.match(PurePath(path).name)
-        if found is None or PurePath(path).parent.name != EVENTS_DIR:
-            continue
+        parent, name = os.path.split(path)  # not PurePath: this loop runs per event file
+        found = _EVENT_NAME.match(name)
+        if found is None or parent != directory:
+            continue  # a file in a subdirectory of events/
         data = source.read_related(path, EVENT_CAP)
         try:
             event = orjson.loads(data) if data else None
