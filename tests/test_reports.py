@@ -223,3 +223,30 @@ def test_the_recorded_data_dir_is_written(store: tuple[Path, Path]) -> None:
     state, data = store
     assert (state / "data-dir").read_text().strip() == str(data)
     assert sqlite3.connect(data / "tailerd.db").execute("SELECT 1").fetchone() == (1,)
+
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "agents"
+
+
+def test_a_claude_code_session_splits_cache_reads_and_writes(tmp_path: Path) -> None:
+    """marot-spotter/short.jsonl: one API response (msg_01MKH1cc…, 5 lines) whose usage is,
+    by `jq -r 'select(.type=="assistant") | .message.usage' short.jsonl | sort -u`,
+    input 3, cache read 11515, cache write 13835, output 13; every record's cwd is
+    /home/marco/projects/spotter. IN TOK used to show 25,353 (with the cache): now 3."""
+    source = FIXTURES / "claude-code" / "marot-spotter" / "short.jsonl"
+    project = tmp_path / "home" / ".claude" / "projects" / "-home-marco-projects-spotter"
+    project.mkdir(parents=True)
+    copy = project / "55604662-cf2a-4331-851a-ec234028f8ca.jsonl"
+    shutil.copyfile(source, copy)
+    day_ago = time.time() - 86400
+    os.utime(copy, (day_ago, day_ago))
+    state = tmp_path / "s"
+    where = ("--state-dir", state, "--data-dir", state)
+    result = run_tailerd("--watch", project.parent, "--once", *where, "-q")
+    assert result.returncode == 0, result.stderr
+    (row,) = _sessions(state)
+    assert row["agent"] == "claude-code" and row["project"] == "/home/marco/projects/spotter"
+    assert (row["uncached_input_tokens"], row["cache_read_tokens"]) == (3, 11515)
+    assert (row["cache_write_tokens"], row["output_tokens"]) == (13835, 13)
+    assert row["input_tokens"] == 3 + 11515 + 13835  # Weave's convention, kept in --json
+    assert row["models"] == ["claude-opus-4-6"]
