@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from tailerd import formats
 from tailerd.core.framing import LineFramer
 from tailerd.domain import Line, LLMCall, SubAgentCall, ToolCall, Turn
+from tailerd.edges.related_files import find_related, read_related
 from tailerd.formats.base import Source
 from tailerd.formats.qwen import FORMAT
 from tests.conftest import FIXTURES, run_tailerd
@@ -228,3 +229,69 @@ def test_span_durations_from_ui_telemetry() -> None:
 
 def ms(n: int) -> timedelta:
     return timedelta(milliseconds=n)
+
+
+def _rec(kind: str, n: int, **fields: object) -> bytes:
+    base = {"uuid": f"u{n}", "sessionId": "S", "timestamp": f"2026-11-30T22:16:{n:02d}.000Z"}
+    return json.dumps({**base, "type": kind, "version": "0.24.4", **fields}).encode() + b"\n"
+
+
+def _parts(*parts: object) -> dict[str, object]:
+    return {"role": "model", "parts": list(parts)}
+
+
+def test_a_sub_agent_transcript_is_nested_under_its_call(tmp_path: Path) -> None:
+    """The shapes Qwen Code 0.24.4 wrote in tests/agents_cli (scripted model): the parent calls
+    `agent` (call_q03); the sub-agent's records go to subagents/<session>/agent-<name>-<call>
+    .jsonl, a round's usage on an assistant record with no parts, its call on the next."""
+    project = tmp_path / ".qwen" / "projects" / "-w"
+    chats, subs = project / "chats", project / "subagents" / "S"
+    chats.mkdir(parents=True)
+    subs.mkdir(parents=True)
+    call = {"functionCall": {"id": "call_q03", "name": "agent", "args": {"prompt": "Count"}}}
+    answer = {"functionResponse": {"id": "call_q03", "name": "agent", "response": {"output": "2"}}}
+    display = {"type": "task_execution", "subagentName": "general-purpose", "taskPrompt": "Count"}
+    usage = {"promptTokenCount": 429, "candidatesTokenCount": 33}
+    (chats / "S.jsonl").write_bytes(
+        _rec("user", 1, message={"role": "user", "parts": [{"text": "go"}]})
+        + _rec("assistant", 2, message=_parts(call), usageMetadata=usage)
+        + _rec(
+            "tool_result", 8, message={"role": "user", "parts": [answer]},
+            toolCallResult={"callId": "call_q03", "status": "success", "resultDisplay": display},
+        )
+        + _rec("assistant", 9, message=_parts({"text": "It has 2 lines."}), usageMetadata=usage)
+    )  # fmt: skip
+    side = {"isSidechain": True, "agentId": "general-purpose-call_q03"}
+    shell = {"functionCall": {"id": "call_q04", "name": "run_shell_command", "args": {}}}
+    shell_out = {"functionResponse": {"id": "call_q04", "response": {"output": "2 notes.txt"}}}
+    sub = subs / "agent-general-purpose-call_q03.jsonl"
+    sub.write_bytes(
+        _rec("user", 3, message={"role": "user", "parts": [{"text": "Count"}]}, **side)
+        + _rec("assistant", 4, message=_parts(), agentRound=1, **side,
+               usageMetadata={"promptTokenCount": 401, "candidatesTokenCount": 43})
+        + _rec("assistant", 5, message=_parts(shell), **side)
+        + _rec("tool_result", 6, message={"role": "user", "parts": [shell_out]}, **side)
+        + _rec("assistant", 7, message=_parts({"text": "2 lines."}), agentRound=2, **side,
+               usageMetadata={"promptTokenCount": 565, "candidatesTokenCount": 53})
+    )  # fmt: skip
+    assert FORMAT.is_auxiliary(PurePath(sub)) and not FORMAT.is_auxiliary(chats / "S.jsonl")
+    parser = FORMAT.new_parser(
+        Source(str(chats / "S.jsonl"), read_related=read_related, find_related=find_related), None
+    )
+    for item in LineFramer().feed((chats / "S.jsonl").read_bytes()):
+        assert isinstance(item, Line)
+        parser.feed(item)
+    (turn,) = parser.close_idle(30.0)
+    (agent,) = [s for s in turn.spans if isinstance(s, SubAgentCall)]
+    assert (agent.name, agent.tool_call_id, agent.agent_id) == (
+        "general-purpose", "call_q03", "general-purpose-call_q03",
+    )  # fmt: skip
+    inner_chats = [s for s in agent.spans if isinstance(s, LLMCall)]
+    assert [(c.usage.input_tokens, c.usage.output_tokens) for c in inner_chats] == [
+        (401, 43),
+        (565, 53),
+    ]
+    (inner_tool,) = [s for s in agent.spans if isinstance(s, ToolCall)]
+    assert inner_tool.name == "run_shell_command" and inner_tool.result == "2 notes.txt"
+    assert agent.output_messages[0].content == "2"
+    assert not [s for s in turn.spans if isinstance(s, ToolCall)]  # the call became the agent

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from tailerd.formats.base import Source, TurnParser
+from tailerd.formats.qwen.subagents import is_subagent_file
 from tailerd.formats.qwen.turns import QwenParser
 
 NAME = "qwen-code"
@@ -62,7 +63,8 @@ class QwenFormat:
             )
 
     def is_auxiliary(self, path: PurePath) -> bool:
-        return False
+        """A sub-agent transcript, read through the session that spawned it (`subagents`)."""
+        return is_subagent_file(path)
 
     def new_parser(self, source: Source, context: Mapping[str, Any] | None) -> TurnParser:
         return QwenParser(source, context)

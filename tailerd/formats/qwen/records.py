@@ -168,6 +168,28 @@ def _earlier(when: datetime | None, seconds: float) -> datetime | None:
     return when - timedelta(seconds=seconds) if when is not None and seconds else when
 
 
+def _rounds(records: Iterable[Record]) -> list[Record]:
+    """One assistant record per model round. A sub-agent (0.24) writes a round's usage as an
+    assistant record with no parts (`agentRound`), then the round's calls without usage:
+    those are joined to it."""
+    out: list[Record] = []
+    for record in records:
+        last = out[-1] if out else None
+        if (
+            last is not None
+            and record.get("type") == "assistant"
+            and "usageMetadata" not in record
+            and last.get("type") == "assistant"
+            and not parts_of(last)
+            and "usageMetadata" in last
+        ):
+            out[-1] = merged(last, record)
+            out[-1]["usageMetadata"] = last["usageMetadata"]
+        else:
+            out.append(record)
+    return out
+
+
 def spans_of(records: Iterable[Record]) -> list[SpanCall]:
     """The LLM, tool and compaction spans of a run of records, in order; tool results fill
     the tool spans their `functionResponse.id` names. The `ui_telemetry` records give the
@@ -177,7 +199,7 @@ def spans_of(records: Iterable[Record]) -> list[SpanCall]:
     pending: dict[str, int] = {}  # call id -> index in spans
     api_seconds = 0.0
     tool_seconds: dict[str, float] = {}
-    for record in records:
+    for record in _rounds(records):
         kind = record.get("type")
         if kind == "system" and record.get("subtype") == "ui_telemetry":
             name, call_id, seconds = _telemetry(record)

@@ -37,6 +37,7 @@ from tailerd.formats.qwen.records import (
     time_of,
     waiting_calls,
 )
+from tailerd.formats.qwen.subagents import nest, task_calls
 
 AGENT_NAME = "qwen-code"
 DEFAULT_IDLE_CLOSE = 30.0
@@ -210,7 +211,11 @@ class QwenParser:
         assert turn is not None
         self._open = None
         records = list(turn.records.values())
+        session = self._session_id or PurePath(self._source.path).name.split(".")[0]
         spans = spans_of(records)
+        calls = task_calls(records)
+        if calls:
+            spans = nest(spans, calls, self._source, session)
         for agent_id, agent_records in turn.agents.items():
             named = next((as_str(r.get("agentName")) for r in agent_records), "")
             inner = spans_of(agent_records)
@@ -252,7 +257,6 @@ class QwenParser:
             attributes["qwen.version"] = versions[-1]
         if turn.continuation:
             attributes["qwen.continuation"] = True
-        session = self._session_id or PurePath(self._source.path).name.split(".")[0]
         first = as_str((users or records or [{}])[0].get("uuid"))
         return Turn(
             key=turn_key(AGENT_NAME, session, first or self._source.local_key(turn.start)),
