@@ -12,7 +12,7 @@ from tailerd import progress, sinks
 from tailerd.content_policy import build_redactor
 from tailerd.daemon import Daemon
 from tailerd.edges.heartbeat import Heartbeat
-from tailerd.edges.signals import STOP, catch_early, reload_requested
+from tailerd.edges.signals import STOP, catch_early, reload_requested, wake_on_signal
 from tailerd.edges.state_dir import (
     StateLock,
     prepare,
@@ -69,6 +69,7 @@ def _serve(daemon: Daemon, load: Callable[[], Settings] | None) -> int:
     guard = (stop, daemon.hints.wake, bound)
     threading.Thread(target=_stop_promptly, args=guard, daemon=True).start()
     notifier = Notifier()
+    wake_on_signal(daemon.hints.wake)  # a SIGHUP is seen at once, not at the next tick
     daemon.start(watch=True)
     missing = daemon.table.roots.missing
     watched = ", ".join(str(p) for p in daemon.settings.watch if p not in missing) or "nothing yet"

@@ -6,11 +6,13 @@ more on a busy host); with Python's default action that kills it mid-start (and 
 default action is to terminate too). `catch_early` is called before the heavy imports; the
 service later reads the same `STOP` event and asks `reload_requested()` at a safe point of its
 loop. The SIGHUP handler only counts (no lock: a handler that took one the interrupted main
-thread holds would deadlock); the loop notices within its tick (at most a second).
+thread holds would deadlock); `wake_on_signal` wakes the loop through a pipe so that it notices
+at once instead of within its tick (at most a second).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from types import FrameType
@@ -49,3 +51,20 @@ def catch_early() -> None:
         signal.signal(signal.SIGTERM, _handle)
         signal.signal(signal.SIGINT, _handle)
         signal.signal(signal.SIGHUP, _hangup)
+
+
+def wake_on_signal(event: threading.Event) -> None:
+    """Set `event` right after any signal arrives: Python's C-level handler writes the signal's
+    number to a pipe (`signal.set_wakeup_fd`) and a thread reading that pipe sets the event, so
+    no lock is ever taken in signal context. Main thread only; a no-op elsewhere."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    read_end, write_end = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+    os.set_blocking(read_end, True)
+    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+
+    def relay() -> None:
+        while os.read(read_end, 64):
+            event.set()
+
+    threading.Thread(target=relay, name="tailerd-signal-wake", daemon=True).start()
