@@ -166,3 +166,27 @@ def test_a_mapping_added_by_reload_reads_the_file_no_format_recognised(
         assert duplicate_span_ids(receiver) == 0
     finally:
         daemon.stop()
+
+
+def test_reload_switches_to_polling_and_appends_still_arrive(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    logs, state = tmp_path / "logs", tmp_path / "state"
+    logs.mkdir()
+    config = tmp_path / "tailerd.toml"
+    _config(config, [logs], ["otlp"], receiver.url)
+    append(logs / "a.jsonl", turn_line("s1", "inotify"))
+    daemon = _Daemon("--config", config, "--state-dir", state)
+    try:
+        assert receiver.wait_for(has_labels({"inotify"}), timeout=30), daemon.log
+        polling = 'watch_mode = "poll"\npoll_interval = 0.3\n'
+        _config(config, [logs], ["otlp"], receiver.url, polling)
+        daemon.hup_and_wait("configuration reloaded")
+        assert "polling: a walk every 0.3 s" in daemon.log
+        append(logs / "a.jsonl", turn_line("s1", "polled"))
+        append(logs / "b.jsonl", turn_line("s2", "polled-new-file"))
+        assert receiver.wait_for(has_labels({"polled", "polled-new-file"}), timeout=10)
+        assert sorted(labels(receiver)) == ["inotify", "polled", "polled-new-file"]
+        assert duplicate_span_ids(receiver) == 0
+    finally:
+        daemon.stop()
