@@ -19,6 +19,8 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from tailerd import pricing
 from tailerd.domain import Usage
 from tailerd.sinks import local
@@ -132,21 +134,30 @@ class _Call:
     cost: Cost
 
 
-def _attr(name: str) -> str:
-    return f"json_extract(c.attributes, '$.\"{name}\"')"
+# The attributes read from a chat span, in this order after start, session and agent.
+_FIELDS = (
+    "gen_ai.provider.name",
+    "gen_ai.request.model",
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.cache_read.input_tokens",
+    "gen_ai.usage.cache_write.input_tokens",
+    "gen_ai.usage.reasoning.output_tokens",
+    pricing.COST,
+    pricing.UNPRICED,
+    "tailerd.usage.recorded",
+    pricing.CACHE_WRITE_1H,
+)
+_PATHS = ", ".join(f"'$.\"{name}\"'" for name in _FIELDS)
 
-
-# Built from constant attribute names only. A chat span's agent is its turn's root's.
+# Built from the constant names above only. One json_extract with every path parses a span's
+# attributes once (a JSON array comes back). A chat span's agent is its turn root's.
 _CALLS = f"""
-SELECT c.start_ns, c.session_id, r.agent_name,
-       {_attr("gen_ai.provider.name")}, {_attr("gen_ai.request.model")},
-       {_attr("gen_ai.usage.input_tokens")}, {_attr("gen_ai.usage.output_tokens")},
-       {_attr("gen_ai.usage.cache_read.input_tokens")},
-       {_attr("gen_ai.usage.cache_write.input_tokens")},
-       {_attr("gen_ai.usage.reasoning.output_tokens")},
-       {_attr(pricing.COST)}, {_attr(pricing.UNPRICED)}, {_attr("tailerd.usage.recorded")},
-       {_attr(pricing.CACHE_WRITE_1H)}
-FROM spans c LEFT JOIN spans r ON r.trace_id = c.trace_id AND r.parent_span_id IS NULL
+SELECT c.start_ns, c.session_id,
+       (SELECT r.agent_name FROM spans r
+        WHERE r.trace_id = c.trace_id AND r.parent_span_id IS NULL LIMIT 1),
+       json_extract(c.attributes, {_PATHS})
+FROM spans c
 WHERE c.operation = 'chat' AND (? IS NULL OR c.start_ns >= ?) AND (? IS NULL OR c.start_ns < ?)
 """  # noqa: S608
 
@@ -185,7 +196,11 @@ def calls(
     lo = None if since is None else _day_ns(since)
     hi = None if until is None else _day_ns(until + timedelta(days=1))
     with local.connect(db_path, readonly=True) as db:
-        for row in db.execute(_CALLS, (lo, lo, hi, hi)):
+        for start, session, owner, fields in db.execute(_CALLS, (lo, lo, hi, hi)):
+            values = orjson.loads(fields) if isinstance(fields, str) else []
+            if not isinstance(values, list) or len(values) != len(_FIELDS):
+                values = [None] * len(_FIELDS)
+            row = (start, session, owner, *values)
             who = _text(row[2])
             if agent is not None and who != agent:
                 continue
