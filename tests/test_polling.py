@@ -104,3 +104,37 @@ def test_inotify_watches_running_out_midway_fall_back_to_polling(
         logging.getLogger("tailerd").removeHandler(heard)
         if "runner" in locals():
             runner.join(timeout=30)
+
+
+def test_no_inotify_watch_for_a_root_at_start_means_polling_with_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same seam as above, failing for the root itself: watchdog raises at start."""
+    from watchdog.observers import inotify_c
+
+    def exhausted(fd: int, path: bytes, mask: int) -> int:
+        ctypes.set_errno(errno.ENOSPC)
+        return -1
+
+    monkeypatch.setattr(inotify_c, "inotify_add_watch", exhausted)
+    logs, state = tmp_path / "logs", tmp_path / "state"
+    logs.mkdir()
+    state.mkdir()
+    settings = Settings(watch=(logs,), poll_interval=0.3, rescan_interval=3600)
+    daemon = Daemon(settings, state, sinks.build(settings, state))
+    heard = _Lines()
+    logging.getLogger("tailerd").addHandler(heard)
+    stop = threading.Event()
+    runner = threading.Thread(target=daemon.run, args=(stop,), kwargs={"max_wait": 0.2})
+    try:
+        daemon.start(watch=True)
+        runner.start()
+        append(logs / "a.jsonl", turn_line("s1", "polled"))
+        assert poll(lambda: _stored_roots(state) == 1, timeout=10), heard.lines
+        lost = [x for x in heard.lines if "inotify unavailable" in x]
+        assert len(lost) == 1 and "inotify watch limit reached" in lost[0], heard.lines
+    finally:
+        stop.set()
+        logging.getLogger("tailerd").removeHandler(heard)
+        if runner.is_alive():
+            runner.join(timeout=30)
