@@ -9,7 +9,12 @@ that manager; the unit it writes is used unchanged. One drop-in is added,
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +27,7 @@ from tests.systemd.harness import (
     UserManager,
     access_mode,
     manager_in,
+    missing_requirement,
     proc_status,
     sessions,
     wait_for,
@@ -118,7 +124,7 @@ def test_service_install_user_ships_shows_status_and_uninstalls(
     home = Home(tmp_path, manager)
     pid = install(home)
     status = proc_status(manager, pid)
-    hardened = {"Seccomp": "2", "NoNewPrivs": "1", "CapBnd": "0000000000000000"}
+    hardened = {"Seccomp": "2", "NoNewPrivs": "1"}
     assert {k: status[k] for k in hardened} == hardened
     assert access_mode(manager, pid, home.codex) == "ro"
     assert access_mode(manager, pid, Path("/usr")) == "ro"
@@ -186,3 +192,74 @@ def test_systemctl_reload_applies_an_edited_config_in_the_same_process(
     assert "reload refused, the running configuration stays" in log, log
     # 5 example turns, the new root's 1, ra-0001's t3: each emitted once.
     assert "done: 3 files, 7 turns emitted" in log, log
+
+
+UNPRIVILEGED = Path(__file__).resolve().parent / "systemd" / "unprivileged_manager.py"
+NOBODY = 65534
+
+
+def probe_unit(unit: str, *extra: str) -> str:
+    """The user unit with its command replaced by a probe (`sleep`): tailerd's Python lives under
+    /root here, out of a normal user's reach; the hardening lines are what is tried."""
+    replaced = {"ExecStart": "ExecStart=/bin/sleep 60", "Type": "Type=exec"}
+    keep = []
+    for line in unit.splitlines():
+        key = line.partition("=")[0]
+        if key in {"ExecReload", "WatchdogSec", "NotifyAccess"}:
+            continue
+        keep.append(replaced.get(key, line))
+        if line == "[Service]":
+            keep.extend(extra)
+    return "\n".join(keep) + "\n"
+
+
+def test_the_user_unit_starts_under_a_normal_users_manager(tmp_path: Path) -> None:
+    """A manager run by a normal user (nobody) cannot drop capabilities: with
+    CapabilityBoundingSet= the service fails with 218/CAPABILITIES, which is why the user unit
+    leaves out that line and the four that imply it (see the unit's comments). As shipped it
+    starts, with no_new_privs and its seccomp filter in force and no capabilities."""
+    from tailerd import service_install as si
+
+    base = Path(tempfile.mkdtemp(prefix="tailerd-unpriv-"))  # tmp_path is root's, 0700
+    try:
+        home = base / "home"
+        state, data = home / ".local/state/tailerd", home / ".local/share/tailerd"
+        for d in (base / "runtime", base / "config/systemd/user", state, data):
+            d.mkdir(parents=True)
+        (base / "runtime").chmod(0o700)
+        for d in [base, *base.rglob("*")]:
+            os.chown(d, NOBODY, NOBODY)
+        unit = si.render_user_unit(
+            (si.templates_dir() / "tailerd-user.service").read_text(),
+            TAILERD,
+            base / "config" / "tailerd" / "tailerd.toml",
+            state,
+            data,
+        )
+        units = [
+            {"name": "shipped", "unit": probe_unit(unit)},
+            {"name": "capbnd", "unit": probe_unit(unit, "CapabilityBoundingSet=")},
+            {"name": "kmods", "unit": probe_unit(unit, "ProtectKernelModules=yes")},
+        ]
+        reason = missing_requirement()
+        if reason is not None:
+            pytest.skip(reason)
+        ran = subprocess.run(
+            ["timeout", "-k", "5", "90", "unshare", "--mount", "--pid", "--fork",
+             "--mount-proc", sys.executable, str(UNPRIVILEGED), str(NOBODY), str(base)],
+            input=json.dumps(units), capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert ran.returncode == 0, ran.stderr
+        results = {r.pop("name"): r for r in json.loads(ran.stdout)}
+    finally:
+        shutil.rmtree(base)
+    assert results["shipped"] == {
+        "Result": "success",
+        "ExecMainStatus": "0",
+        "NoNewPrivs": "1",
+        "Seccomp": "2",
+        "CapEff": "0000000000000000",
+        "CapBnd": results["shipped"]["CapBnd"],  # left as the manager's: it cannot drop any
+    }
+    assert results["capbnd"] == {"Result": "exit-code", "ExecMainStatus": "218"}
+    assert results["kmods"] == {"Result": "exit-code", "ExecMainStatus": "218"}
