@@ -21,7 +21,7 @@ from tailerd.domain import DeadLetter, Outcome, Rejected, Turn
 from tailerd.edges.agent_db.followed import DatabaseFiles
 from tailerd.edges.checkpoint_store import CheckpointStore
 from tailerd.edges.source_file import SourceFile
-from tailerd.edges.watcher import Hints, Watcher
+from tailerd.edges.watcher import Hints, Watching
 from tailerd.emitter import Emitter
 from tailerd.history import PRUNE_INTERVAL, HistoryIndex
 from tailerd.pipeline import format_head
@@ -68,7 +68,7 @@ class Daemon:
         self.status = StatusWriter(state_dir)
         self._open_turns: set[str] = set()  # keys of files whose parser holds an open turn
         self.open_since = OpenSince()  # when tailerd first saw each file's oldest open turn
-        self._watcher: Watcher | None = None
+        self.watching = Watching(self.hints)  # inotify, or polling
         now = time.monotonic()
         self._next_rescan = now + settings.rescan_interval
         self._next_idle_check = now
@@ -144,35 +144,14 @@ class Daemon:
             self._warm.join()  # ready means ready to ship: the emitter is built
 
     def start_watcher(self) -> None:
-        """inotify on the roots (or, with watch_mode = "poll" or no inotify, a walk every
-        poll_interval seconds)."""
-        if self._watcher is not None:
-            self._watcher.stop()
-            self._watcher = None
-        if self.settings.watch_mode == "poll":
-            log.info(
-                "polling: a walk every %.1f s (watch_mode = poll)", self.settings.poll_interval
-            )
-        else:
-            self._watcher = Watcher(self.settings.watch, self.hints)
-            try:
-                self._watcher.start()
-            except OSError as exc:
-                self._watcher.stop()
-                self._watcher = None
-                self._inotify_lost(exc.strerror or str(exc))
+        """inotify on the roots, or a walk every poll_interval (edges/watcher.py Watching)."""
+        settings = self.settings
+        self.watching.start(settings.watch, settings.watch_mode, settings.poll_interval)
         self._next_rescan = time.monotonic() + self._scan_interval()
 
-    def _inotify_lost(self, why: str) -> None:
-        log.warning(
-            "inotify unavailable (%s; see fs.inotify.max_user_watches); polling: a walk every"
-            " %.1f s",
-            why,
-            self.settings.poll_interval,
-        )
-
     def _scan_interval(self) -> float:
-        return self.settings.rescan_interval if self._watcher else self.settings.poll_interval
+        s = self.settings
+        return s.rescan_interval if self.watching.inotify else s.poll_interval
 
     def run(
         self,
@@ -209,8 +188,7 @@ class Daemon:
             self.delivery.poll(wait)
 
     def drain(self, timeout: float) -> None:
-        if self._watcher:
-            self._watcher.stop()
+        self.watching.stop()
         # shutdown_timeout is the whole budget: closing gives the workers JOIN_TIMEOUT more.
         self.delivery.drain(max(0.0, timeout - JOIN_TIMEOUT))
         self.commit(force=True)
@@ -235,15 +213,14 @@ class Daemon:
             # (files waiting while a sink fails are read when an answer sets `wake`)
             self.hints.wake.wait(max(0.0, deadline - now))
         taken = self.hints.take()
-        if taken.exhausted and self._watcher is not None:  # watches ran out midway
-            self._watcher.stop()
-            self._watcher = None
-            self._inotify_lost(taken.exhausted)
-            taken.rescan = True
+        if taken.exhausted and self.watching.exhausted(
+            taken.exhausted, self.settings.poll_interval
+        ):
+            taken.rescan = True  # inotify ran out of watches midway: polling from now on
         now = time.monotonic()
         if taken.rescan or now >= self._next_rescan:
             self._next_rescan = now + self._scan_interval()
-            if self._watcher is None or taken.rescan:
+            if not self.watching.inotify or taken.rescan:
                 self.table.scan()  # polling (no inotify), or events were lost
             else:
                 self.table.safety_net()
@@ -272,12 +249,10 @@ class Daemon:
     def _follow_roots(self, now: float) -> None:
         """Under inotify: roots waited for are looked for (a stat each, every second), and
         roots that appeared or directories readable again get their watches."""
-        if self._watcher is not None:
-            if self.table.roots.missing and now >= self._next_root_check:
-                self._next_root_check = now + IDLE_CHECK
-                self.table.look_for_roots()
-            for found in self.table.watchable:
-                self._watcher.add(found)
+        if self.watching.inotify and self.table.roots.missing and now >= self._next_root_check:
+            self._next_root_check = now + IDLE_CHECK
+            self.table.look_for_roots()
+        self.watching.add(self.table.watchable)
         self.table.watchable.clear()
 
     # ---- reading ----------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import errno
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,3 +185,60 @@ class Watcher:
         self._observer.stop()
         if self._observer.is_alive():
             self._observer.join(timeout=5)
+
+
+class Watching:
+    """How the daemon learns of changes: inotify (a `Watcher` on the roots) or polling (the
+    daemon walks every poll_interval). It falls back to polling, with one warning, when inotify
+    cannot be used at start or runs out of watches later (`Taken.exhausted`)."""
+
+    def __init__(self, hints: Hints) -> None:
+        self._hints = hints
+        self._watcher: Watcher | None = None
+
+    @property
+    def inotify(self) -> bool:
+        return self._watcher is not None
+
+    def start(self, roots: Sequence[Path], mode: str, poll_interval: float) -> None:
+        """(Re)start watching `roots`: mode "inotify" or "poll"."""
+        self.stop()
+        if mode == "poll":
+            log.info("polling: a walk every %.1f s (watch_mode = poll)", poll_interval)
+            return
+        watcher = Watcher(roots, self._hints)
+        try:
+            watcher.start()
+        except OSError as exc:
+            watcher.stop()
+            _lost(exc.strerror or str(exc), poll_interval)
+            return
+        self._watcher = watcher
+
+    def exhausted(self, why: str, poll_interval: float) -> bool:
+        """inotify ran out of watches midway: stop it and poll. True if that changed the mode
+        (then walk everything now: events may have been missed)."""
+        if self._watcher is None:
+            return False
+        self.stop()
+        _lost(why, poll_interval)
+        return True
+
+    def add(self, directories: Iterable[Path]) -> None:
+        """Watch these directories too (roots that appeared, directories readable again)."""
+        if self._watcher is not None:
+            for directory in directories:
+                self._watcher.add(directory)
+
+    def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
+
+
+def _lost(why: str, poll_interval: float) -> None:
+    log.warning(
+        "inotify unavailable (%s; see fs.inotify.max_user_watches); polling: a walk every %.1f s",
+        why,
+        poll_interval,
+    )
