@@ -112,7 +112,9 @@ def draw(
     terminal = console.is_terminal
     if not terminal:  # a pipe or a file: no wrapping at 80 columns, no colour
         console = Console(file=out, width=250, no_color=True, highlight=False)
-    table = Table(box=box.SIMPLE_HEAD if terminal else box.SIMPLE, show_footer=True)
+    table = Table(
+        box=box.SIMPLE_HEAD if terminal else box.SIMPLE, show_footer=True, show_edge=False
+    )
     table.add_column(_HEADERS[by], footer="TOTAL", no_wrap=True)
     if by == "session":
         table.add_column("AGENT", footer="")
@@ -156,5 +158,6 @@ def _bars(console: Console, daily: Sequence[Totals]) -> None:
         width = round(_BAR_WIDTH * d.cost.usd / top)
         bar = "█" * width if width else ("▏" if d.cost.usd > 0 else "")
         chart.add_row(d.key, f"[green]{bar}[/green]", d.cost.text())
+    console.print()
     console.print("spend per day (UTC)")
     console.print(chart)
