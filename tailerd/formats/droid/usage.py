@@ -15,6 +15,10 @@ server: three calls of 1,500/2,500/2,700 prompt tokens with 300/1,200/1,300 cach
 tokens hold 1,088 thinking tokens plus about 360 visible ones: five short tool calls and a
 six-line answer), so `output_tokens = outputTokens`, `reasoning_tokens = thinkingTokens`.
 
+Droid 0.215 also writes `inclusiveTokenUsage` (this session plus its sub-agent sessions,
+`childInclusiveTokenUsageBySessionId`) and `lastCallTokenUsage`; only `tokenUsage`, the
+session's own, is read: a sub-agent's session file ships its own tokens.
+
 Attribution without double counting: a turn gets the **delta** between the totals when it
 closes and the totals already attributed to earlier turns of the file (kept in the parser's
 snapshot, so a restart does not count them again). Live, a turn closes when the next prompt is
