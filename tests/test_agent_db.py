@@ -279,3 +279,18 @@ def test_an_open_turn_is_read_again_only_once_it_can_have_gone_idle(dot_opencode
     (closed,) = source.poll(now + 602, idle=True)  # quiet for idle_close: read, closed
     assert source.reads == 3 and isinstance(closed[1], Turn) and closed[1].interrupted
     assert source.open_sessions == frozenset()
+
+
+def test_a_large_history_comes_out_a_few_sessions_per_poll(dot_opencode: Path) -> None:
+    """Turns per session (tests/formats/test_crush.py): 2, 6, 1, 2, 1, 5, 1 = 18. With a limit
+    of 5 turns a poll stops after the session that reaches it; every turn comes out once."""
+    db_path = dot_opencode / "opencode.db"
+    source = DatabaseSource(db_path, FORMAT, Source(str(db_path)), {}, idle_close=600)
+    polls = []
+    while not polls or source.more:
+        polls.append([item for _, item in source.poll(time.time(), limit=5)])
+        assert len(polls) < 10
+    assert all(len(p) < 5 + 6 for p in polls) and len(polls) > 1
+    keys = [t.key for p in polls for t in p if isinstance(t, Turn)]
+    assert len(keys) == len(set(keys)) == 18
+    assert source.poll(time.time()) == []  # then nothing

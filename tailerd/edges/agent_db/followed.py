@@ -67,7 +67,7 @@ class DatabaseFiles:
             accept(f, item)
             if isinstance(item, Turn) and not f.ledger.is_pending(item.key):
                 db.settled(item.key)  # not sent (could not build its spans): do not wait for it
-        f.dirty = False
+        f.dirty = db.more  # stopped at its turn limit: read on once delivery allows
         f.document_final = not db.open_sessions
         return bool(db.open_sessions)
 

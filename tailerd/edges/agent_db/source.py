@@ -29,6 +29,8 @@ from tailerd.formats.guard import describe
 
 log = logging.getLogger("tailerd")
 
+TURNS_PER_POLL = 256  # turns read from one database before the daemon may deliver them
+
 
 class DatabaseSource:
     """`acked`: the stored cursors (session id -> cursor) of this database."""
@@ -52,28 +54,33 @@ class DatabaseSource:
         self._versions: dict[str, str] = {}
         self._open: set[str] = set()  # sessions with a turn not finished yet
         self._error = ""
+        self.more = False  # the last poll stopped at its turn limit: poll again to go on
 
     @property
     def open_sessions(self) -> frozenset[str]:
         return frozenset(self._open)
 
-    def poll(self, now: float, *, idle: bool = False) -> list[tuple[str, Turn | DeadLetter]]:
+    def poll(
+        self, now: float, *, idle: bool = False, limit: int = TURNS_PER_POLL
+    ) -> list[tuple[str, Turn | DeadLetter]]:
         """(session id, finished turn or dead letter) for what changed since the last poll.
-        `idle`: also re-read the sessions with an open turn (their quiet time grew)."""
+        `idle`: also re-read the sessions with an open turn (their quiet time grew). Sessions
+        are read until `limit` turns came out (memory stays bounded on a first read of a large
+        history); `more` then says the rest waits for the next poll."""
         sig = signature(self.path)
         if sig is None:
             return []
-        if sig == self._signature:
+        if sig == self._signature and not self.more:
             # Unchanged: only time can close an open turn, once its quiet reaches idle_close
             # (measured from its last message, which is no later than the last change seen).
             if not (idle and self._open and now - self._changed_at >= self.idle_close):
                 return []
-        else:
+        elif sig != self._signature:
             self._changed_at = now
         try:
             with read_snapshot(self.path) as db:
                 self.reads += 1
-                out = self._read(db, now, idle)
+                out = self._read(db, now, idle, limit)
         except sqlite3.Error as exc:
             if str(exc) != self._error:
                 self._error = str(exc)
@@ -86,7 +93,7 @@ class DatabaseSource:
         return out
 
     def _read(
-        self, db: sqlite3.Connection, now: float, idle: bool
+        self, db: sqlite3.Connection, now: float, idle: bool, limit: int
     ) -> list[tuple[str, Turn | DeadLetter]]:
         try:
             versions = self.fmt.session_versions(db)
@@ -100,7 +107,11 @@ class DatabaseSource:
         if idle:
             todo += sorted(self._open - set(todo))
         out: list[tuple[str, Turn | DeadLetter]] = []
+        self.more = False
         for session_id in todo:
+            if len(out) >= limit:  # the sessions not read keep their old version: next poll
+                self.more = True
+                break
             cursor = self.cursors.read_to.get(session_id)
             try:
                 read = self.fmt.read_session(
