@@ -218,6 +218,9 @@ def install(scope: str, dry_run: bool) -> int:
         if scope == "user" and config is not None:
             sys.stdout.write(f"# {layout.config_file}\n{config}")
         return 0
+    if scope == "system" and os.geteuid() != 0:
+        raise ConfigError("installing the system unit needs root: sudo tailerd service ...")
+    systemctl(scope, "show", "--property=Version")  # the manager answers, before writing anything
     if scope == "user":
         for folder in (layout.state_dir, layout.data_dir):  # ReadWritePaths= must exist
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -226,12 +229,9 @@ def install(scope: str, dry_run: bool) -> int:
             homes = homes_now() or ["none yet: each is picked up when its agent creates it"]
             listed = "".join(f"\n  {line}" for line in homes)
             sys.stdout.write(f"wrote {layout.config_file}; agent homes there now:{listed}\n")
-    else:
-        if os.geteuid() != 0:
-            raise ConfigError("installing the system unit needs root: sudo tailerd service ...")
-        if not SYSTEM_CONFIG.exists():
-            _write(SYSTEM_CONFIG, example_config().read_text())
-            sys.stdout.write(f"wrote {SYSTEM_CONFIG} (edit `watch` there)\n")
+    elif not SYSTEM_CONFIG.exists():
+        _write(SYSTEM_CONFIG, example_config().read_text())
+        sys.stdout.write(f"wrote {SYSTEM_CONFIG} (edit `watch` there)\n")
     _write(unit_path, text)
     systemctl(scope, "daemon-reload")
     systemctl(scope, "enable", "--now", UNIT)

@@ -90,3 +90,19 @@ def test_mishaps_are_one_line(tmp_path):
         assert ran.returncode == 78, (args, ran.stderr)
         assert ran.stderr.count("\n") == 1, ran.stderr
         assert ran.stderr.startswith("tailerd: ") and message in ran.stderr, ran.stderr
+
+
+def test_no_reachable_manager_is_one_line_and_writes_nothing(tmp_path):
+    """Without a user manager to talk to (no session bus here), or without systemctl at all:
+    exit 69, one line, and no unit, config or state dir left behind."""
+    home = tmp_path / "home"
+    env = {**home_env(home), "XDG_RUNTIME_DIR": str(tmp_path / "no-runtime")}
+    cases = [
+        (env, "failed: Failed to connect to bus"),
+        ({**env, "PATH": str(tmp_path / "empty-path")}, "systemctl not found"),
+    ]
+    for case_env, message in cases:
+        ran = run_tailerd("service", "install", "--user", **case_env)
+        assert ran.returncode == 69, ran.stderr
+        assert ran.stderr.count("\n") == 1 and message in ran.stderr, ran.stderr
+        assert not home.exists()
