@@ -57,7 +57,8 @@ class Daemon:
         self._emitter: Emitter | None = None
         self._emitter_lock = threading.Lock()
         self.store = CheckpointStore(state_dir)
-        self.databases = DatabaseFiles(self.store, settings)  # agents' SQLite (edges/agent_db)
+        # agents' SQLite databases (edges/agent_db), with the settings a reload may replace
+        self.databases = DatabaseFiles(self.store, lambda: self.settings)
         # A dry run (every sink is `console`) moves no checkpoint and writes no history.
         self.dry_run = bool(sinks) and all(s.name == "console" for s in sinks)
         self.history = HistoryIndex(self.store, settings.history_retention, write=not self.dry_run)

@@ -38,7 +38,8 @@ def database_format(f: SourceFile) -> DatabaseFormat | None:
 
 
 class DatabaseFiles:
-    def __init__(self, store: CursorStore, settings: Settings) -> None:
+    def __init__(self, store: CursorStore, settings: Callable[[], Settings]) -> None:
+        """`settings`: the daemon's current settings (a reload replaces them)."""
         self.store = store
         self.settings = settings
         self.sources: dict[str, tuple[SourceFile, DatabaseSource]] = {}
@@ -52,16 +53,18 @@ class DatabaseFiles:
         """Read what changed in `f`'s database and `accept` each turn or dead letter. None if
         `f` is not an agent database; else whether some session still has an open turn."""
         found = self.sources.get(f.key)
+        fmt = database_format(f) if found is None else found[1].fmt
+        if fmt is None:
+            return None
+        settings = self.settings()
+        options = settings.format_options.get(fmt.name, {})
+        idle_close = float(options.get("idle_close", DEFAULT_IDLE_CLOSE))
         if found is None:
-            fmt = database_format(f)
-            if fmt is None:
-                return None
-            options = self.settings.format_options.get(fmt.name, {})
-            idle_close = float(options.get("idle_close", DEFAULT_IDLE_CLOSE))
             acked = self.store.db_cursors(str(f.path))
-            source = source_for(f.path, f.pipe.fmt, self.settings)  # type: ignore[arg-type]
+            source = source_for(f.path, f.pipe.fmt, settings)  # type: ignore[arg-type]
             found = (f, DatabaseSource(f.path, fmt, source, acked, idle_close))
             self.sources[f.key] = found
+        found[1].idle_close = idle_close
         db = found[1]
         for _session, item in db.poll(time.time(), idle=idle):
             accept(f, item)
