@@ -247,7 +247,9 @@ def _sessions(args: argparse.Namespace, db: Path, terminal: bool) -> None:
 def _show(args: argparse.Namespace, db: Path, terminal: bool) -> None:
     from tailerd import reports
     from tailerd.reports import show_view
+    from tailerd.reports.store import resolve_session
 
+    args.session_id = resolve_session(db, args.session_id)  # an id or a unique prefix of one
     turns = reports.session_spans(db, args.session_id)
     if not turns:
         raise NoInputError(f"no session {args.session_id!r} in {db} (see `tailerd sessions`)")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -119,9 +120,19 @@ def test_piped_output_is_plain_and_a_terminal_gets_a_table(store: tuple[Path, Pa
     assert " 8300 " in ra and " 900 " in ra and " 399 " in ra  # uncached in, cache read, out
     assert "Survey of log shippers" in ra
 
+    wide = _on_a_terminal(state, 200)
+    assert "─" in wide and "Survey of log shippers" in wide  # rich's table rule
+    assert "claude-haiku-4-5, claude-sonnet-4-5" in wide and "11-24 09:00" in wide
+    narrow = _on_a_terminal(state, 80)  # fewer columns, none cut
+    assert max(len(line) for line in narrow.splitlines()) <= 80
+    row = next(line for line in narrow.splitlines() if "ra-0001" in line)
+    assert row.split()[-5:] == ["3", "8300", "399", "$0.0237", "11-24", "09:05"][-5:]
+
+
+def _on_a_terminal(state: Path, columns: int) -> str:
     leader, follower = pty.openpty()
     cmd = [sys.executable, "-m", "tailerd", "sessions", "--state-dir", str(state)]
-    env = tailerd_env(COLUMNS="200", LINES="50")
+    env = tailerd_env(COLUMNS=str(columns), LINES="50")
     proc = subprocess.run(
         cmd, stdout=follower, stderr=subprocess.PIPE, env=env, timeout=60, check=False
     )
@@ -136,9 +147,18 @@ def test_piped_output_is_plain_and_a_terminal_gets_a_table(store: tuple[Path, Pa
             break
         out += chunk
     os.close(leader)
-    text = out.decode()
     assert proc.returncode == 0, proc.stderr
-    assert "─" in text and "Survey of log shippers" in text  # rich's table rule
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.decode())
+
+
+def test_show_takes_a_unique_prefix_of_a_session_id(store: tuple[Path, Path]) -> None:
+    state, _ = store
+    shown = run_tailerd("show", "wb-7", "--state-dir", state)
+    assert shown.returncode == 0 and shown.stdout.startswith("session: wb-7f3a "), shown.stderr
+    several = run_tailerd("show", "wb", "--state-dir", state)
+    assert several.returncode == 66 and "starts several sessions" in several.stderr
+    none = run_tailerd("show", "wb_%", "--state-dir", state)  # LIKE's wildcards are literal
+    assert none.returncode == 66 and "no session 'wb_%'" in none.stderr
 
 
 def test_show_has_prompt_calls_full_arguments_capped_results_errors_and_totals(

@@ -115,7 +115,7 @@ def _cells(r: dict[str, Any], exact: bool) -> list[str]:
         r["title"] or "-",
         r["project"] or "-",
         r["agent"] or "-",
-        ",".join(r["models"]) or "-",
+        ("," if exact else ", ").join(r["models"]) or "-",
         str(r["turns"]),
         count(r["uncached_input_tokens"]),
         count(r["cache_read_tokens"]),
@@ -141,27 +141,57 @@ def plain_lines(rows: Iterable[dict[str, Any]]) -> list[str]:
     return lines
 
 
+# Columns a terminal table always has; the others are added when the terminal is wide enough.
+_NARROW = ("SESSION", "TITLE", "AGENT", "TURNS", "IN", "CACHE R", "OUT", "COST", "LAST")
+_TINY = ("SESSION", "TITLE", "TURNS", "IN", "OUT", "COST", "LAST")  # below 90 columns
+WIDE = 150  # columns from which every column is shown
+
+
+def _short_time(text: str) -> str:
+    """`2026-11-24T09:05:02Z` as `11-24 09:05` (UTC), for the terminal table."""
+    return f"{text[5:10]} {text[11:16]}" if len(text) >= 16 else text
+
+
+def _table(rows: list[dict[str, Any]], width: int) -> Any:
+    shown = _NARROW if width >= 90 else _TINY
+    names = [n for n, _ in _COLUMNS if width >= WIDE or n in shown]
+    grid = []
+    for r in rows:
+        cells = dict(zip([n for n, _ in _COLUMNS], _cells(r, exact=False), strict=True))
+        cells["SESSION"] = r["session_id"][:8] if width < WIDE else r["session_id"]
+        cells["FIRST"], cells["LAST"] = _short_time(r["first"]), _short_time(r["last"])
+        grid.append([cells[n] for n in names])
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, padding=(0, 1))
+    align = dict(_COLUMNS)
+    for i, name in enumerate(names):
+        text = name in ("TITLE", "PROJECT", "MODELS")
+        fixed = max([len(name), *(len(row[i]) for row in grid)])
+        table.add_column(
+            name,
+            justify="right" if align[name] == "right" else "left",
+            overflow="fold" if text else "ellipsis",
+            no_wrap=not text,  # only the texts wrap: numbers, ids and times keep their width
+            min_width=None if text else fixed,
+            max_width=40 if text else None,
+        )
+    for row in grid:
+        table.add_row(*row)
+    return table
+
+
 def draw(rows: list[dict[str, Any]], out: IO[str], terminal: bool) -> None:
-    """Print the sessions: a rich table in a terminal, `plain_lines` otherwise; a footnote
-    explains `+` and IN (uncached input)."""
+    """Print the sessions: a rich table in a terminal (session ids cut to 8 characters and
+    fewer columns below WIDE columns: `show` takes a unique prefix), `plain_lines` (every
+    column, nothing cut) otherwise; a footnote explains IN and `+`."""
+    notes = [f"{len(rows)} sessions; IN: uncached input; CACHE R/W: cache reads/writes"]
     if not terminal:
         for line in plain_lines(rows):
             out.write(line + "\n")
     else:
-        table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
-        for name, align in _COLUMNS:
-            wrap = name in ("TITLE", "PROJECT", "MODELS")
-            table.add_column(
-                name,
-                justify="right" if align == "right" else "left",
-                overflow="fold" if wrap else "ellipsis",
-                no_wrap=not wrap,
-                max_width=36 if wrap else None,
-            )
-        for r in rows:
-            table.add_row(*_cells(r, exact=False))
-        Console(file=out).print(table)
-    notes = ["IN is uncached input; CACHE R/W are cache reads/writes (tokens)"]
+        console = Console(file=out)
+        console.print(_table(rows, console.width))
+        if console.width < WIDE:
+            notes.append("times in UTC; every column: a wider terminal, `| cat` or --json")
     if any(r["unpriced_calls"] and r["cost_usd"] is not None for r in rows):
         notes.append("+ some LLM calls have no known price (not counted as $0)")
-    out.write("; ".join(notes) + f"; {len(rows)} sessions\n")
+    out.write("".join(note + "\n" for note in notes))  # one short line each

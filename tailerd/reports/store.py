@@ -206,3 +206,28 @@ def session_spans(db_path: Path, session_id: str) -> list[dict[str, Any]]:
         elif s["parent_span_id"] is None:
             turns.append(s)
     return turns
+
+
+def resolve_session(db_path: Path, text: str) -> str:
+    """The session id `text` names: itself if the store has it, else the one session whose id
+    starts with it (the terminal table shows 8 characters). NoInputError if none or several."""
+    with reading(db_path) as db:
+        if db.execute("SELECT 1 FROM spans WHERE session_id = ? LIMIT 1", (text,)).fetchone():
+            return text
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        found = [
+            r[0]
+            for r in db.execute(
+                "SELECT DISTINCT session_id FROM spans WHERE session_id LIKE ? ESCAPE '\\' LIMIT 3",
+                (escaped + "%",),
+            )
+        ]
+    if len(found) == 1:
+        return str(found[0])
+    if not found:
+        raise NoInputError(f"no session {text!r} in {db_path} (see `tailerd sessions`)")
+    raise NoInputError(
+        f"{text!r} starts several sessions in {db_path} ({', '.join(found[:2])}"
+        f"{', ...' if len(found) > 2 else ''}):"
+        " give more of the id"
+    )
