@@ -118,6 +118,9 @@ def test_a_file_where_a_directory_belongs(tmp_path: Path) -> None:
     (logs / "a.jsonl").write_bytes(turn_line("s", "t"))
     _one_line(run_tailerd("status", "--state-dir", a_file), 78, f"state dir {a_file} is a file")
     _one_line(run_tailerd("sessions", "--state-dir", a_file), 78, f"state dir {a_file} is a file")
+    as_data = ("--state-dir", tmp_path, "--data-dir", a_file)
+    _one_line(run_tailerd("sessions", *as_data), 78, f"data dir {a_file} is a file")
+    _one_line(run_tailerd("show", "x", *as_data), 78, f"data dir {a_file} is a file")
     _one_line(_once(logs, a_file), 78, f"cannot use state dir {a_file}")
 
 

@@ -95,6 +95,10 @@ def reading(db_path: Path) -> Iterator[sqlite3.Connection]:
     do) when there is none, ConfigError when it is a directory, StateCorruptError for a file
     that is not a store, AccessError for one that cannot be read."""
     try:
+        if db_path.parent.exists() and not db_path.parent.is_dir():
+            raise ConfigError(
+                f"data dir {db_path.parent} is a file, not a directory (see --data-dir)"
+            )
         exists, is_dir = db_path.exists(), db_path.is_dir()
     except OSError as exc:
         raise AccessError(
