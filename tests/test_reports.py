@@ -78,6 +78,8 @@ def test_filters_sort_and_limit(store: tuple[Path, Path]) -> None:
     assert ids("--agent", "weather-bot") == ["wb-7f3a", "wb-91c2"]
     assert ids("--since", "2026-11-24T10:00") == ["wb-7f3a", "wb-91c2"]
     assert ids("--since", "2026-11-24T11:00:00Z") == ["wb-91c2"]
+    assert ids("--since", "1h") == []  # the examples are from 2026-11-24
+    assert ids("--since", "5000w") == ["ra-0001", "wb-7f3a", "wb-91c2"]  # ~96 years back
     assert ids("--sort", "turns", "--limit", "1") == ["ra-0001"]  # 3 turns vs 2 and 1
     assert ids("--limit", "1") == ["wb-91c2"]
     bad = run_tailerd("sessions", "--state-dir", state, "--since", "yesterday-ish")
