@@ -8,6 +8,8 @@ same shape from tailerd's local store (`tailerd.db`, table `spans`).
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import sqlite3
 import subprocess
 import time
@@ -79,6 +81,30 @@ def stored(db: Path) -> Shipped:
     return Shipped(turns, tuple(sorted(chats)), tuple(sorted(tools.items())), subagents)
 
 
+def traced(trace: Path) -> list[str]:
+    """The strace prefix recording every connect/sendto of the CLI and its children into
+    `trace` (nothing when strace is not installed)."""
+    strace = shutil.which("strace")
+    if strace is None:
+        return []
+    return [strace, "-f", "-qq", "--seccomp-bpf", "-e", "trace=connect,sendto,sendmmsg",
+            "-o", str(trace)]  # fmt: skip
+
+
+_INET = re.compile(
+    r"sin6?_port=htons\((\d+)\), (?:sin_addr=inet_addr\(|inet_pton\(AF_INET6?, )\"([^\"]+)\""
+)
+
+
+def destinations(home: Path) -> set[tuple[str, int]]:
+    """(address, port) of every internet socket the CLI runs in `home` connected or sent to."""
+    found: set[tuple[str, int]] = set()
+    for trace in home.glob("connect-*.trace"):
+        for port, address in _INET.findall(trace.read_text(errors="replace")):
+            found.add((address, int(port)))
+    return found
+
+
 def prepare_home(home: Path) -> Path:
     """The temporary HOME with its working directory `work/notes.txt`; the working directory."""
     work = home / "work"
@@ -92,13 +118,16 @@ def run_cli(
     scenario: Scenario, binary: Path, home: Path, server: model_server.Server
 ) -> list[subprocess.CompletedProcess[str]]:
     """Every turn of the scenario, one CLI process each, in `home/work`. Raises
-    AssertionError (with the CLI's output) when a turn fails or the script is not used up."""
+    AssertionError (with the CLI's output) when a turn fails, when the CLI tried to reach
+    anything but the scripted server on 127.0.0.1 (through its proxy: hosts not in
+    `scenario.refused`; or, under strace, any other address or a DNS query), or when the script
+    is not used up."""
     work = home / "work"
     env = scenario.prepare(home, server.url)
     done = []
     for turn, prompt in enumerate(scenario.prompts):
         result = subprocess.run(
-            scenario.command(binary, turn, prompt),
+            [*traced(home / f"connect-{turn}.trace"), *scenario.command(binary, turn, prompt)],
             cwd=work,
             env=env,
             capture_output=True,
@@ -112,6 +141,10 @@ def run_cli(
             f"{scenario.agent} turn {turn} exited {result.returncode}:\n"
             f"{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
         )
+    tried = {b.split()[1].removeprefix("http://").split("/")[0] for b in server.blocked}
+    assert tried <= scenario.refused, f"{scenario.agent} tried to reach {sorted(tried)}"
+    elsewhere = {(a, p) for a, p in destinations(home) if a != "127.0.0.1" or p == 53}
+    assert not elsewhere, f"{scenario.agent} connected to {sorted(elsewhere)} (strace)"
     assert (server.answered, server.overruns) == (len(scenario.all_replies), 0), (
         f"{scenario.agent} used {server.answered} of {len(scenario.all_replies)} scripted replies"
         f" and asked {server.overruns} more; side requests: {server.side}"

@@ -14,6 +14,8 @@ or next-speaker checks, quota probes): they are answered with `SIDE_TEXT` and th
 model lists (`GET …/models`). Side calls do not appear in the agents' transcripts, so the
 oracle for tailerd is the scripted replies alone; `Server.side` lists what was answered.
 When the script runs out, the server answers `OVERRUN_TEXT` and records it in `overruns`.
+Set as the CLIs' HTTP(S) proxy, it refuses (403) and records in `blocked` every request meant
+for another host: what a CLI would have sent elsewhere.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class Server:
     port: int = 0
     requests: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     side: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
     overruns: int = 0
     answered: int = 0
     side_rule: Callable[[dict[str, Any]], str | None] | None = None
@@ -357,7 +360,21 @@ class _Handler(BaseHTTPRequestHandler):
         body = b"".join(chunks)
         self._send(200, body, "text/event-stream")
 
+    def _refuse_proxying(self) -> bool:
+        """As the CLIs' HTTP(S) proxy: record and refuse a request meant for another host."""
+        if self.command != "CONNECT" and not self.path.startswith(("http://", "https://")):
+            return False
+        self.server_state.blocked.append(f"{self.command} {self.path}")
+        self.close_connection = True
+        self._send(403, b"")
+        return True
+
+    def do_CONNECT(self) -> None:
+        self._refuse_proxying()
+
     def do_GET(self) -> None:
+        if self._refuse_proxying():
+            return
         state = self.server_state
         state.requests.append(("GET", self.path, {}))
         if self.path.split("?")[0].rstrip("/").endswith("models"):
@@ -386,6 +403,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, b"")
 
     def do_POST(self) -> None:
+        if self._refuse_proxying():
+            return
         state = self.server_state
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""

@@ -9,8 +9,9 @@ the script — names each LLM call tailerd must ship.
 
 Network: each CLI gets only the scripted server's URL; the variables and settings that switch
 off its telemetry, update checks and other nonessential traffic are set here and listed per
-agent in `NO_TRAFFIC`. HTTP(S)_PROXY point at a closed local port (NO_PROXY=127.0.0.1) so any
-proxy-honouring client that tries elsewhere fails instead of leaving the machine.
+agent in `NO_TRAFFIC`. HTTP(S)_PROXY point at the scripted server itself (NO_PROXY=127.0.0.1):
+a proxy-honouring client that still tries another host is refused there and the host recorded
+(`Server.blocked`); strace (tests/agents_cli/harness.py) catches clients that ignore proxies.
 """
 
 from __future__ import annotations
@@ -55,12 +56,14 @@ NO_TRAFFIC: dict[str, dict[str, str]] = {
 class Scenario:
     """An agent CLI's script and how to drive it.
 
-        `replies[i]` are the replies of turn i in request order (a sub-agent's requests come where
-        the CLI makes them: the scenarios run sub-agents in the foreground). `subagent_tools` are
-        tool names that start a sub-agent (tailerd ships them as `invoke_agent` spans, not as
-        `execute_tool`); `subagent_sessions` counts sub-agents the format ships as sessions of their
-    own (one more root span each). `prepare(home, url)` writes the CLI's settings and returns its
-        environment; `command(binary, turn, prompt)` is the argv of turn `turn`.
+    `replies[i]` are the replies of turn i in request order (a sub-agent's requests come
+    where the CLI makes them: the scenarios run sub-agents in the foreground).
+    `subagent_tools` are tool names that start a sub-agent (tailerd ships them as
+    `invoke_agent` spans, not as `execute_tool`); `subagent_sessions` counts sub-agents the
+    format ships as sessions of their own (one more root span each). `refused`: hosts the CLI
+    still tries through its proxy whatever it is told (refused there; any other host fails
+    the test). `prepare(home, url)` writes the CLI's settings and returns its environment;
+    `command(binary, turn, prompt)` is the argv of turn `turn`.
     """
 
     agent: str
@@ -75,6 +78,7 @@ class Scenario:
     tailerd_config: str = ""
     side: Callable[[dict[str, Any]], str | None] | None = None
     side_text: str = SIDE_TEXT
+    refused: frozenset[str] = frozenset()
     prompts: tuple[str, ...] = PROMPTS
 
     @property
@@ -82,7 +86,7 @@ class Scenario:
         return [r for turn in self.replies for r in turn]
 
 
-def _base_env(home: Path, agent: str) -> dict[str, str]:
+def _base_env(home: Path, agent: str, url: str) -> dict[str, str]:
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": str(home),
@@ -95,8 +99,8 @@ def _base_env(home: Path, agent: str) -> dict[str, str]:
         "TERM": "dumb",
         "NO_COLOR": "1",
         "CI": "1",
-        "HTTP_PROXY": "http://127.0.0.1:9",
-        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "HTTP_PROXY": url,
+        "HTTPS_PROXY": url,
         "NO_PROXY": "127.0.0.1,localhost",
         **NO_TRAFFIC[agent],
     }
@@ -123,7 +127,7 @@ def _u(n: int, cached: int = 0, written: int = 0) -> Usage:
 
 def _claude_prepare(home: Path, url: str) -> dict[str, str]:
     return {
-        **_base_env(home, "claude-code"),
+        **_base_env(home, "claude-code", url),
         "ANTHROPIC_BASE_URL": url,
         "ANTHROPIC_API_KEY": "scripted",
     }
@@ -211,13 +215,16 @@ def _codex_prepare(home: Path, url: str) -> dict[str, str]:
         "check_for_update_on_startup = false\n"
         "[analytics]\nenabled = false\n"
         "[feedback]\nenabled = false\n"
+        # with these on, codex 0.169 tried github.com, api.github.com and chatgpt.com each run
+        "[features]\nplugins = false\nremote_plugin = false\nplugin_sharing = false\n"
+        "apps = false\nin_app_updates = false\ntool_suggest = false\n"
         "[model_providers.scripted]\n"
         'name = "scripted"\n'
         f'base_url = "{url}/v1"\n'
         'wire_api = "responses"\n'
         'env_key = "SCRIPTED_API_KEY"\n'
     )
-    return {**_base_env(home, "codex"), "CODEX_HOME": str(codex_home), "SCRIPTED_API_KEY": "x"}
+    return {**_base_env(home, "codex", url), "CODEX_HOME": str(codex_home), "SCRIPTED_API_KEY": "x"}
 
 
 def _codex_command(binary: Path, turn: int, prompt: str) -> list[str]:
@@ -264,7 +271,7 @@ def _gemini_settings(home: Path, folder: str, auth: str, extra: dict[str, Any]) 
 
 def _gemini_prepare(home: Path, url: str) -> dict[str, str]:
     _gemini_settings(home, ".gemini", "gemini-api-key", {})
-    return {**_base_env(home, "gemini"), "GEMINI_API_KEY": "x", "GOOGLE_GEMINI_BASE_URL": url}
+    return {**_base_env(home, "gemini", url), "GEMINI_API_KEY": "x", "GOOGLE_GEMINI_BASE_URL": url}
 
 
 def _gemini_command(binary: Path, turn: int, prompt: str) -> list[str]:
@@ -320,7 +327,7 @@ def _qwen_prepare(home: Path, url: str) -> dict[str, str]:
     # "memory extraction" sub-agent call that its chat transcript never records
     _gemini_settings(home, ".qwen", "openai", {"memory": {"enableManagedAutoMemory": False}})
     return {
-        **_base_env(home, "qwen"),
+        **_base_env(home, "qwen", url),
         "OPENAI_BASE_URL": f"{url}/v1",
         "OPENAI_API_KEY": "x",
         "OPENAI_MODEL": "qwen3-coder-plus",
@@ -383,7 +390,7 @@ def _pi_prepare(home: Path, url: str) -> dict[str, str]:
     }
     (agent_dir / "models.json").write_text(json.dumps({"providers": {"scripted": provider}}))
     (agent_dir / "settings.json").write_text(json.dumps({"enableInstallTelemetry": False}))
-    return _base_env(home, "pi")
+    return _base_env(home, "pi", url)
 
 
 def _pi_command(binary: Path, turn: int, prompt: str) -> list[str]:
@@ -430,7 +437,7 @@ def _opencode_prepare(home: Path, url: str) -> dict[str, str]:
         "provider": {"scripted": provider},
     }
     (config_dir / "opencode.json").write_text(json.dumps(config))
-    return _base_env(home, "opencode")
+    return _base_env(home, "opencode", url)
 
 
 def _opencode_command(binary: Path, turn: int, prompt: str) -> list[str]:
@@ -498,6 +505,9 @@ OPENCODE = Scenario(
     subagent_tools=frozenset({"task"}),
     # the request without tools is OpenCode's title generator
     side_text="Scripted session title",
+    # it installs @opencode-ai/plugin into its config directory in the background (npm registry)
+    # on every start; no setting turns that off in 1.18.33. Refused, the run goes on.
+    refused=frozenset({"registry.npmjs.org:443"}),
 )
 
 SCENARIOS: dict[str, Scenario] = {s.agent: s for s in (CLAUDE, CODEX, GEMINI, QWEN, PI, OPENCODE)}
