@@ -53,8 +53,10 @@ def effective(config_file: Path | None, flags: Mapping[str, Any]) -> dict[str, A
     state_dir = resolve_state_dir(cfg.state_dir)
     return {
         "settings": mask(cfg.model_dump(mode="json", exclude_none=True)),
-        "sources": {
-            key: settings.describe(kind, key, config_file) for key, kind in sorted(origin.items())
+        "sources": {  # values, not the tables that hold them
+            key: settings.describe(kind, key, config_file)
+            for key, kind in sorted(origin.items())
+            if not any(other.startswith(key + ".") for other in origin)
         },
         "paths": {
             "state_dir": str(state_dir),

@@ -232,9 +232,15 @@ def _merge(layers: list[Layer]) -> tuple[dict[str, Any], dict[str, str]]:
                 put(into[key], str(k), v, kind, dotted + ".")
             return
         into[key] = value
-        origin[dotted] = kind
         for other in [o for o in origin if o.startswith(dotted + ".")]:
-            origin[other] = kind
+            del origin[other]
+        mark(dotted, value, kind)
+
+    def mark(dotted: str, value: Any, kind: str) -> None:
+        origin[dotted] = kind
+        if isinstance(value, dict):
+            for k, v in value.items():
+                mark(f"{dotted}.{k}", v, kind)
 
     for kind, values in layers:
         for key, value in values.items():
@@ -270,12 +276,12 @@ def layered(
         first = exc.errors()[0]
         loc = [str(p) for p in first["loc"]]
         where = ".".join(loc) or "config"
-        kind = next(
-            (origin[k] for k in (".".join(loc[:n]) for n in range(len(loc), 0, -1)) if k in origin),
-            "file" if config_file else "flag",
-        )
+        # the deepest key some layer set (`sinks` for the error at `sinks.0`)
+        given = (".".join(loc[:n]) for n in range(len(loc), 0, -1))
+        key = next((k for k in given if k in origin), where)
+        kind = origin.get(key, "file" if config_file else "flag")
         message = first["msg"].removeprefix("Value error, ")
-        source = describe(kind, where, config_file)
+        source = describe(kind, key, config_file)
         raise ConfigError(f"invalid setting {where} ({source}): {message}") from None
 
 

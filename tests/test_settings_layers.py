@@ -86,6 +86,12 @@ def test_lists_and_tables_from_the_environment_as_json(tmp_path: Path) -> None:
             "environment variable TAILERD_OTLP_HEADERS is not valid JSON",
         ),
         ("", {}, {"sinks": ["nowhere"]}, "invalid setting sinks.0 (from flag --sink): "),
+        (
+            "",
+            {"TAILERD_SINKS": "local,nowhere"},
+            {},
+            "invalid setting sinks.1 (from environment variable TAILERD_SINKS): ",
+        ),
     ],
 )
 def test_an_error_is_one_line_naming_its_source(
