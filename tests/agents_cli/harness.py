@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.agents_cli import model_server
-from tests.agents_cli.scenarios import NOTES, Scenario
+from tests.agents_cli.scenario import NOTES, Scenario
 from tests.conftest import run_tailerd
 
 CLI_TIMEOUT = 120.0

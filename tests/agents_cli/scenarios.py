@@ -1,110 +1,22 @@
-"""One scripted scenario per agent CLI: prompts, the model's replies, and how to run the CLI.
+"""The six agent CLIs' scenarios (the frame — `Scenario`, environments — is in scenario.py).
 
-Every scenario does the same work in a temporary HOME whose working directory holds
-`notes.txt` ("alpha\\nbeta\\n"): turn 1 lists the directory (`ls`) and reads the file
-(`cat notes.txt`) with the CLI's own shell tool, then (where the agent has sub-agents) starts a
-sub-agent that runs `wc -l notes.txt` itself; turn 2 continues the same session (each CLI's
-resume flag) with a plain answer. Every reply carries distinct token counts, so the oracle —
-the script — names each LLM call tailerd must ship.
-
-Network: each CLI gets only the scripted server's URL; the variables and settings that switch
-off its telemetry, update checks and other nonessential traffic are set here and listed per
-agent in `NO_TRAFFIC`. HTTP(S)_PROXY point at the scripted server itself (NO_PROXY=127.0.0.1):
-a proxy-honouring client that still tries another host is refused there and the host recorded
-(`Server.blocked`); strace (tests/agents_cli/harness.py) catches clients that ignore proxies.
+Claude Code, Codex, Gemini CLI, Qwen Code, pi and OpenCode each: turn 1 runs `ls` and
+`cat notes.txt` with the CLI's own shell tool and (except Codex and pi) a sub-agent that runs
+`wc -l notes.txt`; turn 2 resumes the session. Codex's sub-agents (`spawn_agent`/`wait_agent`)
+are left out: the parent's `wait_agent` must name the id Codex gives the child at run time,
+which a fixed script cannot know; pi has no sub-agents.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.agents_cli.model_server import SIDE_TEXT, Reply, ToolCall, Usage
+from tests.agents_cli.scenario import NOTES, PROMPTS, Scenario, base_env, usage
+from tests.agents_cli.wire import Reply, ToolCall
 
-NOTES = "alpha\nbeta\n"
-PROMPTS = ("Look around this directory and count the lines of notes.txt.", "Anything else?")
-
-# what each agent is told so that it sends nothing but model requests (to the scripted server)
-NO_TRAFFIC: dict[str, dict[str, str]] = {
-    "claude-code": {
-        "DISABLE_AUTOUPDATER": "1",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "DISABLE_TELEMETRY": "1",
-        "DISABLE_ERROR_REPORTING": "1",
-        "DISABLE_BUG_COMMAND": "1",
-        "CLAUDE_CODE_DISABLE_FEEDBACK_SURVEY": "1",
-    },
-    "codex": {},  # config.toml: check_for_update_on_startup = false, analytics/feedback off
-    "gemini": {"GEMINI_CLI_TRUST_WORKSPACE": "true"},  # settings.json: no updates, no stats
-    "qwen": {"QWEN_CODE_SUPPRESS_YOLO_WARNING": "1"},  # settings.json: no updates/stats/memory
-    "pi": {"PI_OFFLINE": "1", "PI_TELEMETRY": "0", "PI_SKIP_VERSION_CHECK": "1"},
-    "opencode": {
-        "OPENCODE_DISABLE_AUTOUPDATE": "1",
-        "OPENCODE_DISABLE_MODELS_FETCH": "1",
-        "OPENCODE_DISABLE_SHARE": "1",
-        "OPENCODE_DISABLE_LSP_DOWNLOAD": "1",
-        "OPENCODE_DISABLE_DEFAULT_PLUGINS": "1",
-        "OPENCODE_DISABLE_CLAUDE_CODE": "1",
-    },  # opencode.json: autoupdate false, share disabled
-}
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """An agent CLI's script and how to drive it.
-
-    `replies[i]` are the replies of turn i in request order (a sub-agent's requests come
-    where the CLI makes them: the scenarios run sub-agents in the foreground).
-    `subagent_tools` are tool names that start a sub-agent (tailerd ships them as
-    `invoke_agent` spans, not as `execute_tool`); `subagent_sessions` counts sub-agents the
-    format ships as sessions of their own (one more root span each). `refused`: hosts the CLI
-    still tries through its proxy whatever it is told (refused there; any other host fails
-    the test). `prepare(home, url)` writes the CLI's settings and returns its environment;
-    `command(binary, turn, prompt)` is the argv of turn `turn`.
-    """
-
-    agent: str
-    format: str
-    model: str
-    watch: str
-    replies: tuple[tuple[Reply, ...], ...]
-    prepare: Callable[[Path, str], dict[str, str]]
-    command: Callable[[Path, int, str], list[str]]
-    subagent_tools: frozenset[str] = frozenset()
-    subagent_sessions: int = 0
-    tailerd_config: str = ""
-    side: Callable[[dict[str, Any]], str | None] | None = None
-    side_text: str = SIDE_TEXT
-    refused: frozenset[str] = frozenset()
-    prompts: tuple[str, ...] = PROMPTS
-
-    @property
-    def all_replies(self) -> list[Reply]:
-        return [r for turn in self.replies for r in turn]
-
-
-def _base_env(home: Path, agent: str, url: str) -> dict[str, str]:
-    return {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(home),
-        "TMPDIR": str(home / "tmp"),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "XDG_DATA_HOME": str(home / ".local" / "share"),
-        "XDG_CACHE_HOME": str(home / ".cache"),
-        "XDG_STATE_HOME": str(home / ".local" / "state"),
-        "LANG": "C.UTF-8",
-        "TERM": "dumb",
-        "NO_COLOR": "1",
-        "CI": "1",
-        "HTTP_PROXY": url,
-        "HTTPS_PROXY": url,
-        "NO_PROXY": "127.0.0.1,localhost",
-        **NO_TRAFFIC[agent],
-    }
-
+__all__ = ["NOTES", "PROMPTS", "SCENARIOS", "Scenario"]
 
 SUBAGENT_GEMINI = {"agent_name": "generalist", "prompt": "Count the lines of notes.txt"}
 # run_in_background false: the sub-agent runs before the parent's next request (the default is
@@ -117,17 +29,12 @@ SUBAGENT_QWEN = {
 }
 
 
-def _u(n: int, cached: int = 0, written: int = 0) -> Usage:
-    """Distinct, recognisable usage: input 100n+1…, output 10n+3, the given cache parts."""
-    return Usage(input=100 * n + 1, output=10 * n + 3, cache_read=cached, cache_write=written)
-
-
 # ---- Claude Code -----------------------------------------------------------------------------
 
 
 def _claude_prepare(home: Path, url: str) -> dict[str, str]:
     return {
-        **_base_env(home, "claude-code", url),
+        **base_env(home, "claude-code", url),
         "ANTHROPIC_BASE_URL": url,
         "ANTHROPIC_API_KEY": "scripted",
     }
@@ -147,12 +54,12 @@ CLAUDE = Scenario(
     replies=(
         (
             Reply(
-                _u(1, 1000, 200),
+                usage(1, 1000, 200),
                 "Listing first.",
                 (ToolCall("Bash", {"command": "ls", "description": "List files"}, "toolu_s01"),),
             ),
             Reply(
-                _u(2, 1100),
+                usage(2, 1100),
                 "",
                 (
                     ToolCall(
@@ -163,7 +70,7 @@ CLAUDE = Scenario(
                 ),
             ),
             Reply(
-                _u(3, 1200),
+                usage(3, 1200),
                 "",
                 (
                     ToolCall(
@@ -180,7 +87,7 @@ CLAUDE = Scenario(
             ),
             # the sub-agent's two requests
             Reply(
-                _u(4, 0, 300),
+                usage(4, 0, 300),
                 "",
                 (
                     ToolCall(
@@ -190,10 +97,10 @@ CLAUDE = Scenario(
                     ),
                 ),
             ),
-            Reply(_u(5, 300), "notes.txt has 2 lines."),
-            Reply(_u(6, 1300), "notes.txt and 2 lines in it."),
+            Reply(usage(5, 300), "notes.txt has 2 lines."),
+            Reply(usage(6, 1300), "notes.txt and 2 lines in it."),
         ),
-        (Reply(_u(7, 1400), "Nothing else."),),
+        (Reply(usage(7, 1400), "Nothing else."),),
     ),
     prepare=_claude_prepare,
     command=_claude_command,
@@ -224,7 +131,7 @@ def _codex_prepare(home: Path, url: str) -> dict[str, str]:
         'wire_api = "responses"\n'
         'env_key = "SCRIPTED_API_KEY"\n'
     )
-    return {**_base_env(home, "codex", url), "CODEX_HOME": str(codex_home), "SCRIPTED_API_KEY": "x"}
+    return {**base_env(home, "codex", url), "CODEX_HOME": str(codex_home), "SCRIPTED_API_KEY": "x"}
 
 
 def _codex_command(binary: Path, turn: int, prompt: str) -> list[str]:
@@ -241,13 +148,15 @@ CODEX = Scenario(
     watch=".codex/sessions",
     replies=(
         (
-            Reply(_u(1), "Listing first.", (ToolCall("exec_command", {"cmd": "ls"}, "call_s01"),)),
             Reply(
-                _u(2, 512), "", (ToolCall("exec_command", {"cmd": "cat notes.txt"}, "call_s02"),)
+                usage(1), "Listing first.", (ToolCall("exec_command", {"cmd": "ls"}, "call_s01"),)
             ),
-            Reply(_u(3, 1024), "notes.txt has 2 lines."),
+            Reply(
+                usage(2, 512), "", (ToolCall("exec_command", {"cmd": "cat notes.txt"}, "call_s02"),)
+            ),
+            Reply(usage(3, 1024), "notes.txt has 2 lines."),
         ),
-        (Reply(_u(4, 1536), "Nothing else."),),
+        (Reply(usage(4, 1536), "Nothing else."),),
     ),
     prepare=_codex_prepare,
     command=_codex_command,
@@ -271,7 +180,7 @@ def _gemini_settings(home: Path, folder: str, auth: str, extra: dict[str, Any]) 
 
 def _gemini_prepare(home: Path, url: str) -> dict[str, str]:
     _gemini_settings(home, ".gemini", "gemini-api-key", {})
-    return {**_base_env(home, "gemini", url), "GEMINI_API_KEY": "x", "GOOGLE_GEMINI_BASE_URL": url}
+    return {**base_env(home, "gemini", url), "GEMINI_API_KEY": "x", "GOOGLE_GEMINI_BASE_URL": url}
 
 
 def _gemini_command(binary: Path, turn: int, prompt: str) -> list[str]:
@@ -287,30 +196,30 @@ GEMINI = Scenario(
     replies=(
         (
             Reply(
-                _u(1),
+                usage(1),
                 "Listing first.",
                 (ToolCall("run_shell_command", {"command": "ls"}, "gem_s01"),),
             ),
             Reply(
-                _u(2, 64),
+                usage(2, 64),
                 "",
                 (ToolCall("run_shell_command", {"command": "cat notes.txt"}, "gem_s02"),),
             ),
-            Reply(_u(3, 128), "", (ToolCall("invoke_agent", SUBAGENT_GEMINI, "gem_s03"),)),
+            Reply(usage(3, 128), "", (ToolCall("invoke_agent", SUBAGENT_GEMINI, "gem_s03"),)),
             # the sub-agent "generalist": it must end with its complete_task tool
             Reply(
-                _u(4),
+                usage(4),
                 "",
                 (ToolCall("run_shell_command", {"command": "wc -l notes.txt"}, "gem_s04"),),
             ),
             Reply(
-                _u(5, 64),
+                usage(5, 64),
                 "",
                 (ToolCall("complete_task", {"result": {"response": "2 lines."}}, "gem_s05"),),
             ),
-            Reply(_u(6, 192), "notes.txt has 2 lines."),
+            Reply(usage(6, 192), "notes.txt has 2 lines."),
         ),
-        (Reply(_u(7, 256), "Nothing else."),),
+        (Reply(usage(7, 256), "Nothing else."),),
     ),
     # Gemini CLI records a sub-agent in chats/<session>/<id>.jsonl ("kind": "subagent");
     # tailerd ships it as a session of its own (formats/gemini.py), its invoke_agent as a tool
@@ -327,7 +236,7 @@ def _qwen_prepare(home: Path, url: str) -> dict[str, str]:
     # "memory extraction" sub-agent call that its chat transcript never records
     _gemini_settings(home, ".qwen", "openai", {"memory": {"enableManagedAutoMemory": False}})
     return {
-        **_base_env(home, "qwen", url),
+        **base_env(home, "qwen", url),
         "OPENAI_BASE_URL": f"{url}/v1",
         "OPENAI_API_KEY": "x",
         "OPENAI_MODEL": "qwen3-coder-plus",
@@ -347,26 +256,26 @@ QWEN = Scenario(
     replies=(
         (
             Reply(
-                _u(1),
+                usage(1),
                 "Listing first.",
                 (ToolCall("run_shell_command", {"command": "ls"}, "call_q01"),),
             ),
             Reply(
-                _u(2, 64),
+                usage(2, 64),
                 "",
                 (ToolCall("run_shell_command", {"command": "cat notes.txt"}, "call_q02"),),
             ),
-            Reply(_u(3, 128), "", (ToolCall("agent", SUBAGENT_QWEN, "call_q03"),)),
+            Reply(usage(3, 128), "", (ToolCall("agent", SUBAGENT_QWEN, "call_q03"),)),
             # the sub-agent (subagents/<session>/agent-general-purpose-call_q03.jsonl)
             Reply(
-                _u(4),
+                usage(4),
                 "",
                 (ToolCall("run_shell_command", {"command": "wc -l notes.txt"}, "call_q04"),),
             ),
-            Reply(_u(5, 64), "notes.txt has 2 lines."),
-            Reply(_u(6, 192), "notes.txt and 2 lines in it."),
+            Reply(usage(5, 64), "notes.txt has 2 lines."),
+            Reply(usage(6, 192), "notes.txt and 2 lines in it."),
         ),
-        (Reply(_u(7, 256), "Nothing else."),),
+        (Reply(usage(7, 256), "Nothing else."),),
     ),
     subagent_tools=frozenset({"agent"}),
     prepare=_qwen_prepare,
@@ -390,7 +299,7 @@ def _pi_prepare(home: Path, url: str) -> dict[str, str]:
     }
     (agent_dir / "models.json").write_text(json.dumps({"providers": {"scripted": provider}}))
     (agent_dir / "settings.json").write_text(json.dumps({"enableInstallTelemetry": False}))
-    return _base_env(home, "pi", url)
+    return base_env(home, "pi", url)
 
 
 def _pi_command(binary: Path, turn: int, prompt: str) -> list[str]:
@@ -406,11 +315,11 @@ PI = Scenario(
     watch=".pi/agent/sessions",
     replies=(
         (
-            Reply(_u(1), "Listing first.", (ToolCall("bash", {"command": "ls"}, "call_p01"),)),
-            Reply(_u(2, 64), "", (ToolCall("bash", {"command": "cat notes.txt"}, "call_p02"),)),
-            Reply(_u(3, 128), "notes.txt has 2 lines."),
+            Reply(usage(1), "Listing first.", (ToolCall("bash", {"command": "ls"}, "call_p01"),)),
+            Reply(usage(2, 64), "", (ToolCall("bash", {"command": "cat notes.txt"}, "call_p02"),)),
+            Reply(usage(3, 128), "notes.txt has 2 lines."),
         ),
-        (Reply(_u(4, 256), "Nothing else."),),
+        (Reply(usage(4, 256), "Nothing else."),),
     ),
     prepare=_pi_prepare,
     command=_pi_command,
@@ -437,7 +346,7 @@ def _opencode_prepare(home: Path, url: str) -> dict[str, str]:
         "provider": {"scripted": provider},
     }
     (config_dir / "opencode.json").write_text(json.dumps(config))
-    return _base_env(home, "opencode", url)
+    return base_env(home, "opencode", url)
 
 
 def _opencode_command(binary: Path, turn: int, prompt: str) -> list[str]:
@@ -453,12 +362,12 @@ OPENCODE = Scenario(
     replies=(
         (
             Reply(
-                _u(1),
+                usage(1),
                 "Listing first.",
                 (ToolCall("bash", {"command": "ls", "description": "List files"}, "call_o01"),),
             ),
             Reply(
-                _u(2, 64),
+                usage(2, 64),
                 "",
                 (
                     ToolCall(
@@ -469,7 +378,7 @@ OPENCODE = Scenario(
                 ),
             ),
             Reply(
-                _u(3, 128),
+                usage(3, 128),
                 "",
                 (
                     ToolCall(
@@ -485,7 +394,7 @@ OPENCODE = Scenario(
             ),
             # the sub-agent (a child session)
             Reply(
-                _u(4),
+                usage(4),
                 "",
                 (
                     ToolCall(
@@ -495,10 +404,10 @@ OPENCODE = Scenario(
                     ),
                 ),
             ),
-            Reply(_u(5, 64), "notes.txt has 2 lines."),
-            Reply(_u(6, 192), "notes.txt and 2 lines in it."),
+            Reply(usage(5, 64), "notes.txt has 2 lines."),
+            Reply(usage(6, 192), "notes.txt and 2 lines in it."),
         ),
-        (Reply(_u(7, 256), "Nothing else."),),
+        (Reply(usage(7, 256), "Nothing else."),),
     ),
     prepare=_opencode_prepare,
     command=_opencode_command,
