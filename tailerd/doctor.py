@@ -136,7 +136,18 @@ def sink_checks(settings: Settings, data_dir: Path) -> Iterator[Check]:
     from tailerd import sinks
     from tailerd.domain import Delivered
     from tailerd.errors import TailerdError
+    from tailerd.sinks.local import DB_FILE
 
+    if "local" in settings.sinks and not (data_dir / DB_FILE).exists():
+        # Probing would create the store; say where it will be and whether it can be.
+        parent = next((p for p in (data_dir, *data_dir.parents) if p.exists()), data_dir)
+        if parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
+            yield Check("ok", "sink local", f"{data_dir / DB_FILE} will be created at first turn")
+        else:
+            yield Check("fail", "sink local", f"cannot create {data_dir}: {parent} not writable")
+        settings = settings.model_copy(
+            update={"sinks": [s for s in settings.sinks if s != "local"]}
+        )
     try:
         built = sinks.build(settings, data_dir)
     except (TailerdError, OSError, sqlite3.Error) as exc:

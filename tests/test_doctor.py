@@ -54,6 +54,7 @@ def test_doctor_reports_homes_sinks_state_and_limits(tmp_path: Path, receiver: R
     assert by_what["sink otlp"].level == "ok"
     assert len(receiver.requests) == 1 and receiver.spans == []  # a real, empty export request
     assert by_what["sink local"].level == "ok"
+    assert not (tmp_path / "data").exists()  # doctor looks; it creates no store
     assert by_what[f"state dir {state}"].level == "warn"  # 0755: others can read checkpoints
     assert {"descriptors", "inotify", "weave"} <= set(by_what), lines
 
