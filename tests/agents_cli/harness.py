@@ -44,7 +44,7 @@ class Shipped:
 def expected(scenario: Scenario) -> Shipped:
     """The oracle: counted from the scenario's script alone."""
     replies = scenario.all_replies
-    calls = [c.name for r in replies for c in r.tool_calls]
+    calls = [c.name.rpartition(".")[2] for r in replies for c in r.tool_calls]  # no namespace
     return Shipped(
         turns=len(scenario.prompts) + scenario.subagent_sessions,
         chats=tuple(sorted((r.usage.prompt, r.usage.output) for r in replies)),
@@ -187,7 +187,11 @@ def play_and_read_once(scenario: Scenario, binary: Path, folder: Path) -> Outcom
     home = folder / "home"
     prepare_home(home)
     with model_server.running(
-        scenario.all_replies, scenario.model, scenario.side, scenario.side_text
+        scenario.all_replies,
+        scenario.model,
+        scenario.side,
+        scenario.side_text,
+        scenario.lane,
     ) as server:
         run_cli(scenario, binary, home, server)
     time.sleep(SETTLE)

@@ -22,10 +22,11 @@ The wire formats themselves are in tests/agents_cli/wire.py.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -66,6 +67,8 @@ class Server:
     answered: int = 0
     side_rule: Callable[[dict[str, Any]], str | None] | None = None
     side_text: str = SIDE_TEXT
+    lane_rule: Callable[[dict[str, Any]], str] | None = None
+    used: set[int] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -82,11 +85,34 @@ class Server:
             if side is not None:
                 self.side.append(side)
                 return Reply(SIDE_USAGE, self.side_text)
-            if self.answered >= len(self.replies):
+            lane = self.lane_rule(body) if self.lane_rule else ""
+            waiting = [
+                i for i, r in enumerate(self.replies) if r.lane == lane and i not in self.used
+            ]
+            if not waiting:
                 self.overruns += 1
                 return Reply(SIDE_USAGE, OVERRUN_TEXT)
+            self.used.add(waiting[0])
             self.answered += 1
-            return self.replies[self.answered - 1]
+            return _fill_spawned(self.replies[waiting[0]], body)
+
+
+SPAWNED = "{spawned agent id}"
+_AGENT_ID = re.compile(r'agent_id\\*"\s*:\s*\\*"([^"\\]+)')
+
+
+def _fill_spawned(reply: Reply, body: dict[str, Any]) -> Reply:
+    """`reply` with every tool argument `SPAWNED` replaced by the last sub-agent id the request
+    carries (a Codex parent must name the id its `spawn_agent` call returned)."""
+    if SPAWNED not in json.dumps([c.arguments for c in reply.tool_calls]):
+        return reply
+    ids = _AGENT_ID.findall(json.dumps(body))
+    spawned = ids[-1] if ids else SPAWNED
+    calls = tuple(
+        replace(c, arguments=json.loads(json.dumps(c.arguments).replace(SPAWNED, spawned)))
+        for c in reply.tool_calls
+    )
+    return replace(reply, tool_calls=calls)
 
 
 # ---- HTTP ------------------------------------------------------------------------------------
@@ -212,9 +238,12 @@ def running(
     model: str,
     side_rule: Callable[[dict[str, Any]], str | None] | None = None,
     side_text: str = SIDE_TEXT,
+    lane_rule: Callable[[dict[str, Any]], str] | None = None,
 ) -> Iterator[Server]:
     """A scripted server on 127.0.0.1 (a free port) for the `with` block."""
-    state = Server(list(replies), model, side_rule=side_rule, side_text=side_text)
+    state = Server(
+        list(replies), model, side_rule=side_rule, side_text=side_text, lane_rule=lane_rule
+    )
     handler = type("Handler", (_Handler,), {"server_state": state})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     state.port = httpd.server_address[1]

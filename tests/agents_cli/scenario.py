@@ -62,7 +62,8 @@ class Scenario:
     `invoke_agent` spans, not as `execute_tool`); `subagent_sessions` counts sub-agents the
     format ships as sessions of their own (one more root span each). `refused`: hosts the CLI
     still tries through its proxy whatever it is told (refused there; any other host fails
-    the test). `prepare(home, url)` writes the CLI's settings and returns its environment;
+    the test). `lane(request)` names the agent asking when a sub-agent runs beside its parent
+    (see `Reply.lane`). `prepare(home, url)` writes the CLI's settings and returns its environment;
     `command(binary, turn, prompt)` is the argv of turn `turn`.
     """
 
@@ -79,6 +80,7 @@ class Scenario:
     side: Callable[[dict[str, Any]], str | None] | None = None
     side_text: str = SIDE_TEXT
     refused: frozenset[str] = frozenset()
+    lane: Callable[[dict[str, Any]], str] | None = None
     prompts: tuple[str, ...] = PROMPTS
 
     @property

@@ -1,10 +1,10 @@
 """The six agent CLIs' scenarios (the frame — `Scenario`, environments — is in scenario.py).
 
 Claude Code, Codex, Gemini CLI, Qwen Code, pi and OpenCode each: turn 1 runs `ls` and
-`cat notes.txt` with the CLI's own shell tool and (except Codex and pi) a sub-agent that runs
-`wc -l notes.txt`; turn 2 resumes the session. Codex's sub-agents (`spawn_agent`/`wait_agent`)
-are left out: the parent's `wait_agent` must name the id Codex gives the child at run time,
-which a fixed script cannot know; pi has no sub-agents.
+`cat notes.txt` with the CLI's own shell tool and (except pi) a sub-agent that runs
+`wc -l notes.txt`; turn 2 resumes the session. pi has no sub-agents. Codex's spawned agent runs
+beside its parent (its requests are told apart by `lane`), and the parent's `wait_agent` names
+the id Codex gave the child at run time (`SPAWNED`, filled in by the server).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from tests.agents_cli.model_server import SPAWNED
 from tests.agents_cli.scenario import NOTES, PROMPTS, Scenario, base_env, usage
 from tests.agents_cli.wire import Reply, ToolCall
 
@@ -141,6 +142,18 @@ def _codex_command(binary: Path, turn: int, prompt: str) -> list[str]:
     return [str(binary), "exec", *flags, prompt]
 
 
+SUBAGENT_CODEX = "Count the lines of notes.txt"
+# Codex's sub-agent tools live in the Responses namespace `multi_agent_v1`
+SPAWN, WAIT = "multi_agent_v1.spawn_agent", "multi_agent_v1.wait_agent"
+
+
+def _codex_lane(body: dict[str, Any]) -> str:
+    """ "sub" for the spawned agent's requests: its input starts from the spawn message alone
+    (no fork of the parent's history, which holds the parent's prompt)."""
+    text = json.dumps(body.get("input") or [])
+    return "sub" if SUBAGENT_CODEX in text and PROMPTS[0] not in text else ""
+
+
 CODEX = Scenario(
     agent="codex",
     format="codex",
@@ -154,15 +167,26 @@ CODEX = Scenario(
             Reply(
                 usage(2, 512), "", (ToolCall("exec_command", {"cmd": "cat notes.txt"}, "call_s02"),)
             ),
-            Reply(usage(3, 1024), "notes.txt has 2 lines."),
+            Reply(usage(3, 1024), "", (ToolCall(SPAWN, {"message": SUBAGENT_CODEX}, "call_s03"),)),
+            # the spawned agent runs beside its parent: its own lane
+            Reply(
+                usage(4),
+                "",
+                (ToolCall("exec_command", {"cmd": "wc -l notes.txt"}, "call_s04"),),
+                lane="sub",
+            ),
+            Reply(usage(5, 64), "notes.txt has 2 lines.", lane="sub"),
+            # the parent waits for it by the id spawn_agent returned (filled in by the server)
+            Reply(usage(6, 1536), "", (ToolCall(WAIT, {"targets": [SPAWNED]}, "call_s05"),)),
+            Reply(usage(7, 2048), "notes.txt has 2 lines."),
         ),
-        (Reply(usage(4, 1536), "Nothing else."),),
+        (Reply(usage(8, 2560), "Nothing else."),),
     ),
     prepare=_codex_prepare,
     command=_codex_command,
+    subagent_tools=frozenset({"spawn_agent"}),
+    lane=_codex_lane,
 )
-
-
 # ---- Gemini CLI and Qwen Code (a Gemini CLI fork speaking OpenAI Chat Completions) ------------
 
 

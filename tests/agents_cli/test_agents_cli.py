@@ -69,7 +69,11 @@ def test_live_daemon_and_once_ship_exactly_the_script(agent: str, tmp_path: Path
     )  # fmt: skip
     try:
         with model_server.running(
-            scenario.all_replies, scenario.model, scenario.side, scenario.side_text
+            scenario.all_replies,
+            scenario.model,
+            scenario.side,
+            scenario.side_text,
+            scenario.lane,
         ) as server:
             run_cli(scenario, binary, home, server)
         waited = poll(lambda: stored(live / "tailerd.db") == want, LIVE_TIMEOUT, every=0.2)

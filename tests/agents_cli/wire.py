@@ -48,11 +48,16 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class Reply:
-    """One scripted model response: text, then tool calls (if any), with exact usage."""
+    """One scripted model response: text, then tool calls (if any), with exact usage.
+
+    `lane` names who asks: "" the main agent; another name a sub-agent that runs at the same
+    time as its parent (its requests are answered from its own queue, in order).
+    """
 
     usage: Usage
     text: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
+    lane: str = ""
 
 
 def sse(event: str | None, data: Any) -> bytes:
@@ -144,13 +149,20 @@ def responses_items(reply: Reply, n: int) -> list[dict[str, Any]]:
             "type": "function_call",
             "id": f"fc_{c.id}",
             "call_id": c.id,
-            "name": c.name,
+            **_namespaced(c.name),
             "arguments": json.dumps(c.arguments),
             "status": "completed",
         }
         for c in reply.tool_calls
     ]
     return items
+
+
+def _namespaced(name: str) -> dict[str, str]:
+    """A Responses function call's name: "ns.tool" is tool `tool` of namespace `ns` (Codex's
+    `multi_agent_v1` tools)."""
+    namespace, _, tool = name.rpartition(".")
+    return {"name": tool, "namespace": namespace} if namespace else {"name": name}
 
 
 def responses_stream(reply: Reply, model: str, n: int) -> Iterator[bytes]:
