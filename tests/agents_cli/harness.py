@@ -46,10 +46,10 @@ def expected(scenario: Scenario) -> Shipped:
     replies = scenario.all_replies
     calls = [c.name.rpartition(".")[2] for r in replies for c in r.tool_calls]  # no namespace
     return Shipped(
-        turns=len(scenario.prompts) + scenario.subagent_sessions,
+        turns=len(scenario.prompts) + scenario.extra_turns,
         chats=tuple(sorted((r.usage.prompt, r.usage.output) for r in replies)),
         tools=tuple(sorted(Counter(c for c in calls if c not in scenario.subagent_tools).items())),
-        subagents=sum(c in scenario.subagent_tools for c in calls),
+        subagents=sum(c in scenario.subagent_tools for c in calls) + scenario.extra_subagent_spans,
     )
 
 

@@ -42,16 +42,16 @@ def row(scenario: Scenario, pinned: bool, folder: Path) -> tuple[str, str, str, 
         version = cli.version if pinned else install.newest(cli)
         binary = install.install(scenario.agent, version)
     except install.Unavailable as exc:
-        return scenario.agent, "?", f"FAIL: {exc}", "", ""
+        return scenario.key, "?", f"FAIL: {exc}", "", ""
     if scenario.format not in BY_NAME:
-        return scenario.agent, version, f"skip: no `{scenario.format}` format", "", ""
+        return scenario.key, version, f"skip: no `{scenario.format}` format", "", ""
     try:
         outcome = play_and_read_once(scenario, binary, folder)
     except (AssertionError, OSError) as exc:  # the CLI failed or left the script unused
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return scenario.agent, version, f"FAIL: {first}", "", ""
+        return scenario.key, version, f"FAIL: {first}", "", ""
     unknown = ", ".join(f"{k}: {n}" for k, n in sorted(outcome.unknown.items())) or "-"
-    return scenario.agent, version, verdict(outcome), str(outcome.dead_letters), unknown
+    return scenario.key, version, verdict(outcome), str(outcome.dead_letters), unknown
 
 
 def main(argv: list[str] | None = None) -> int:

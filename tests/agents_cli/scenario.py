@@ -59,8 +59,12 @@ class Scenario:
     `replies[i]` are the replies of turn i in request order (a sub-agent's requests come
     where the CLI makes them: the scenarios run sub-agents in the foreground).
     `subagent_tools` are tool names that start a sub-agent (tailerd ships them as
-    `invoke_agent` spans, not as `execute_tool`); `subagent_sessions` counts sub-agents the
-    format ships as sessions of their own (one more root span each). `refused`: hosts the CLI
+    `invoke_agent` spans, not as `execute_tool`); `extra_turns` counts turns the agent starts
+    by itself beyond the prompts (a sub-agent the format ships as a session of its own; a
+    background sub-agent's own turn and the turn its completion notice starts), and
+    `extra_subagent_spans` invoke_agent spans beyond one per sub-agent call (a background
+    sub-agent has one in the spawning turn and one in its own). `name` tells two scenarios of
+    one agent apart (default: the agent). `refused`: hosts the CLI
     still tries through its proxy whatever it is told (refused there; any other host fails
     the test). `lane(request)` names the agent asking when a sub-agent runs beside its parent
     (see `Reply.lane`). `prepare(home, url)` writes the CLI's settings and returns its environment;
@@ -75,13 +79,19 @@ class Scenario:
     prepare: Callable[[Path, str], dict[str, str]]
     command: Callable[[Path, int, str], list[str]]
     subagent_tools: frozenset[str] = frozenset()
-    subagent_sessions: int = 0
+    extra_turns: int = 0
+    extra_subagent_spans: int = 0
+    name: str = ""
     tailerd_config: str = ""
     side: Callable[[dict[str, Any]], str | None] | None = None
     side_text: str = SIDE_TEXT
     refused: frozenset[str] = frozenset()
     lane: Callable[[dict[str, Any]], str] | None = None
     prompts: tuple[str, ...] = PROMPTS
+
+    @property
+    def key(self) -> str:
+        return self.name or self.agent
 
     @property
     def all_replies(self) -> list[Reply]:

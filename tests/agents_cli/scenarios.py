@@ -19,6 +19,11 @@ from tests.agents_cli.wire import Reply, ToolCall
 
 __all__ = ["NOTES", "PROMPTS", "SCENARIOS", "Scenario"]
 
+SUBAGENT_CLAUDE_BACKGROUND = {
+    "description": "Count lines",
+    "prompt": "Count the lines of notes.txt",
+    "subagent_type": "general-purpose",
+}
 SUBAGENT_GEMINI = {"agent_name": "generalist", "prompt": "Count the lines of notes.txt"}
 # run_in_background false: the sub-agent runs before the parent's next request (the default is
 # background, which makes the order of the two agents' requests a race)
@@ -247,7 +252,7 @@ GEMINI = Scenario(
     ),
     # Gemini CLI records a sub-agent in chats/<session>/<id>.jsonl ("kind": "subagent");
     # tailerd ships it as a session of its own (formats/gemini.py), its invoke_agent as a tool
-    subagent_sessions=1,
+    extra_turns=1,
     prepare=_gemini_prepare,
     command=_gemini_command,
     # a Gemini turn ends at the next prompt or after idle_close of quiet
@@ -443,4 +448,56 @@ OPENCODE = Scenario(
     refused=frozenset({"registry.npmjs.org:443"}),
 )
 
-SCENARIOS: dict[str, Scenario] = {s.agent: s for s in (CLAUDE, CODEX, GEMINI, QWEN, PI, OPENCODE)}
+
+def _claude_lane(body: dict[str, Any]) -> str:
+    """ "sub" for the background sub-agent's requests (its conversation starts from its prompt)."""
+    text = json.dumps(body.get("messages") or [])
+    return "sub" if SUBAGENT_CLAUDE_BACKGROUND["prompt"] in text and PROMPTS[0] not in text else ""
+
+
+# Claude Code's default: the Agent tool answers "Async agent launched" at once and the turn
+# ends; the sub-agent runs beside the session, and its completion notice
+# (<task-notification>) makes Claude Code ask the model once more.
+CLAUDE_BACKGROUND = Scenario(
+    agent="claude-code",
+    name="claude-code-background",
+    format="claude-code",
+    model="claude-opus-5-5",
+    watch=".claude/projects",
+    prompts=PROMPTS[:1],
+    replies=(
+        (
+            Reply(
+                usage(1, 1000, 200),
+                "",
+                (ToolCall("Agent", SUBAGENT_CLAUDE_BACKGROUND, "toolu_b01"),),
+            ),
+            Reply(
+                usage(2, 0, 300),
+                "",
+                (
+                    ToolCall(
+                        "Bash", {"command": "wc -l notes.txt", "description": "Count"}, "toolu_b02"
+                    ),
+                ),
+                lane="sub",
+            ),
+            Reply(usage(3, 300), "notes.txt has 2 lines.", lane="sub"),
+            Reply(usage(4, 1100), "Counting in the background."),
+            # after the completion notice
+            Reply(usage(5, 1200), "The count is in: 2 lines."),
+        ),
+    ),
+    prepare=_claude_prepare,
+    command=_claude_command,
+    subagent_tools=frozenset({"Agent"}),
+    # the sub-agent's synthetic `background_subagent` turn, the notice's turn (README)
+    extra_turns=2,
+    extra_subagent_spans=1,
+    lane=_claude_lane,
+    tailerd_config="[format_options.claude-code]\nidle_close = 2.0\n",
+)
+
+SCENARIOS: dict[str, Scenario] = {
+    s.key: s for s in (CLAUDE, CLAUDE_BACKGROUND, CODEX, GEMINI, QWEN, PI, OPENCODE)
+}
