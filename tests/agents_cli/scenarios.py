@@ -1,4 +1,5 @@
-"""The six agent CLIs' scenarios (the frame — `Scenario`, environments — is in scenario.py).
+"""The agent CLIs' scenarios (the frame — `Scenario`, environments — is in scenario.py; Claude
+Code's two are in scenarios_claude.py).
 
 Claude Code, Codex, Gemini CLI, Qwen Code, pi and OpenCode each: turn 1 runs `ls` and
 `cat notes.txt` with the CLI's own shell tool and (except pi) a sub-agent that runs
@@ -15,15 +16,11 @@ from typing import Any
 
 from tests.agents_cli.model_server import SPAWNED
 from tests.agents_cli.scenario import NOTES, PROMPTS, Scenario, base_env, usage
+from tests.agents_cli.scenarios_claude import CLAUDE, CLAUDE_BACKGROUND
 from tests.agents_cli.wire import Reply, ToolCall
 
 __all__ = ["NOTES", "PROMPTS", "SCENARIOS", "Scenario"]
 
-SUBAGENT_CLAUDE_BACKGROUND = {
-    "description": "Count lines",
-    "prompt": "Count the lines of notes.txt",
-    "subagent_type": "general-purpose",
-}
 SUBAGENT_GEMINI = {"agent_name": "generalist", "prompt": "Count the lines of notes.txt"}
 # run_in_background false: the sub-agent runs before the parent's next request (the default is
 # background, which makes the order of the two agents' requests a race)
@@ -33,87 +30,6 @@ SUBAGENT_QWEN = {
     "subagent_type": "general-purpose",
     "run_in_background": False,
 }
-
-
-# ---- Claude Code -----------------------------------------------------------------------------
-
-
-def _claude_prepare(home: Path, url: str) -> dict[str, str]:
-    return {
-        **base_env(home, "claude-code", url),
-        "ANTHROPIC_BASE_URL": url,
-        "ANTHROPIC_API_KEY": "scripted",
-    }
-
-
-def _claude_command(binary: Path, turn: int, prompt: str) -> list[str]:
-    # root may not use --dangerously-skip-permissions; allowing the two tools is enough
-    resume = ["--continue"] if turn else []
-    return [str(binary), "-p", *resume, prompt, "--allowedTools", "Bash", "Agent"]
-
-
-CLAUDE = Scenario(
-    agent="claude-code",
-    format="claude-code",
-    model="claude-opus-5-5",
-    watch=".claude/projects",
-    replies=(
-        (
-            Reply(
-                usage(1, 1000, 200),
-                "Listing first.",
-                (ToolCall("Bash", {"command": "ls", "description": "List files"}, "toolu_s01"),),
-            ),
-            Reply(
-                usage(2, 1100),
-                "",
-                (
-                    ToolCall(
-                        "Bash",
-                        {"command": "cat notes.txt", "description": "Show notes"},
-                        "toolu_s02",
-                    ),
-                ),
-            ),
-            Reply(
-                usage(3, 1200),
-                "",
-                (
-                    ToolCall(
-                        "Agent",
-                        {
-                            "description": "Count lines",
-                            "prompt": "Count the lines of notes.txt",
-                            "subagent_type": "general-purpose",
-                            "run_in_background": False,
-                        },
-                        "toolu_s03",
-                    ),
-                ),
-            ),
-            # the sub-agent's two requests
-            Reply(
-                usage(4, 0, 300),
-                "",
-                (
-                    ToolCall(
-                        "Bash",
-                        {"command": "wc -l notes.txt", "description": "Count lines"},
-                        "toolu_s04",
-                    ),
-                ),
-            ),
-            Reply(usage(5, 300), "notes.txt has 2 lines."),
-            Reply(usage(6, 1300), "notes.txt and 2 lines in it."),
-        ),
-        (Reply(usage(7, 1400), "Nothing else."),),
-    ),
-    prepare=_claude_prepare,
-    command=_claude_command,
-    subagent_tools=frozenset({"Agent"}),
-    # `claude -p` writes no turn_duration: the last turn ends after idle_close of quiet
-    tailerd_config="[format_options.claude-code]\nidle_close = 2.0\n",
-)
 
 
 # ---- Codex -----------------------------------------------------------------------------------
@@ -448,55 +364,6 @@ OPENCODE = Scenario(
     refused=frozenset({"registry.npmjs.org:443"}),
 )
 
-
-def _claude_lane(body: dict[str, Any]) -> str:
-    """ "sub" for the background sub-agent's requests (its conversation starts from its prompt)."""
-    text = json.dumps(body.get("messages") or [])
-    return "sub" if SUBAGENT_CLAUDE_BACKGROUND["prompt"] in text and PROMPTS[0] not in text else ""
-
-
-# Claude Code's default: the Agent tool answers "Async agent launched" at once and the turn
-# ends; the sub-agent runs beside the session, and its completion notice
-# (<task-notification>) makes Claude Code ask the model once more.
-CLAUDE_BACKGROUND = Scenario(
-    agent="claude-code",
-    name="claude-code-background",
-    format="claude-code",
-    model="claude-opus-5-5",
-    watch=".claude/projects",
-    prompts=PROMPTS[:1],
-    replies=(
-        (
-            Reply(
-                usage(1, 1000, 200),
-                "",
-                (ToolCall("Agent", SUBAGENT_CLAUDE_BACKGROUND, "toolu_b01"),),
-            ),
-            Reply(
-                usage(2, 0, 300),
-                "",
-                (
-                    ToolCall(
-                        "Bash", {"command": "wc -l notes.txt", "description": "Count"}, "toolu_b02"
-                    ),
-                ),
-                lane="sub",
-            ),
-            Reply(usage(3, 300), "notes.txt has 2 lines.", lane="sub"),
-            Reply(usage(4, 1100), "Counting in the background."),
-            # after the completion notice
-            Reply(usage(5, 1200), "The count is in: 2 lines."),
-        ),
-    ),
-    prepare=_claude_prepare,
-    command=_claude_command,
-    subagent_tools=frozenset({"Agent"}),
-    # the sub-agent's synthetic `background_subagent` turn, the notice's turn (README)
-    extra_turns=2,
-    extra_subagent_spans=1,
-    lane=_claude_lane,
-    tailerd_config="[format_options.claude-code]\nidle_close = 2.0\n",
-)
 
 SCENARIOS: dict[str, Scenario] = {
     s.key: s for s in (CLAUDE, CLAUDE_BACKGROUND, CODEX, GEMINI, QWEN, PI, OPENCODE)
