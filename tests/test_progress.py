@@ -85,13 +85,13 @@ def test_an_import_on_a_terminal_shows_a_progress_bar(tmp_path: Path) -> None:
 def test_without_a_terminal_a_backfill_logs_a_line_every_few_seconds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """In-process, with the 5-second pace made 50 ms so a small backfill logs at least once."""
-    monkeypatch.setattr(progress, "LOG_EVERY", 0.05)
+    """In-process, with the 5-second pace made 0 so even a backfill faster than a sample logs."""
+    monkeypatch.setattr(progress, "LOG_EVERY", 0.0)  # a line at every sample: never too fast
     logs = _old_examples(tmp_path)
     state = tmp_path / "s"
     tailerd_log = logging.getLogger("tailerd")
     tailerd_log.addHandler(caplog.handler)
-    monkeypatch.setattr(tailerd_log, "level", logging.INFO)
+    caplog.set_level(logging.INFO, logger="tailerd")  # setLevel: clears the enabled-for cache
     try:
         settings = Settings(watch=(logs,), once=True, state_dir=state, data_dir=state)
         assert service.run(settings) == 0
@@ -157,7 +157,7 @@ def test_the_live_summary_says_what_happened_since_the_last(
     daemon = Daemon(settings, state, sinks.build(settings, state))
     tailerd_log = logging.getLogger("tailerd")
     tailerd_log.addHandler(caplog.handler)
-    monkeypatch.setattr(tailerd_log, "level", logging.INFO)
+    caplog.set_level(logging.INFO, logger="tailerd")  # setLevel: clears the enabled-for cache
     try:
         daemon.start(watch=False)
         assert daemon.run_once()
