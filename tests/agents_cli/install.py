@@ -1,22 +1,28 @@
-"""Installing the real agent CLIs pinned from npm into `.agents-cli/<agent>@<version>/`.
+"""Installing the real agent CLIs pinned from npm into `<cache>/<agent>@<version>/`.
 
-The cache sits at the repository root, outside git (`.gitignore`); a marker file makes a second
-call instant. Network: the npm registry only, through `npm install --prefix … --no-audit
---no-fund`. `python -m tests.agents_cli.install [--newest] [agent …]` installs from the shell
-(scripts/test calls it so CI has the CLIs).
+The cache is the user's cache dir (`~/.cache/tailerd/agents-cli`, or `$AGENTS_CLI_CACHE`), not
+the checkout, so every clone on a machine (CI's included) shares one download of about 2 GB; a
+marker file makes a second call instant. Network: the npm registry only, through
+`npm install --prefix … --no-audit --no-fund`. `python -m tests.agents_cli.install [--newest]
+[agent …]` installs from the shell (scripts/test calls it so CI has the CLIs).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-CACHE = REPO / ".agents-cli"
+import platformdirs
+
+CACHE = Path(
+    os.environ.get("AGENTS_CLI_CACHE")
+    or Path(platformdirs.user_cache_dir("tailerd")) / "agents-cli"
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,8 @@ CLIS: dict[str, Cli] = {
         Cli("qwen", "@qwen-code/qwen-code", "0.24.4", "qwen"),
         Cli("pi", "@mariozechner/pi-coding-agent", "0.73.1", "pi"),
         Cli("opencode", "opencode-ai", "1.18.33", "opencode"),
+        Cli("droid", "droid", "0.215.0", "droid"),  # tests/formats/test_droid.py
+        Cli("cline", "cline", "3.0.65", "cline"),  # tests/formats/test_cline.py
     )
 }
 

@@ -38,8 +38,9 @@ from tailerd.edges.related_files import as_document, find_related, read_related
 from tailerd.formats.base import Source
 from tailerd.formats.cline import FORMAT, turns_from_document
 from tailerd.formats.guard import GuardedDocumentFormat
+from tests.agents_cli import install
 from tests.agents_cli import model_server as scripted
-from tests.conftest import FIXTURES, ROOT, run_tailerd
+from tests.conftest import FIXTURES, run_tailerd
 from tests.formats.test_wrong_types import mutated_lines
 
 FIXTURE = FIXTURES / "cline" / "cline-cline" / "sdk" / "packages" / "core" / "fixtures" / "session"
@@ -195,25 +196,13 @@ PROMPT = "create a.txt with hello and read it back"
 
 
 def cline_cli() -> Path:
-    """The real CLI, installed once from npm into .agents-cli/ (gitignored)."""
-    prefix = ROOT / ".agents-cli" / f"cline@{CLINE_CLI}"
-    binary = prefix / "node_modules" / ".bin" / "cline"
-    if binary.exists():
-        return binary
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("npm not found: the real Cline CLI cannot be installed")
-    prefix.mkdir(parents=True, exist_ok=True)
-    (prefix / "package.json").write_text('{"private": true}\n')
-    done = subprocess.run(
-        [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", f"cline@{CLINE_CLI}"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-500:]
-    return binary
+    """The real CLI at CLINE_CLI, installed once from npm (tests/agents_cli/install.py)."""
+    try:
+        return install.install("cline", CLINE_CLI)
+    except install.Unavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
 
 
 def stop_hub(home: Path, work: Path) -> None:

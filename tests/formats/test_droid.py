@@ -32,8 +32,9 @@ from tailerd.domain import Line, LLMCall, ToolCall, Turn
 from tailerd.edges.related_files import find_related, read_related
 from tailerd.formats.base import Source
 from tailerd.formats.droid import FORMAT
+from tests.agents_cli import install
 from tests.agents_cli import model_server as scripted
-from tests.conftest import FIXTURES, ROOT, run_tailerd
+from tests.conftest import FIXTURES, run_tailerd
 from tests.formats.test_wrong_types import Sample, check_through_registry, mutated_lines
 
 FIXTURE = FIXTURES / "droid" / "git-ai-project-git-ai" / "tests" / "fixtures"
@@ -208,25 +209,13 @@ def script(work: Path) -> list[scripted.Reply]:
 
 
 def droid_cli() -> Path:
-    """The real CLI, installed once from npm into .agents-cli/ (gitignored)."""
-    prefix = ROOT / ".agents-cli" / f"droid@{DROID_CLI}"
-    binary = prefix / "node_modules" / ".bin" / "droid"
-    if binary.exists():
-        return binary
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("npm not found: the real Droid CLI cannot be installed")
-    prefix.mkdir(parents=True, exist_ok=True)
-    (prefix / "package.json").write_text('{"private": true}\n')
-    done = subprocess.run(
-        [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", f"droid@{DROID_CLI}"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-500:]
-    return binary
+    """The real CLI at DROID_CLI, installed once from npm (tests/agents_cli/install.py)."""
+    try:
+        return install.install("droid", DROID_CLI)
+    except install.Unavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
 
 
 def test_real_droid_cli_session_is_shipped_as_scripted(tmp_path: Path) -> None:
