@@ -212,3 +212,34 @@ def test_every_command_accepts_verbose_and_quiet(tmp_path: Path) -> None:
             assert "internal error" not in result.stderr, (command, flag, result.stderr)
     quiet = run_tailerd("--watch", logs, "--once", *where, "-q")
     assert quiet.returncode == 0 and "INFO" not in quiet.stderr
+
+
+def test_a_state_dir_reused_without_data_dir_keeps_its_store(tmp_path: Path) -> None:
+    """Fresh-user review: a second `--once` with only --state-dir switched to the default store
+    (sessions then showed 0 while checkpoints said all was sent). The recorded store is kept;
+    a different --data-dir given later is used, recorded, and named in one INFO line."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for n in range(3):  # 3 sessions of one turn each, written by hand here
+        (logs / f"s{n}.jsonl").write_bytes(turn_line(f"s{n}", "t"))
+    home = tmp_path / "home"  # the default data dir must not be the user's real one
+
+    def tailerd(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        return run_tailerd(*args, HOME=str(home), XDG_DATA_HOME=str(home / "share"))
+
+    state, first = tmp_path / "S" / "state", tmp_path / "S" / "A"
+    args = ("--watch", logs, "--once", "--state-dir", state)
+    assert tailerd(*args, "--data-dir", first).returncode == 0
+    (logs / "s3.jsonl").write_bytes(turn_line("s3", "t"))  # a 4th session for the second run
+    again = tailerd(*args, "-v")
+    assert again.returncode == 0, again.stderr
+    assert (state / "data-dir").read_text() == f"{first}\n"
+    assert (state / "data-dir").stat().st_mode & 0o777 == 0o600
+    assert not (home / "share" / "tailerd").exists()
+    listed = tailerd("sessions", "--state-dir", state, "--json")
+    assert len(json.loads(listed.stdout)) == 4, listed.stderr
+    second = tmp_path / "S" / "B"
+    moved = tailerd(*args, "--data-dir", second)
+    assert moved.returncode == 0, moved.stderr
+    assert f"now uses the local store in {second} (it used {first})" in moved.stderr
+    assert (state / "data-dir").read_text() == f"{second}\n"

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from pathlib import Path
 
 import platformdirs
 
 from tailerd.errors import ConfigError, StateLockedError
+
+log = logging.getLogger("tailerd")
 
 
 def resolve_state_dir(explicit: Path | None) -> Path:
@@ -22,10 +25,15 @@ def resolve_state_dir(explicit: Path | None) -> Path:
 
 
 def resolve_data_dir(explicit: Path | None, state_dir: Path) -> Path:
-    """Where the local store lives: --data-dir, else under systemd the state dir (no $HOME with
-    DynamicUser), else the platform's user data dir."""
+    """Where the local store lives: the given one (--data-dir, config, env), else the one
+    recorded in `<state_dir>/data-dir` (so a state dir keeps its store when reused without
+    --data-dir), else under systemd the state dir (no $HOME with DynamicUser), else the
+    platform's user data dir."""
     if explicit is not None:
         return explicit
+    recorded = recorded_data_dir(state_dir)
+    if recorded is not None:
+        return recorded
     if os.environ.get("STATE_DIRECTORY"):
         return state_dir
     return Path(platformdirs.user_data_dir("tailerd"))
@@ -35,18 +43,32 @@ DATA_DIR_FILE = "data-dir"  # in the state dir: where the daemon using it keeps 
 
 
 def record_data_dir(state_dir: Path, data_dir: Path) -> None:
-    """Write down (in `<state>/data-dir`, one line) where this state dir's local store is, so
-    reports given only --state-dir find it. Best effort: a report can still be told."""
+    """Write down (in `<state>/data-dir`, one line, mode 0600) where this state dir's local
+    store is, so reports and later runs given only --state-dir find it. A data dir different
+    from the one recorded replaces it, with one INFO line naming both. Best effort: a report
+    can still be told."""
     path = state_dir / DATA_DIR_FILE
     text = f"{data_dir.absolute()}\n"
+    before = recorded_data_dir(state_dir)
     try:
         if path.exists() and path.read_text(encoding="utf-8") == text:
+            path.chmod(0o600)
             return
         tmp = path.with_name(DATA_DIR_FILE + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        tmp.chmod(0o600)  # an old .tmp kept its mode through O_CREAT
         tmp.replace(path)
     except (OSError, UnicodeDecodeError):
         return
+    if before is not None and before != data_dir.absolute():
+        log.info(
+            "state dir %s now uses the local store in %s (it used %s)",
+            state_dir,
+            data_dir.absolute(),
+            before,
+        )
 
 
 def recorded_data_dir(state_dir: Path) -> Path | None:
