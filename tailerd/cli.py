@@ -176,7 +176,7 @@ def _settings(args: argparse.Namespace) -> Any:
     cfg = settings.build(args.config, flags)
     from tailerd.edges import host
 
-    host.configure(cfg.host_name)  # before any turn gets an id
+    host.configure(cfg.host_name, cfg.host_details)  # before any turn gets an id
     return cfg
 
 

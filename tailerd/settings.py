@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # This host's name in turn ids and `host.name` (default: the kernel's). Set it where the
     # kernel's changes with every restart, e.g. a Kubernetes pod: the node's name.
     host_name: str = ""
+    # weave's host details on every span (weave.os_name/os_version/os_release, weave.sys_version,
+    # weave.client_version): false leaves them out (tailerd/edges/host.py)
+    host_details: bool = True
     include: tuple[str, ...] = DEFAULT_INCLUDE
     exclude: tuple[str, ...] = ()
     format: str | None = None
