@@ -153,7 +153,8 @@ class _Environment(EnvSettingsSource):
         try:
             return super().decode_complex_value(field_name, field, value)
         except ValueError:
-            if get_origin(field.annotation) is tuple and isinstance(value, str):
+            looks_json = isinstance(value, str) and value.lstrip()[:1] in ("[", "{")
+            if get_origin(field.annotation) is tuple and isinstance(value, str) and not looks_json:
                 return [part.strip() for part in value.split(",") if part.strip()]
             var = f"{ENV_PREFIX}{field_name.upper()}"
             raise ConfigError(f"environment variable {var} is not valid JSON: {value!r}") from None
@@ -274,7 +275,7 @@ def layered(
     layers.append(("flag", flags_layer(flags)))
     merged, origin = _merge(layers)
     try:
-        return Settings(**merged), origin
+        cfg = Settings(**merged)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = [str(p) for p in first["loc"]]
@@ -286,6 +287,35 @@ def layered(
         message = first["msg"].removeprefix("Value error, ")
         source = describe(kind, key, config_file)
         raise ConfigError(f"invalid setting {where} ({source}): {message}") from None
+    _check_combination(cfg, origin, config_file)
+    return cfg, origin
+
+
+def _check_combination(cfg: Settings, origin: dict[str, str], config_file: Path | None) -> None:
+    """What each field's own validator cannot see: `format_options` against the formats
+    (built-in and [[mapping]]) and the options they read, and `agents` with `watch`."""
+    from tailerd.formats import check_options
+    from tailerd.formats.options import OptionError
+
+    try:
+        check_options(cfg.format_options, cfg.mapping)
+    except OptionError as exc:
+        parts = ["format_options", *exc.key.split(".")]
+        given = (".".join(parts[:n]) for n in range(len(parts), 0, -1))
+        key = next((k for k in given if k in origin), "format_options")
+        source = describe(origin.get(key, "file"), key, config_file)
+        raise ConfigError(f"invalid setting format_options.{exc.key} ({source}): {exc}") from None
+    if cfg.agents and cfg.watch:
+        if origin.get("agents") == "flag" and origin.get("watch") == "flag":
+            raise ConfigError(
+                "--agents chooses agent homes; with --watch DIR it has nothing to choose: drop one"
+            )
+        agents = describe(origin.get("agents", "file"), "agents", config_file)
+        watch = describe(origin.get("watch", "file"), "watch", config_file)
+        raise ConfigError(
+            f"agents ({agents}) chooses agent homes; with watch ({watch}) it has nothing to"
+            " choose: drop one"
+        )
 
 
 def build(config_file: Path | None, overrides: Mapping[str, Any]) -> Settings:

@@ -27,7 +27,9 @@ from tailerd.formats import (
 )
 from tailerd.formats.base import Format
 from tailerd.formats.guard import guard
+from tailerd.formats.mapped import OPTIONS as MAPPED_OPTIONS
 from tailerd.formats.mapped import formats_from_config
+from tailerd.formats.options import OptionSchema, check
 
 # Order matters: the first format whose `claims` accepts a file wins; native comes last
 # because its test (a `type` key we know) is the least specific.
@@ -50,6 +52,35 @@ FORMATS: tuple[Format, ...] = tuple(
     )
 )
 BY_NAME: dict[str, Format] = {f.name: f for f in FORMATS}
+# Format name -> the options it reads (`[format_options.<name>]`; see formats/options.py).
+OPTIONS: dict[str, OptionSchema] = {
+    module.FORMAT.name: module.OPTIONS
+    for module in (
+        qwen,
+        claude_code,
+        codex,
+        cline,
+        gemini,
+        cursor,
+        droid,
+        openhands,
+        copilot_cli,
+        pi,
+        crush,
+        opencode,
+        native,
+    )
+}
+
+
+def check_options(
+    format_options: Mapping[str, Any], raw_mappings: Sequence[Mapping[str, Any]]
+) -> None:
+    """Raise formats.options.OptionError for the first `format_options` table or value no
+    format reads or accepts; the configured [[mapping]] names are formats too."""
+    names = [m.get("name") for m in raw_mappings]
+    mapped = {name: MAPPED_OPTIONS for name in names if isinstance(name, str)}
+    check(format_options, {**mapped, **OPTIONS})
 
 
 def choose(

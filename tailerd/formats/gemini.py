@@ -40,6 +40,7 @@ import orjson
 
 from tailerd.domain import DeadLetter, Line, LLMCall, Message, SpanCall, ToolCall, Turn, Usage
 from tailerd.formats.base import Source, TurnParser, decode_object, json_text, parse_time, turn_key
+from tailerd.formats.options import IDLE_CLOSE_ONLY
 
 DEFAULT_IDLE_CLOSE = 30.0
 AGENT_NAME = "gemini"
@@ -366,3 +367,5 @@ class GeminiFormat:
 
 
 FORMAT = GeminiFormat()
+# The options this format reads (`[format_options.<name>]`), checked by formats/options.py
+OPTIONS = IDLE_CLOSE_ONLY

@@ -46,6 +46,7 @@ from tailerd.formats.claude_code.layout import is_subagent_file, is_subagent_fil
 from tailerd.formats.claude_code.records import KNOWN_TYPES, NAME
 from tailerd.formats.claude_code.standalone import SubagentFileParser
 from tailerd.formats.claude_code.turns import ClaudeCodeParser
+from tailerd.formats.options import COUNT, SECONDS, OptionSchema
 
 __all__ = ["FORMAT", "NAME", "ClaudeCodeFormat", "ClaudeCodeParser"]
 
@@ -100,3 +101,11 @@ class ClaudeCodeFormat:
 
 
 FORMAT = ClaudeCodeFormat()
+# The options this format reads (`[format_options.<name>]`), checked by formats/options.py
+OPTIONS: OptionSchema = {
+    "idle_close": SECONDS,
+    "stale_close": SECONDS,
+    "dedup_window": COUNT,
+    "tool_result_cap": COUNT,
+    "subagent_cap": COUNT,
+}

@@ -30,6 +30,7 @@ import orjson
 from tailerd.domain import Turn
 from tailerd.formats.base import Source, TurnParser
 from tailerd.formats.cline.turns import AGENT_NAME, Record, build_turn, is_prompt
+from tailerd.formats.options import IDLE_CLOSE_ONLY
 
 MESSAGES_SUFFIX = ".messages.json"
 MANIFEST_CAP = 1 << 20  # bytes of a manifest read (the real one is 1.3 KB)
@@ -128,3 +129,5 @@ class ClineFormat:
 
 
 FORMAT = ClineFormat()
+# The options this format reads (`[format_options.<name>]`), checked by formats/options.py
+OPTIONS = IDLE_CLOSE_ONLY

@@ -111,6 +111,7 @@ from tailerd.formats.codex.children import (
     MAX_SUBAGENT_DEPTH,
 )
 from tailerd.formats.codex.turns import DEFAULT_ABANDON_CLOSE, DEFAULT_IDLE_CLOSE, CodexParser
+from tailerd.formats.options import COUNT, FLAG, SECONDS, OptionSchema
 
 __all__ = [
     "DEFAULT_ABANDON_CLOSE",
@@ -145,3 +146,11 @@ class CodexFormat:
 
 
 FORMAT = CodexFormat()
+# The options this format reads (`[format_options.<name>]`), checked by formats/options.py
+OPTIONS: OptionSchema = {
+    "idle_close": SECONDS,
+    "abandon_close": SECONDS,
+    "abort_grace": SECONDS,
+    "nest_subagents": FLAG,
+    "subagent_cap": COUNT,
+}

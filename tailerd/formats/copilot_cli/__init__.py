@@ -47,6 +47,7 @@ import orjson
 
 from tailerd.formats.base import Source, TurnParser
 from tailerd.formats.copilot_cli.turns import CopilotParser
+from tailerd.formats.options import SECONDS, OptionSchema
 
 NAME = "copilot-cli"
 _START = b'"session.start"'
@@ -85,3 +86,5 @@ class CopilotFormat:
 
 
 FORMAT = CopilotFormat()
+# The options this format reads (`[format_options.<name>]`), checked by formats/options.py
+OPTIONS: OptionSchema = {"idle_close": SECONDS, "abandon_close": SECONDS}

@@ -36,6 +36,7 @@ from tailerd.edges.agent_db import is_database
 from tailerd.edges.agent_db.protocol import SessionRead
 from tailerd.formats.base import Source, TurnParser
 from tailerd.formats.crush.turns import read_session, session_versions
+from tailerd.formats.options import IDLE_CLOSE_ONLY
 
 DATABASE_NAMES = {(".opencode", "opencode.db"), (".crush", "crush.db")}
 
@@ -79,3 +80,5 @@ class CrushFormat:
 
 
 FORMAT = CrushFormat()
+# The options this format reads (`[format_options.<name>]`), checked by formats/options.py
+OPTIONS = IDLE_CLOSE_ONLY

@@ -43,6 +43,7 @@ import orjson
 
 from tailerd.domain import DeadLetter, Line, LLMCall, Message, SpanCall, ToolCall, Turn
 from tailerd.formats.base import Source, TurnParser, decode_object, json_text, turn_key
+from tailerd.formats.options import IDLE_CLOSE_ONLY
 
 AGENT_NAME = "cursor"
 PROVIDER = "cursor"
@@ -266,3 +267,5 @@ class CursorFormat:
 
 
 FORMAT = CursorFormat()
+# The options this format reads (`[format_options.<name>]`), checked by formats/options.py
+OPTIONS = IDLE_CLOSE_ONLY

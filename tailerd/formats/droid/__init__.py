@@ -46,6 +46,7 @@ from tailerd.formats.base import (
     turn_key,
 )
 from tailerd.formats.droid import usage
+from tailerd.formats.options import IDLE_CLOSE_ONLY
 
 AGENT_NAME = "droid"
 DEFAULT_IDLE_CLOSE = 30.0
@@ -297,3 +298,5 @@ class DroidFormat:
 
 
 FORMAT = DroidFormat()
+# The options this format reads (`[format_options.<name>]`), checked by formats/options.py
+OPTIONS = IDLE_CLOSE_ONLY

@@ -85,6 +85,7 @@ from tailerd.formats.mapped.spec import (
     compile_expressions,
 )
 from tailerd.formats.mapped.turns import MappedParser
+from tailerd.formats.options import SECONDS, OptionSchema
 
 __all__ = [
     "DEFAULT_IDLE_CLOSE",
@@ -163,3 +164,7 @@ def formats_from_config(raw: object) -> list[MappedFormat]:
             raise ConfigError(f"invalid {label}: name {spec.name!r} is used by an earlier mapping")
         formats.append(MappedFormat(spec))
     return formats
+
+
+# The options this format reads (`[format_options.<name>]`), checked by formats/options.py
+OPTIONS: OptionSchema = {"idle_close": SECONDS, "stale_close": SECONDS}

@@ -26,6 +26,7 @@ from tailerd.formats.base import Source, TurnParser
 from tailerd.formats.native.models import TYPES
 from tailerd.formats.native.schema import SCHEMA_PATH, json_schema
 from tailerd.formats.native.turns import DEFAULT_IDLE_CLOSE, NativeParser, split_output
+from tailerd.formats.options import IDLE_CLOSE_ONLY
 
 __all__ = [
     "DEFAULT_IDLE_CLOSE",
@@ -62,3 +63,5 @@ class NativeFormat:
 
 
 FORMAT = NativeFormat()
+# The options this format reads (`[format_options.<name>]`), checked by formats/options.py
+OPTIONS = IDLE_CLOSE_ONLY

@@ -38,6 +38,7 @@ from tailerd.edges.agent_db import is_database
 from tailerd.edges.agent_db.protocol import SessionRead
 from tailerd.formats.base import Source, TurnParser
 from tailerd.formats.opencode.turns import read_session, session_versions
+from tailerd.formats.options import IDLE_CLOSE_ONLY
 
 DATABASE_NAME = re.compile(r"opencode(-[A-Za-z0-9._-]+)?\.db")
 
@@ -82,3 +83,5 @@ class OpenCodeFormat:
 
 
 FORMAT = OpenCodeFormat()
+# The options this format reads (`[format_options.<name>]`), checked by formats/options.py
+OPTIONS = IDLE_CLOSE_ONLY

@@ -40,6 +40,7 @@ from tailerd.domain import Turn
 from tailerd.formats.base import Source, TurnParser
 from tailerd.formats.openhands.events import AGENT_NAME, Event, build_turn, is_prompt
 from tailerd.formats.openhands.state import parse_state
+from tailerd.formats.options import IDLE_CLOSE_ONLY
 
 STATE_FILE = "base_state.json"
 EVENTS_DIR = "events"
@@ -116,3 +117,5 @@ class OpenHandsFormat:
 
 
 FORMAT = OpenHandsFormat()
+# The options this format reads (`[format_options.<name>]`), checked by formats/options.py
+OPTIONS = IDLE_CLOSE_ONLY

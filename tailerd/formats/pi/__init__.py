@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from tailerd.formats.base import Source, TurnParser
+from tailerd.formats.options import SECONDS, OptionSchema
 from tailerd.formats.pi.turns import PiParser
 
 NAME = "pi"
@@ -68,3 +69,5 @@ class PiFormat:
 
 
 FORMAT = PiFormat()
+# The options this format reads (`[format_options.<name>]`), checked by formats/options.py
+OPTIONS: OptionSchema = {"idle_close": SECONDS, "stale_close": SECONDS}

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from tailerd.formats.base import Source, TurnParser
+from tailerd.formats.options import SECONDS, OptionSchema
 from tailerd.formats.qwen.subagents import is_subagent_file
 from tailerd.formats.qwen.turns import QwenParser
 
@@ -71,3 +72,5 @@ class QwenFormat:
 
 
 FORMAT = QwenFormat()
+# The options this format reads (`[format_options.<name>]`), checked by formats/options.py
+OPTIONS: OptionSchema = {"idle_close": SECONDS, "stale_close": SECONDS}
