@@ -5,14 +5,18 @@ not from the schemas under test."""
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 from pathlib import Path
 
 import pytest
 
+from tailerd import sinks
+from tailerd.daemon import Daemon
+from tailerd.edges.checkpoint_store import CheckpointStore
 from tailerd.errors import ConfigError
-from tailerd.settings import layered
+from tailerd.settings import Settings, layered
 from tests.conftest import FIXTURES, ROOT, run_tailerd
 
 ENV_IDLE = "TAILERD_FORMAT_OPTIONS__CODEX__IDLE_CLOSE"
@@ -178,3 +182,41 @@ def test_agents_with_watch_and_broken_json_lists_are_errors(
     with pytest.raises(ConfigError) as caught:
         layered(None, flags, env)
     assert str(caught.value) == message
+
+
+CODEX_SESSIONS = FIXTURES / "codex" / "madshn-localpush" / "raw" / "sessions"
+
+
+def _run_once(watch: Path, state: Path, options: dict[str, dict[str, object]]) -> Daemon:
+    settings = Settings(watch=(watch,), format_options=options, once_timeout=0.5, once=True)
+    daemon = Daemon(settings, state, sinks.build(settings, state), threaded_delivery=False)
+    daemon.start(watch=False)
+    try:
+        daemon.run_once()
+    finally:
+        daemon.drain(5)
+    return daemon
+
+
+def test_a_format_that_cannot_start_leaves_its_files_unread_for_a_fixed_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Settings built directly skip the layered check: the guard is the second line of defence.
+    sessions = tmp_path / "sessions"
+    shutil.copytree(CODEX_SESSIONS, sessions)
+    state = tmp_path / "state"
+    state.mkdir()
+    caplog.set_level(logging.ERROR, logger="tailerd")
+    broken = _run_once(sessions, state, {"codex": {"idle_close": "abc"}})
+    # before: 3,860 dead letters (`wc -l` of the 4 rollouts) and checkpoints at each file's end
+    assert (broken.counters.dead_letters, broken.counters.turns) == (0, 0)
+    started = {r.getMessage() for r in caplog.records if r.levelno == logging.ERROR}
+    started = {m for m in started if m.startswith("codex could not start: ValueError")}
+    assert len(started) == 1, started  # one line for the format, not one per file
+    assert all(cp.offset == 0 for cp in CheckpointStore(state).load().values())
+    unread = [f.quarantined for f in broken.files.values()]  # status.json's `quarantined`
+    assert len(unread) == 4 and all("codex could not start" in why for why in unread), unread
+    fixed = _run_once(sessions, state, {"codex": {"idle_close": 5}})
+    # 39 finished turns: `grep -c '"type":"task_complete"'` over the rollouts gives 5 + 1 + 33
+    # + 0 (the 13-19-38 rollout's one task_started never completes: still open)
+    assert fixed.counters.turns == 39

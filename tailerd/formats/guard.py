@@ -8,7 +8,10 @@ format raises into a counted outcome:
 
 * `claims` / `reads_whole` / `is_auxiliary` raising -> False ("not mine"), counted in
   `GuardedFormat.failures`.
-* `new_parser` raising -> a parser that quarantines the file at once.
+* `new_parser` raising -> `FormatStartError` (a ConfigError): a format that cannot start is
+  misconfigured, not fed bad data, so the file's lines are not dead-lettered and its checkpoint
+  does not move; the daemon leaves the file unread (status shows why) and a restart with the
+  configuration fixed reads it all. One ERROR line per format, not per file.
 * `parser.feed(line)` raising -> `[DeadLetter(line.start, line.end, "<format> failed on this
   record: <ExcType>: <message>")]`; the parser keeps its state and the file goes on.
 * `close_idle` raising -> `[]`; `pending_from` raising -> the most conservative offset known
@@ -41,6 +44,7 @@ from pathlib import PurePath
 from typing import Any, cast
 
 from tailerd.domain import DeadLetter, Line, Turn
+from tailerd.errors import ConfigError
 from tailerd.formats.base import DocumentFormat, Format, Source, TurnParser
 
 log = logging.getLogger("tailerd")
@@ -49,6 +53,11 @@ QUARANTINE_CONSECUTIVE = 50  # records in a row that failed
 QUARANTINE_WINDOW = 200  # first records of a file over which the failure share is judged
 QUARANTINE_SHARE = 0.5  # more than this share of the window failed
 _MESSAGE_CAP = 200  # characters of an exception message kept in a dead letter's reason
+
+
+class FormatStartError(ConfigError):
+    """A format could not make a parser for a file (`<format> could not start: <ExcType>:
+    <message>`): a configuration problem, so the file is left unread rather than quarantined."""
 
 
 def describe(exc: BaseException) -> str:
@@ -227,6 +236,7 @@ class GuardedFormat:
         self.inner = inner
         self.name: str = inner.name
         self.failures = 0
+        self.start_failures = 0  # files this format could not start on (FormatStartError)
 
     def __getattr__(self, name: str) -> Any:
         # Never forward the whole-document methods: only GuardedDocumentFormat has them, guarded
@@ -255,16 +265,19 @@ class GuardedFormat:
         return self._flag("is_auxiliary", path, lambda: self.inner.is_auxiliary(path))
 
     def new_parser(self, source: Source, context: Mapping[str, Any] | None) -> GuardedParser:
-        """A GuardedParser; quarantined from the start if the format cannot make a parser."""
+        """A GuardedParser. FormatStartError if the format cannot make a parser (logged as
+        one ERROR line the first time for this format, counted in `start_failures`)."""
         try:
             inner = self.inner.new_parser(source, context)
         except Exception as exc:
             _debug("new_parser", self.name, source.path)
-            parser = GuardedParser(
-                self.name, source.path, None, f"{self.name} could not start: {describe(exc)}"
-            )
-            parser.failures = 1
-            return parser
+            reason = f"{self.name} could not start: {describe(exc)}"
+            if not self.start_failures:
+                log.error(
+                    "%s; its files are left unread until a restart (path=%s)", reason, source.path
+                )
+            self.start_failures += 1
+            raise FormatStartError(reason) from None
         return GuardedParser(self.name, source.path, inner)
 
 

@@ -17,6 +17,7 @@ from tailerd.formats import gemini, native
 from tailerd.formats.base import Source, TurnParser
 from tailerd.formats.guard import (
     QUARANTINE_CONSECUTIVE,
+    FormatStartError,
     GuardedDocumentFormat,
     GuardedFormat,
     GuardedParser,
@@ -175,20 +176,21 @@ def test_claims_and_is_auxiliary_raising_mean_no_and_are_counted():
     assert isinstance(chosen, GuardedFormat)
 
 
-def test_a_format_that_cannot_make_a_parser_quarantines_the_file_at_once(caplog):
-    caplog.set_level(logging.WARNING, logger="tailerd")
-    parser = guard(FakeFormat("new_parser")).new_parser(SOURCE, None)
-    reason = "quarantined: fake could not start: Broken: no parser today"
-    assert feed_all(parser, lines("open", "close")) == [
-        DeadLetter(0, 5, reason),
-        DeadLetter(5, 11, reason),
-    ]
-    assert isinstance(parser, GuardedParser)
-    assert parser.quarantined == "fake could not start: Broken: no parser today"
-    assert parser.failures == 1
-    assert (parser.close_idle(1e9), parser.pending_from(), parser.snapshot()) == ([], None, {})
-    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert "path=/logs/broken.jsonl" in warning and "format=fake" in warning
+def test_a_format_that_cannot_make_a_parser_raises_a_config_error_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A start failure is a configuration problem: no dead letters (they would move the
+    # checkpoint past every line), one ERROR line for the format however many files it meets.
+    caplog.set_level(logging.ERROR, logger="tailerd")
+    fmt = guard(FakeFormat("new_parser"))
+    for _ in range(3):
+        with pytest.raises(FormatStartError) as caught:
+            fmt.new_parser(SOURCE, None)
+        assert str(caught.value) == "fake could not start: Broken: no parser today"
+        assert caught.value.exit_code == 78
+    assert fmt.start_failures == 3
+    [error] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert error.startswith("fake could not start: Broken: no parser today")
 
 
 def test_close_idle_raising_gives_no_turns_and_the_lost_turn_a_dead_letter_before_moving_on():
