@@ -173,7 +173,7 @@ def _settings(args: argparse.Namespace) -> Any:
 
     # defaults < --config file < TAILERD_* environment < the flags given (tailerd/settings.py)
     flags = {k: v for k, v in vars(args).items() if k in settings.Settings.model_fields}
-    cfg = settings.build(args.config, flags)
+    cfg = settings.build(settings.config_file(args.config), flags)
     from tailerd.edges import host
 
     host.configure(cfg.host_name, cfg.host_details)  # before any turn gets an id
@@ -196,9 +196,9 @@ def _report(command: str, argv: Sequence[str]) -> int:
     args = _report_parser(command).parse_args(argv)
     _quiet(args)
     if command == "check-config":
-        from tailerd import config_check
+        from tailerd import config_check, settings
 
-        return config_check.run(args.config, vars(args), args.json)
+        return config_check.run(settings.config_file(args.config), vars(args), args.json)
     cfg = _settings(args)
     state_dir = resolve_state_dir(cfg.state_dir)
     terminal = sys.stdout.isatty()

@@ -41,8 +41,9 @@ def mask(value: Any, masked: bool = False) -> Any:
 
 def effective(config_file: Path | None, flags: Mapping[str, Any]) -> dict[str, Any]:
     """{"settings": the effective settings (secrets masked), "sources": dotted key -> where it
-    came from, "paths": the state and data directories they resolve to}. ConfigError: the
-    error a start with these settings would stop with."""
+    came from, "config_file": the file read (str) or None, "paths": the state and data
+    directories they resolve to}. ConfigError: the error a start with these settings would
+    stop with."""
     cfg, origin = settings.layered(config_file, flags)
     formats.configured(cfg.mapping, cfg.format)
     build_redactor(cfg)
@@ -58,6 +59,7 @@ def effective(config_file: Path | None, flags: Mapping[str, Any]) -> dict[str, A
             for key, kind in sorted(origin.items())
             if not any(other.startswith(key + ".") for other in origin)
         },
+        "config_file": str(config_file) if config_file else None,
         "paths": {
             "state_dir": str(state_dir),
             "data_dir": str(resolve_data_dir(cfg.data_dir, state_dir)),
@@ -68,6 +70,11 @@ def effective(config_file: Path | None, flags: Mapping[str, Any]) -> dict[str, A
 def render_toml(doc: dict[str, Any]) -> str:
     """The settings as a TOML file that tailerd would accept, sources and paths as comments."""
     lines = ["# tailerd: effective configuration (defaults < config file < TAILERD_* < flags)"]
+    read = (
+        doc["config_file"]
+        or "none (no --config, $TAILERD_CONFIG or ~/.config/tailerd/tailerd.toml)"
+    )
+    lines += [f"# config file read: {read}"]
     lines += [f"# {key} {source}" for key, source in doc["sources"].items()]
     lines += [f"# resolved {key}: {path}" for key, path in doc["paths"].items()]
     return "\n".join(lines) + "\n\n" + tomli_w.dumps(doc["settings"])

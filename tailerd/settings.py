@@ -12,11 +12,13 @@ the bad value came from (the file, the variable or the flag).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -171,6 +173,24 @@ def load_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config {path} is not valid TOML: {exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"config {path} is not UTF-8 text (byte {exc.start})") from None
+
+
+CONFIG_ENV = "TAILERD_CONFIG"
+CONFIG_NAME = "tailerd.toml"
+
+
+def config_file(given: Path | None, environ: Mapping[str, str] | None = None) -> Path | None:
+    """The config file to read: `given` (--config) if set; else `$TAILERD_CONFIG` if set (an
+    empty value: no file); else the user's `<platformdirs user config dir>/tailerd.toml`
+    (`~/.config/tailerd/tailerd.toml`) when it exists; else None (defaults and environment)."""
+    if given is not None:
+        return given
+    env = os.environ if environ is None else environ
+    named = env.get(CONFIG_ENV)
+    if named is not None:
+        return Path(named).expanduser() if named.strip() else None
+    default = platformdirs.user_config_path("tailerd") / CONFIG_NAME
+    return default if default.is_file() else None
 
 
 def environment_layer(environ: Mapping[str, str] | None = None) -> dict[str, Any]:

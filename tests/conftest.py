@@ -16,6 +16,9 @@ EXAMPLES = ROOT / "examples" / "logs"
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "agents"
 
 os.environ["WANDB_ERROR_REPORTING"] = "false"
+# No test reads the user's ~/.config/tailerd/tailerd.toml: empty means "no config file" (a test
+# of the default file sets TAILERD_CONFIG or XDG_CONFIG_HOME itself).
+os.environ["TAILERD_CONFIG"] = ""
 
 
 @pytest.fixture
@@ -37,6 +40,7 @@ def tailerd_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TAILERD_"))}
     env.pop("STATE_DIRECTORY", None)
     env.pop("WANDB_ERROR_REPORTING", None)
+    env["TAILERD_CONFIG"] = ""  # no user config file (see above)
     env.update(extra)
     return env
 

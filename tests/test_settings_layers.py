@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from tailerd.errors import ConfigError
 from tailerd.settings import Settings, layered
-from tests.conftest import ROOT, run_tailerd
+from tests.conftest import ROOT, run_tailerd, tailerd_env
 from tests.live_daemon import turn_line
 
 if sys.version_info >= (3, 11):
@@ -180,3 +181,41 @@ def test_format_options_by_variable_are_typed_and_merge_with_the_file(tmp_path: 
         "codex": {"abort_grace": 5.0, "idle_close": 12, "nest_subagents": False},
         "native": {"idle_close": 7.5},
     }
+
+
+def _check_config_with(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`tailerd check-config` without --config, with `env` on top of the test environment
+    (TAILERD_CONFIG, which conftest sets empty, removed unless `env` sets it)."""
+    full = tailerd_env()
+    del full["TAILERD_CONFIG"]
+    full.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "tailerd", "check-config"],
+        capture_output=True,
+        text=True,
+        env=full,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_without_config_the_user_config_file_is_read_and_named(tmp_path: Path) -> None:
+    xdg = tmp_path / "xdg"
+    (xdg / "tailerd").mkdir(parents=True)
+    user_file = xdg / "tailerd" / "tailerd.toml"  # as README and `service install --user` say
+    user_file.write_text("batch_spans = 77\n")
+    result = _check_config_with({"XDG_CONFIG_HOME": str(xdg)})
+    assert result.returncode == 0, result.stderr
+    assert f"# config file read: {user_file}\n" in result.stdout
+    assert tomllib.loads(result.stdout)["batch_spans"] == 77
+    named = _file(tmp_path, "batch_spans = 78\n")  # $TAILERD_CONFIG wins over the user file
+    result = _check_config_with({"XDG_CONFIG_HOME": str(xdg), "TAILERD_CONFIG": str(named)})
+    assert f"# config file read: {named}\n" in result.stdout
+    assert tomllib.loads(result.stdout)["batch_spans"] == 78
+
+
+def test_without_any_config_file_check_config_says_none_was_read(tmp_path: Path) -> None:
+    result = _check_config_with({"XDG_CONFIG_HOME": str(tmp_path / "empty")})
+    assert result.returncode == 0, result.stderr
+    assert "# config file read: none" in result.stdout
+    assert tomllib.loads(result.stdout)["batch_spans"] == 512  # the default
