@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import signal
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from tailerd.edges.checkpoint_store import CheckpointStore
 from tailerd.errors import ConfigError
 from tailerd.settings import Settings, layered
 from tests.conftest import FIXTURES, ROOT, run_tailerd
+from tests.live_daemon import RunningTailerd, append, poll, turn_line
 
 ENV_IDLE = "TAILERD_FORMAT_OPTIONS__CODEX__IDLE_CLOSE"
 
@@ -220,3 +223,38 @@ def test_a_format_that_cannot_start_leaves_its_files_unread_for_a_fixed_restart(
     # 39 finished turns: `grep -c '"type":"task_complete"'` over the rollouts gives 5 + 1 + 33
     # + 0 (the 13-19-38 rollout's one task_started never completes: still open)
     assert fixed.counters.turns == 39
+
+
+def test_sighup_refuses_a_bad_format_option_and_keeps_reading(tmp_path: Path) -> None:
+    logs, state = tmp_path / "logs", tmp_path / "state"
+    logs.mkdir()
+    config = _file(tmp_path, f'watch = ["{logs}"]\n[format_options.native]\nidle_close = 5\n')
+    append(logs / "a.jsonl", turn_line("s1", "a1"))
+    daemon = RunningTailerd("--config", config, "--state-dir", state, "--data-dir", state)
+    try:
+        assert poll(lambda: _stored(state) == ["a1"], timeout=30), daemon.log
+        config.write_text(config.read_text().replace("idle_close = 5", 'idle_close = "30s"'))
+        daemon.proc.send_signal(signal.SIGHUP)
+        assert poll(lambda: "reload refused" in daemon.log, timeout=30), daemon.log
+        [refused] = [x for x in daemon.log.splitlines() if "reload refused" in x]
+        assert f"invalid setting format_options.native.idle_close (in {config})" in refused
+        append(logs / "a.jsonl", turn_line("s1", "a2"))  # the running configuration goes on
+        assert poll(lambda: _stored(state) == ["a1", "a2"], timeout=30), daemon.log
+        assert "dead letter" not in daemon.log
+    finally:
+        daemon.stop()
+
+
+def _stored(data_dir: Path) -> list[str]:
+    """The test_turn labels of the root spans in the local store (turn_line writes them)."""
+    if not (data_dir / "tailerd.db").exists():
+        return []
+    with sqlite3.connect(data_dir / "tailerd.db") as db:
+        try:
+            rows = db.execute(
+                "SELECT json_extract(attributes, '$.test_turn') FROM spans"
+                " WHERE parent_span_id IS NULL"
+            ).fetchall()
+        except sqlite3.OperationalError:  # the store is being created
+            return []
+    return sorted(str(r[0]) for r in rows)
