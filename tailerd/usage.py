@@ -104,14 +104,23 @@ def as_json(args: argparse.Namespace, rows: Sequence[Totals], total: Totals) -> 
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode()
 
 
+class _Console(Console):
+    """rich's Console, but a reader that went away (`tailerd usage | head -1`) raises
+    BrokenPipeError, which the CLI ends quietly with 0, instead of rich's SystemExit(1)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def draw(
     by: str, rows: Sequence[Totals], total: Totals, daily: Sequence[Totals], out: TextIO
 ) -> None:
     """The table of `rows` with its total; in a terminal, the spend of `daily` as bars."""
-    console = Console(file=out, highlight=False)
+    console: Console = _Console(file=out, highlight=False)
     terminal = console.is_terminal
     if not terminal:  # a pipe or a file: no wrapping at 80 columns, no colour
-        console = Console(file=out, width=250, no_color=True, highlight=False)
+        console = _Console(file=out, width=250, no_color=True, highlight=False)
     table = Table(
         box=box.SIMPLE_HEAD if terminal else box.SIMPLE, show_footer=True, show_edge=False
     )
@@ -120,7 +129,8 @@ def draw(
         table.add_column("AGENT", footer="")
     numbers = (
         ("CALLS", "calls"),
-        ("INPUT", "input_tokens"),
+        ("INPUT W/ CACHE", "input_tokens"),
+        ("UNCACHED IN", "uncached_input_tokens"),
         ("CACHE READ", "cache_read_tokens"),
         ("CACHE WRITE", "cache_write_tokens"),
         ("OUTPUT", "output_tokens"),
@@ -135,6 +145,10 @@ def draw(
         cells = [f"{getattr(r, name):,}" for _, name in numbers]
         table.add_row(*first, *cells, r.cost.text())
     console.print(table)
+    console.print(
+        "INPUT W/ CACHE includes CACHE READ and CACHE WRITE (input_tokens, as in `sessions`);"
+        " UNCACHED IN leaves them out."
+    )
     if terminal:
         _bars(console, daily)
     if total.cost.unpriced_calls:

@@ -2,8 +2,9 @@
 
 Read from the local store (`tailerd.db`, tailerd/sinks/local.py), read-only, while a daemon may
 be writing. Every chat span is one LLM call. Its tokens are Weave's (`gen_ai.usage.*`:
-`input_tokens` includes cache reads and writes); here they are split into uncached input,
-cache read, cache write, output and reasoning (inside output, as the providers bill it), and
+`input_tokens` includes cache reads and writes); here they are kept (`input_tokens`, the
+name and meaning of `tailerd sessions --json`) and split into uncached input, cache read,
+cache write, output and reasoning (inside output, as the providers bill it), and
 total = input (with cache) + output. Cost is the issue-10 contract: `gen_ai.usage.cost` (USD)
 on a priced call, `tailerd.cost.unpriced = true` on a call whose model has no known price; a
 call stored before tailerd priced calls is priced here from its tokens (tailerd/pricing.py).
@@ -26,6 +27,7 @@ from tailerd.domain import Usage
 from tailerd.sinks import local
 
 GROUPINGS = ("day", "week", "month", "session", "model")
+COST_DIGITS = 10  # USD in JSON: sums of floats carry noise (0.10772562499999999)
 _NS = 1_000_000_000
 
 
@@ -66,11 +68,14 @@ def _money(usd: float) -> str:
 
 @dataclass(slots=True)
 class Totals:
-    """Tokens of a group of LLM calls. `input_tokens` is uncached input only."""
+    """Tokens of a group of LLM calls, named and meant as in `tailerd sessions --json`:
+    `input_tokens` is Weave's count (with cache reads and writes), `uncached_input_tokens` the
+    input read neither from nor into the cache."""
 
     key: str
     calls: int = 0
     input_tokens: int = 0
+    uncached_input_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     output_tokens: int = 0
@@ -81,16 +86,13 @@ class Totals:
 
     @property
     def total_tokens(self) -> int:
-        return (
-            self.input_tokens
-            + self.cache_read_tokens
-            + self.cache_write_tokens
-            + (self.output_tokens)
-        )
+        """Input (with cache reads and writes) + output; reasoning is inside output."""
+        return self.input_tokens + self.output_tokens
 
     def add(self, call: _Call) -> None:
         self.calls += 1
-        self.input_tokens += call.uncached
+        self.input_tokens += call.prompt
+        self.uncached_input_tokens += call.uncached
         self.cache_read_tokens += call.cache_read
         self.cache_write_tokens += call.cache_write
         self.output_tokens += call.output
@@ -102,18 +104,22 @@ class Totals:
             self.first_ns = call.start_ns
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON shape: key, calls, the token columns, total_tokens, cost_usd (float or None),
+        """JSON shape: key, calls, input_tokens (with cache), uncached_input_tokens,
+        cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, total_tokens,
+        cost_usd (float USD rounded to COST_DIGITS places, or None when no call was priced),
         priced_calls, unpriced_calls, agents (sorted list)."""
+        known = self.cost.known
         return {
             "key": self.key,
             "calls": self.calls,
             "input_tokens": self.input_tokens,
+            "uncached_input_tokens": self.uncached_input_tokens,
             "cache_read_tokens": self.cache_read_tokens,
             "cache_write_tokens": self.cache_write_tokens,
             "output_tokens": self.output_tokens,
             "reasoning_tokens": self.reasoning_tokens,
             "total_tokens": self.total_tokens,
-            "cost_usd": self.cost.known,
+            "cost_usd": None if known is None else round(known, COST_DIGITS),
             "priced_calls": self.cost.priced_calls,
             "unpriced_calls": self.cost.unpriced_calls,
             "agents": sorted(self.agents),
@@ -126,6 +132,7 @@ class _Call:
     session_id: str
     agent: str
     model: str
+    prompt: int  # Weave's input_tokens: with cache reads and writes
     uncached: int
     cache_read: int
     cache_write: int
@@ -210,6 +217,7 @@ def calls(
                 session_id=_text(row[1]),
                 agent=who,
                 model=_text(row[4]) or "(no model)",
+                prompt=prompt,
                 uncached=max(0, prompt - read - write),
                 cache_read=read,
                 cache_write=write,

@@ -8,8 +8,9 @@ reads (Weave's convention):
 * research-agent (ra-0001): claude-sonnet-4-5 4 calls, input 1200+1500+1700+1800 = 6,200 of
   which 900 cache reads (uncached 5,300), output 80+120+9+40 = 249; claude-haiku-4-5 (its
   sub-agent) 1 call, 3,000 / 150.
-* all: 10 calls, uncached input 630+90+5,300+3,000 = 9,020, cache read 900, output
-  60+25+249+150 = 484, total 9,020+900+484 = 10,404.
+* all: 10 calls, input (Weave's, with cache) 630+90+6,200+3,000 = 9,920, uncached input
+  630+90+5,300+3,000 = 9,020, cache read 900, output 60+25+249+150 = 484, total
+  9,920+484 = 10,404.
 Costs from the published prices (USD per million): gpt-4o 2.50/10: 630*2.5 + 60*10 = 2,175;
 gpt-4o-mini 0.15/0.60: 90*0.15 + 25*0.6 = 28.5; sonnet 4.5 3/15, cache read 0.30:
 5,300*3 + 900*0.3 + 249*15 = 19,905; haiku 4.5 1/5: 3,000*1 + 150*5 = 3,750;
@@ -65,10 +66,12 @@ def test_daily_totals_are_the_hand_counts(store: Path) -> None:
     doc = report(store)
     assert [r["key"] for r in doc["rows"]] == ["2026-11-24"]
     day = doc["rows"][0]
-    assert {k: day[k] for k in ("calls", "input_tokens", "cache_read_tokens", "cache_write_tokens",
-                                "output_tokens", "reasoning_tokens", "total_tokens")} == {
-        "calls": 10, "input_tokens": 9020, "cache_read_tokens": 900, "cache_write_tokens": 0,
-        "output_tokens": 484, "reasoning_tokens": 0, "total_tokens": 10404,
+    assert {k: day[k] for k in ("calls", "input_tokens", "uncached_input_tokens",
+                                "cache_read_tokens", "cache_write_tokens", "output_tokens",
+                                "reasoning_tokens", "total_tokens")} == {
+        "calls": 10, "input_tokens": 9920, "uncached_input_tokens": 9020,
+        "cache_read_tokens": 900, "cache_write_tokens": 0, "output_tokens": 484,
+        "reasoning_tokens": 0, "total_tokens": 10404,
     }  # fmt: skip
     assert day["cost_usd"] == pytest.approx(ALL_COST, rel=1e-9)
     assert day["unpriced_calls"] == 0
@@ -79,10 +82,9 @@ def test_daily_totals_are_the_hand_counts(store: Path) -> None:
 def test_by_model_and_by_session(store: Path) -> None:
     models = {r["key"]: r for r in report(store, "--by", "model")["rows"]}
     assert {k: r["cost_usd"] for k, r in models.items()} == pytest.approx(MODEL_COST, rel=1e-9)
-    assert (models["claude-sonnet-4-5"]["input_tokens"], models["gpt-4o"]["output_tokens"]) == (
-        5300,
-        60,
-    )
+    sonnet = models["claude-sonnet-4-5"]
+    assert (sonnet["input_tokens"], sonnet["uncached_input_tokens"]) == (6200, 5300)
+    assert models["gpt-4o"]["output_tokens"] == 60
     sessions = {r["key"]: r for r in report(store, "--by", "session")["rows"]}
     assert sorted(sessions) == ["ra-0001", "wb-7f3a", "wb-91c2"]
     assert sessions["wb-7f3a"]["cost_usd"] == pytest.approx(MODEL_COST["gpt-4o"], rel=1e-9)
@@ -116,7 +118,8 @@ def test_totals_equal_the_sum_of_the_stored_spans(store: Path) -> None:
     assert total["cost_usd"] == pytest.approx(sum(a["gen_ai.usage.cost"] for a in attrs))
     stored_in = sum(a["gen_ai.usage.input_tokens"] for a in attrs)
     stored_read = sum(a.get("gen_ai.usage.cache_read.input_tokens", 0) for a in attrs)
-    assert total["input_tokens"] + total["cache_read_tokens"] == stored_in
+    assert total["input_tokens"] == stored_in  # the same name and meaning as `sessions`
+    assert total["uncached_input_tokens"] + total["cache_read_tokens"] == stored_in
     assert total["cache_read_tokens"] == stored_read
     assert total["output_tokens"] == sum(a["gen_ai.usage.output_tokens"] for a in attrs)
 
@@ -209,3 +212,31 @@ def test_a_terminal_gets_a_bar_chart_of_spend_per_day(store: Path) -> None:
     # without a terminal: the same table, no chart
     piped = run_tailerd("usage", "--data-dir", store).stdout
     assert "spend per day" not in piped and "2026-11-24" in piped
+
+
+def test_usage_and_sessions_agree_on_input_tokens(store: Path) -> None:
+    """Fresh-user review: usage's input_tokens was the uncached input, sessions' Weave's count.
+    Per session (hand counts above): ra-0001 6,200 + 3,000 = 9,200 with cache, 8,300 uncached;
+    wb-7f3a 630 (gpt-4o); wb-91c2 90 (gpt-4o-mini)."""
+    by_session = {r["key"]: r for r in report(store, "--by", "session")["rows"]}
+    listed = run_tailerd("sessions", "--data-dir", store, "--state-dir", store, "--json")
+    sessions = {r["session_id"]: r for r in json.loads(listed.stdout)}
+    expected = {"ra-0001": (9200, 8300), "wb-7f3a": (630, 630), "wb-91c2": (90, 90)}
+    for name, (with_cache, uncached) in expected.items():
+        for row in (by_session[name], sessions[name]):
+            assert (row["input_tokens"], row["uncached_input_tokens"]) == (with_cache, uncached)
+    text = run_tailerd("usage", "--data-dir", store).stdout
+    assert "INPUT W/ CACHE" in text and "UNCACHED IN" in text
+
+
+@pytest.mark.parametrize("args", [(), ("--by", "model"), ("-v",)])
+def test_a_closed_pipe_ends_usage_quietly(store: Path, args: tuple[str, ...]) -> None:
+    """`tailerd usage | true`: the reader is gone before the table is written; rich's own
+    answer was exit 1 with no word. README promises a quiet 0, as sessions/show/status do."""
+    cmd = [sys.executable, "-m", "tailerd", "usage", "--data-dir", str(store), *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=tailerd_env())
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the interpreter has even started: every write meets EPIPE
+    assert proc.wait(timeout=60) == 0
+    said = proc.stderr.read()
+    assert b"Traceback" not in said and (said == b"" or "-v" in args), said
