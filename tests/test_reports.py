@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -272,3 +273,30 @@ def test_a_claude_code_session_splits_cache_reads_and_writes(tmp_path: Path) -> 
     assert (row["cache_write_tokens"], row["output_tokens"]) == (13835, 13)
     assert row["input_tokens"] == 3 + 11515 + 13835  # Weave's convention, kept in --json
     assert row["models"] == ["claude-opus-4-6"]
+
+
+def _costs(doc: object) -> list[float]:
+    """Every float under a key naming a cost (cost_usd, gen_ai.usage.cost), at any depth."""
+    if isinstance(doc, dict):
+        found = [v for k, v in doc.items() if "cost" in k and isinstance(v, float)]
+        return found + [c for v in doc.values() for c in _costs(v)]
+    if isinstance(doc, list):
+        return [c for v in doc for c in _costs(v)]
+    return []
+
+
+def test_costs_in_json_carry_no_float_noise(store: tuple[Path, Path]) -> None:
+    """Fresh-user review: sessions said 0.023655000000000002 for wb-7f3a + wb-91c2's weather
+    bot (gpt-4o 630*2.50 + 60*10 = 2,175 and so on per million: never more than 10 decimals
+    in the published prices times whole tokens)."""
+    state, data = store
+    docs = [_sessions(state)]
+    shown = run_tailerd("show", "ra-0001", "--state-dir", state, "--json")
+    docs.append(json.loads(shown.stdout))
+    for by in ("day", "session", "model"):
+        used = run_tailerd("usage", "--data-dir", data, "--by", by, "--json")
+        docs.append(json.loads(used.stdout))
+    costs = [c for doc in docs for c in _costs(doc)]
+    assert len(costs) > 10
+    noisy = [c for c in costs if Decimal(repr(c)).as_tuple().exponent < -10]  # type: ignore[operator]
+    assert noisy == []

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.text import Text
 
 from tailerd.reports.sessions_view import cost_text
+from tailerd.usage_totals import COST_DIGITS
 
 RESULT_CAP = 600  # characters of a tool result shown; the rest is in `--json`
 PROMPT_CAP = 4000  # characters of a prompt or answer shown
@@ -51,7 +52,7 @@ class Totals:
             "cache_read_tokens": self.cache_read,
             "cache_write_tokens": self.cache_write,
             "output_tokens": self.output_tokens,
-            "cost_usd": self.cost,
+            "cost_usd": None if self.cost is None else round(self.cost, COST_DIGITS),
             "unpriced_calls": self.unpriced,
             "models": sorted(self.models),
         }

@@ -22,6 +22,7 @@ import orjson
 
 from tailerd.errors import AccessError, ConfigError, NoInputError, StateCorruptError
 from tailerd.sinks import local
+from tailerd.usage_totals import COST_DIGITS
 
 # Where a turn's working directory may be: the cross-format contract first, then the older
 # per-format names (stores written before `tailerd.cwd`).
@@ -156,7 +157,7 @@ def sessions(db_path: Path) -> list[dict[str, Any]]:
                 "cache_write_tokens": cache_write,
                 "output_tokens": int(r[10] or 0),
                 "reasoning_tokens": int(r[11] or 0),
-                "cost_usd": float(r[12] or 0.0) if priced else None,
+                "cost_usd": round(float(r[12] or 0.0), COST_DIGITS) if priced else None,
                 "priced_calls": priced,
                 "unpriced_calls": int(r[14] or 0),
                 "first": time_text(r[15]),
@@ -167,6 +168,9 @@ def sessions(db_path: Path) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+_COST = "gen_ai.usage.cost"
 
 
 def session_spans(db_path: Path, session_id: str) -> list[dict[str, Any]]:
@@ -185,6 +189,9 @@ def session_spans(db_path: Path, session_id: str) -> list[dict[str, Any]]:
             attributes = orjson.loads(r[7])
         except orjson.JSONDecodeError:
             attributes = {}
+        cost = attributes.get(_COST) if isinstance(attributes, dict) else None
+        if isinstance(cost, float):  # USD without float noise
+            attributes[_COST] = round(cost, COST_DIGITS)
         spans.append(
             {
                 "span_id": r[0],
