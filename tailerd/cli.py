@@ -214,8 +214,13 @@ def _report(command: str, argv: Sequence[str]) -> int:
         return usage.run(args, _store(cfg, state_dir))
     elif command == "dead-letters":
         _need_state(state_dir)
-        _print(reports.dead_letters(state_dir), args.json, _render_dead_letters)
+        rows = reports.dead_letters(state_dir)
+        if not rows and not args.json:
+            sys.stdout.write(f"no dead letters in {state_dir}\n")
+        _print(rows, args.json, _render_dead_letters)
     else:
+        if command == "retry":  # like dead-letters: a state dir with nothing is said, not made
+            _need_state(state_dir)
         return _backfill(command, cfg, args)
     return 0
 

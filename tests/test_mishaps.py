@@ -243,3 +243,20 @@ def test_a_state_dir_reused_without_data_dir_keeps_its_store(tmp_path: Path) -> 
     assert moved.returncode == 0, moved.stderr
     assert f"now uses the local store in {second} (it used {first})" in moved.stderr
     assert (state / "data-dir").read_text() == f"{second}\n"
+
+
+def test_retry_on_a_fresh_home_and_dead_letters_with_nothing_say_so(tmp_path: Path) -> None:
+    """Fresh-user review: `retry` in a fresh home made the state dir and exited 0 where
+    `dead-letters` exited 66; `dead-letters` with none printed nothing at all."""
+    fresh = tmp_path / "fresh"
+    _one_line(run_tailerd("retry", "--state-dir", fresh), 66, f"no tailerd state in {fresh}")
+    assert not fresh.exists()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.jsonl").write_bytes(turn_line("s1", "t"))  # one good turn: no dead letter
+    state = tmp_path / "s"
+    assert _once(logs, state).returncode == 0
+    listed = run_tailerd("dead-letters", "--state-dir", state)
+    assert (listed.returncode, listed.stdout) == (0, f"no dead letters in {state}\n")
+    as_json = run_tailerd("dead-letters", "--state-dir", state, "--json")
+    assert (as_json.returncode, json.loads(as_json.stdout)) == (0, [])
