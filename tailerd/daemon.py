@@ -128,11 +128,12 @@ class Daemon:
     # ---- lifecycle -------------------------------------------------------------------------
 
     def start(self, watch: bool = True) -> None:
-        # weave's import takes about a second: let it run while the checkpoints load and the
-        # trees are walked (the emitter waits for it on the first turn).
-        self._warm = threading.Thread(target=lambda: self.emitter, daemon=True)
+        checkpoints = self.store.load()  # a corrupt store raises here, before any thread
+        # weave's import takes about a second: let it run while the trees are walked (the
+        # emitter waits for it on the first turn).
+        self._warm = threading.Thread(target=self._warm_up, name="tailerd-warm-up", daemon=True)
         self._warm.start()
-        self.table = FileTable(self.settings, self.store.load())
+        self.table = FileTable(self.settings, checkpoints)
         for warning in self.store.warnings:
             log.warning("%s", warning)
         self.history.prune(time.time())
@@ -143,6 +144,18 @@ class Daemon:
         self.table.scan()
         if watch:
             self._warm.join()  # ready means ready to ship: the emitter is built
+
+    def _warm_up(self) -> None:
+        """Build the emitter (imports weave) ahead of the first turn. It never raises: a
+        failure here (or an import cut short by the interpreter exiting on an error path)
+        is said at DEBUG only, and the first turn builds the emitter again for real."""
+        try:
+            self.emitter  # noqa: B018 (the property builds it)
+        except BaseException as exc:  # a thread's traceback at exit is noise, never news
+            try:
+                log.debug("warming up the emitter failed (retried on the first turn): %r", exc)
+            except BaseException:  # logging itself torn down at interpreter exit
+                return
 
     def start_watcher(self) -> None:
         """inotify on the roots, or a walk every poll_interval (edges/watcher.py Watching)."""
@@ -167,13 +180,16 @@ class Daemon:
                 on_tick()
         self.drain(self.settings.shutdown_timeout)
 
-    def run_once(self) -> bool:
+    def run_once(self, stop: threading.Event | None = None) -> bool:
         """Read everything there is, deliver it, commit. False if some turns stayed unsent
-        because the sinks made no progress for `once_timeout` seconds."""
+        because the sinks made no progress for `once_timeout` seconds, or if `stop` was set
+        (reading stops within one file's read budget; the caller drains what is in flight)."""
         deadline = time.monotonic() + self.settings.once_timeout
         progress = (-1, -1)
         while True:
-            self._pump_dirty(once=True)
+            self._pump_dirty(once=True, stop=stop)
+            if stop is not None and stop.is_set():
+                return False
             self.close_idle(force=True)
             self.deliver()
             self.commit(force=True)
@@ -258,11 +274,12 @@ class Daemon:
 
     # ---- reading ----------------------------------------------------------------------------
 
-    def _pump_dirty(self, once: bool) -> None:
-        """Read every file with unread bytes (each up to the read budget per round)."""
+    def _pump_dirty(self, once: bool, stop: threading.Event | None = None) -> None:
+        """Read every file with unread bytes (each up to the read budget per round), until
+        `stop` is set."""
         while self.table.dirty and not self.delivery.backpressured():
             for key, f in list(self.table.dirty.items()):
-                if self.delivery.backpressured():
+                if self.delivery.backpressured() or (stop is not None and stop.is_set()):
                     return
                 try:
                     self.pump(f)

@@ -286,10 +286,11 @@ class LiveSummary:
         self._turns = turns
 
 
-def run_once(daemon: Any) -> bool:
-    """The daemon's `run_once` (read everything, deliver, commit) with its progress shown: a
-    bar in a terminal, a log line every LOG_EVERY s otherwise, nothing with `-q`. Batches are
-    then logged at DEBUG only (the progress says it)."""
+def run_once(daemon: Any, stop: threading.Event | None = None) -> bool:
+    """The daemon's `run_once` (read everything, deliver, commit; reading ends early when
+    `stop` is set) with its progress shown: a bar in a terminal, a log line every LOG_EVERY s
+    otherwise, nothing with `-q`. Batches are then logged at DEBUG only (the progress says
+    it)."""
     daemon.delivery.batch_log.level = logging.DEBUG
     shown = Backfill(
         "backfill", lambda: int(daemon.counters.turns), quiet=not log.isEnabledFor(logging.INFO)
@@ -301,6 +302,6 @@ def run_once(daemon: Any) -> bool:
     shown.start()
     try:
         shown.follow(files)
-        return bool(daemon.run_once())
+        return bool(daemon.run_once(stop))
     finally:
         shown.finish(files)

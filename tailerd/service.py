@@ -12,7 +12,13 @@ from tailerd import progress, sinks
 from tailerd.content_policy import build_redactor
 from tailerd.daemon import Daemon
 from tailerd.edges.heartbeat import Heartbeat
-from tailerd.edges.signals import STOP, catch_early, reload_requested, wake_on_signal
+from tailerd.edges.signals import (
+    STOP,
+    catch_early,
+    reload_requested,
+    stop_exit_code,
+    wake_on_signal,
+)
 from tailerd.edges.state_dir import (
     StateLock,
     prepare,
@@ -52,14 +58,33 @@ def run(settings: Settings, load: Callable[[], Settings] | None = None) -> int:
     daemon, lock = build_daemon(settings)
     try:
         if settings.once:
-            daemon.start(watch=False)
-            complete = progress.run_once(daemon)  # with a progress bar or log lines
-            daemon.drain(0)
-            _summary(daemon)
-            return 0 if complete else EX_TEMPFAIL
+            return _once(daemon)
         return _serve(daemon, load)
     finally:
         lock.release()
+
+
+def _once(daemon: Daemon) -> int:
+    """Read what is there, deliver, commit; 0, or EX_TEMPFAIL if a sink made no progress for
+    once_timeout. SIGINT/SIGTERM (STOP, set by the handlers `tailerd.cli` installs) stop the
+    reading at once; what is in flight is drained for at most shutdown_timeout and committed,
+    and the exit code is 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM): the
+    backfill is not complete, and the next `--once` sends exactly the rest."""
+    finished = threading.Event()
+    bound = daemon.settings.shutdown_timeout + STOP_GRACE
+    guard = (STOP, daemon.hints.wake, bound, finished, stop_exit_code)
+    threading.Thread(target=_stop_promptly, args=guard, daemon=True).start()
+    try:
+        daemon.start(watch=False)
+        complete = progress.run_once(daemon, STOP)  # with a progress bar or log lines
+        stopped = STOP.is_set()
+        daemon.drain(daemon.settings.shutdown_timeout if stopped else 0)
+        _summary(daemon)
+    finally:
+        finished.set()
+    if stopped:
+        return stop_exit_code()
+    return 0 if complete else EX_TEMPFAIL
 
 
 def _serve(daemon: Daemon, load: Callable[[], Settings] | None) -> int:
@@ -99,16 +124,32 @@ def _serve(daemon: Daemon, load: Callable[[], Settings] | None) -> int:
     return 0
 
 
-def _stop_promptly(stop: threading.Event, wake: threading.Event, bound: float) -> None:
+def _stop_promptly(
+    stop: threading.Event,
+    wake: threading.Event,
+    bound: float,
+    finished: threading.Event | None = None,
+    exit_code: Callable[[], int] = lambda: 0,
+) -> None:
     """Wake the loop when told to stop. A request in flight waits for the sink's own timeout,
-    which a stop must not: past the bound, leave. Nothing is lost: what was not committed is
-    re-read (and re-sent) on the next start."""
-    stop.wait()
+    which a stop must not: past the bound, leave with `exit_code()`. Nothing is lost: what was
+    not committed is re-read (and re-sent) on the next start. `finished` (a run that ends by
+    itself, `--once`): once set, the guard leaves without a word."""
+    if finished is None:
+        finished = threading.Event()
+        stop.wait()
+    else:
+        while not stop.wait(0.25):
+            if finished.is_set():
+                return
+        if finished.is_set():
+            return
     log.info("stopping: finishing what is being sent (at most %.0f s), then committing", bound)
     wake.set()
-    time.sleep(bound)
+    if finished.wait(bound):
+        return
     log.warning("stop took longer than %.1f s (a sink is not answering); exiting now", bound)
-    os._exit(0)
+    os._exit(exit_code())
 
 
 def _summary(daemon: Daemon) -> None:

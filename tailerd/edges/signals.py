@@ -8,6 +8,10 @@ service later reads the same `STOP` event and asks `reload_requested()` at a saf
 loop. The SIGHUP handler only counts (no lock: a handler that took one the interrupted main
 thread holds would deadlock); `wake_on_signal` wakes the loop through a pipe so that it notices
 at once instead of within its tick (at most a second).
+
+A second SIGINT while stopping does not wait for the drain: one line on stderr and exit 130 at
+once (nothing is lost: what was not acknowledged was not committed, and is read again next
+start). `stop_exit_code()` is what an interrupted `--once` exits with: 128 + the signal's number.
 """
 
 from __future__ import annotations
@@ -18,6 +22,11 @@ import threading
 from types import FrameType
 
 STOP = threading.Event()
+STOPPING_NOW = b"tailerd: stopping now; unacknowledged turns are read again next start\n"
+
+
+class _Stop:
+    signum: int | None = None  # the signal that asked to stop first (written by the handler)
 
 
 class _Hangups:
@@ -27,8 +36,19 @@ class _Hangups:
 
 def _handle(signum: int, _frame: FrameType | None) -> None:
     if STOP.is_set() and signum == signal.SIGINT:
-        raise SystemExit(130)  # a second Ctrl-C: stop waiting for the drain
+        # A second Ctrl-C: stop waiting for the drain. os.write and os._exit take no lock
+        # (logging's could be held by the interrupted thread); the flock goes with the process.
+        os.write(2, STOPPING_NOW)
+        os._exit(130)
+    if _Stop.signum is None:
+        _Stop.signum = signum
     STOP.set()
+
+
+def stop_exit_code() -> int:
+    """128 + the number of the signal that asked to stop (130 for SIGINT, 143 for SIGTERM);
+    0 if none did."""
+    return 0 if _Stop.signum is None else 128 + _Stop.signum
 
 
 def _hangup(_signum: int, _frame: FrameType | None) -> None:
