@@ -178,8 +178,13 @@ def test_places_an_unprivileged_user_may_not_use_are_one_line_each() -> None:
         assert _once(logs, state, "--data-dir", state).returncode == 0
         state.chmod(0o755)
         _one_line(_as_nobody("status", "--state-dir", state), 74, f"cannot read state dir {state}")
-        _one_line(
+        _one_line(  # the record of its store is 0600 too: said, not guessed at
             _as_nobody("sessions", "--state-dir", state),
+            74,
+            f"cannot read state dir {state}: permission denied on {state / 'data-dir'}",
+        )
+        _one_line(
+            _as_nobody("sessions", "--state-dir", state, "--data-dir", state),
             74,
             f"cannot read the local store {state / 'tailerd.db'}",
         )

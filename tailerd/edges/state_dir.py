@@ -9,7 +9,7 @@ from pathlib import Path
 
 import platformdirs
 
-from tailerd.errors import ConfigError, StateLockedError
+from tailerd.errors import AccessError, ConfigError, StateLockedError
 
 log = logging.getLogger("tailerd")
 
@@ -49,7 +49,10 @@ def record_data_dir(state_dir: Path, data_dir: Path) -> None:
     can still be told."""
     path = state_dir / DATA_DIR_FILE
     text = f"{data_dir.absolute()}\n"
-    before = recorded_data_dir(state_dir)
+    try:
+        before = recorded_data_dir(state_dir)
+    except AccessError:
+        return
     try:
         if path.exists() and path.read_text(encoding="utf-8") == text:
             path.chmod(0o600)
@@ -72,9 +75,16 @@ def record_data_dir(state_dir: Path, data_dir: Path) -> None:
 
 
 def recorded_data_dir(state_dir: Path) -> Path | None:
-    """The data dir a daemon recorded in `state_dir`, or None."""
+    """The data dir a daemon recorded in `state_dir`, or None. AccessError when the record is
+    there but not readable (0600: another user's), rather than guessing another store."""
+    path = state_dir / DATA_DIR_FILE
     try:
-        text = (state_dir / DATA_DIR_FILE).read_text(encoding="utf-8").strip()
+        text = path.read_text(encoding="utf-8").strip()
+    except PermissionError:
+        raise AccessError(
+            f"cannot read state dir {state_dir}: permission denied on {path} (run as the user"
+            " that runs the daemon, e.g. with sudo, or give --data-dir)"
+        ) from None
     except (OSError, UnicodeDecodeError):
         return None
     return Path(text) if text else None
