@@ -23,6 +23,7 @@ from tailerd.edges.checkpoint_store import CheckpointStore
 from tailerd.edges.source_file import SourceFile
 from tailerd.edges.watcher import Hints, Watching
 from tailerd.emitter import Emitter
+from tailerd.formats.guard import FormatStartError
 from tailerd.history import PRUNE_INTERVAL, HistoryIndex
 from tailerd.pipeline import format_head
 from tailerd.redaction import Redactor
@@ -319,7 +320,8 @@ class Daemon:
     def _quarantine(self, f: SourceFile, exc: Exception) -> None:
         f.quarantined = f"{type(exc).__name__}: {exc}"
         f.dirty = False
-        log.error("stopped reading path=%s after an internal error: %s", f.path, f.quarantined)
+        if not isinstance(exc, FormatStartError):  # that one the format logged, once per format
+            log.error("stopped reading path=%s after an internal error: %s", f.path, f.quarantined)
         log.debug("traceback of the error on path=%s", f.path, exc_info=exc)
         self.table.changed.add(f.key)  # its status detail shows why
 

@@ -213,9 +213,9 @@ def test_a_format_that_cannot_start_leaves_its_files_unread_for_a_fixed_restart(
     broken = _run_once(sessions, state, {"codex": {"idle_close": "abc"}})
     # before: 3,860 dead letters (`wc -l` of the 4 rollouts) and checkpoints at each file's end
     assert (broken.counters.dead_letters, broken.counters.turns) == (0, 0)
-    started = {r.getMessage() for r in caplog.records if r.levelno == logging.ERROR}
-    started = {m for m in started if m.startswith("codex could not start: ValueError")}
-    assert len(started) == 1, started  # one line for the format, not one per file
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(set(errors)) == 1, errors  # one line for the format, not one per file (4 files)
+    assert errors[0].startswith("codex could not start: ValueError"), errors
     assert all(cp.offset == 0 for cp in CheckpointStore(state).load().values())
     unread = [f.quarantined for f in broken.files.values()]  # status.json's `quarantined`
     assert len(unread) == 4 and all("codex could not start" in why for why in unread), unread
