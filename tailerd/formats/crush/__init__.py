@@ -27,56 +27,26 @@ calling session): they are nested under that tool call as a SubAgentCall, never 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
 from pathlib import PurePath
-from typing import Any
 
-from tailerd.domain import Turn
-from tailerd.edges.agent_db import is_database
-from tailerd.edges.agent_db.protocol import SessionRead
-from tailerd.formats.base import Source, TurnParser
+from tailerd.edges.agent_db.protocol import DatabaseFormat, SessionQuery, SessionRead
 from tailerd.formats.crush.turns import read_session, session_versions
 from tailerd.formats.options import IDLE_CLOSE_ONLY
 
 DATABASE_NAMES = {(".opencode", "opencode.db"), (".crush", "crush.db")}
 
 
-class CrushFormat:
+class CrushFormat(DatabaseFormat):
     name = "crush"
-
-    def claims(self, path: PurePath, head: bytes) -> bool:
-        return (path.parent.name, path.name) in DATABASE_NAMES and is_database(head)
-
-    def is_auxiliary(self, path: PurePath) -> bool:
-        return False
-
-    def reads_whole(self, path: PurePath) -> bool:
-        return self.reads_database(path)
 
     def reads_database(self, path: PurePath) -> bool:
         return (path.parent.name, path.name) in DATABASE_NAMES
 
-    def document_turns(self, data: bytes, source: Source, *, final: bool) -> list[Turn]:
-        """Never used: the daemon reads a database by session (tailerd/edges/agent_db)."""
-        return []
-
-    def new_parser(self, source: Source, context: Mapping[str, Any] | None) -> TurnParser:
-        raise TypeError("crush databases are read by session, not by line")
-
     def session_versions(self, db: sqlite3.Connection) -> dict[str, str]:
         return session_versions(db)
 
-    def read_session(
-        self,
-        db: sqlite3.Connection,
-        source: Source,
-        session_id: str,
-        cursor: str | None,
-        *,
-        now: float,
-        idle_close: float,
-    ) -> SessionRead:
-        return read_session(db, source, session_id, cursor, now=now, idle_close=idle_close)
+    def read_query(self, query: SessionQuery) -> SessionRead:
+        return read_session(query)
 
 
 FORMAT = CrushFormat()

@@ -22,7 +22,7 @@ import orjson
 
 from tailerd.domain import LLMCall, Message, SpanCall, SubAgentCall, ToolCall, Turn
 from tailerd.edges.agent_db import table_columns
-from tailerd.edges.agent_db.protocol import SessionRead, SessionTurn
+from tailerd.edges.agent_db.protocol import SessionQuery, SessionRead, SessionTurn
 from tailerd.formats.base import Source, json_text, parse_time, turn_key
 
 MAX_DEPTH = 4  # sub-agent sessions nested this deep are read; deeper ones are cut off
@@ -64,16 +64,10 @@ def session_versions(db: sqlite3.Connection) -> dict[str, str]:
     return {str(i): f"{u}|{n}" for i, u, n in rows}
 
 
-def read_session(
-    db: sqlite3.Connection,
-    source: Source,
-    session_id: str,
-    cursor: str | None,
-    *,
-    now: float,
-    idle_close: float,
-) -> SessionRead:
+def read_session(query: SessionQuery) -> SessionRead:
     """The finished turns of `session_id` after `cursor` (see the module docstring)."""
+    db, source, session_id, cursor = query.db, query.source, query.session_id, query.cursor
+    now, idle_close = query.now, query.idle_close
     session = _session(db, session_id)
     if session is None:
         return SessionRead()

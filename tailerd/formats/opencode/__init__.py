@@ -29,57 +29,27 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Mapping
 from pathlib import PurePath
-from typing import Any
 
-from tailerd.domain import Turn
-from tailerd.edges.agent_db import is_database
-from tailerd.edges.agent_db.protocol import SessionRead
-from tailerd.formats.base import Source, TurnParser
+from tailerd.edges.agent_db.protocol import DatabaseFormat, SessionQuery, SessionRead
 from tailerd.formats.opencode.turns import read_session, session_versions
 from tailerd.formats.options import IDLE_CLOSE_ONLY
 
 DATABASE_NAME = re.compile(r"opencode(-[A-Za-z0-9._-]+)?\.db")
 
 
-class OpenCodeFormat:
+class OpenCodeFormat(DatabaseFormat):
     name = "opencode"
-
-    def claims(self, path: PurePath, head: bytes) -> bool:
-        return self.reads_database(path) and is_database(head)
-
-    def is_auxiliary(self, path: PurePath) -> bool:
-        return False
-
-    def reads_whole(self, path: PurePath) -> bool:
-        return self.reads_database(path)
 
     def reads_database(self, path: PurePath) -> bool:
         """`<data dir>/opencode/opencode[-<channel>].db`, never Crush's `.opencode/opencode.db`."""
         return path.parent.name == "opencode" and DATABASE_NAME.fullmatch(path.name) is not None
 
-    def document_turns(self, data: bytes, source: Source, *, final: bool) -> list[Turn]:
-        """Never used: the daemon reads a database by session (tailerd/edges/agent_db)."""
-        return []
-
-    def new_parser(self, source: Source, context: Mapping[str, Any] | None) -> TurnParser:
-        raise TypeError("opencode databases are read by session, not by line")
-
     def session_versions(self, db: sqlite3.Connection) -> dict[str, str]:
         return session_versions(db)
 
-    def read_session(
-        self,
-        db: sqlite3.Connection,
-        source: Source,
-        session_id: str,
-        cursor: str | None,
-        *,
-        now: float,
-        idle_close: float,
-    ) -> SessionRead:
-        return read_session(db, source, session_id, cursor, now=now, idle_close=idle_close)
+    def read_query(self, query: SessionQuery) -> SessionRead:
+        return read_session(query)
 
 
 FORMAT = OpenCodeFormat()
