@@ -8,7 +8,7 @@ spilled tool result) asks through `Source.read_related`, which the daemon provid
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sized
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import PurePath
@@ -72,6 +72,34 @@ class TurnParser(Protocol):
     def snapshot(self) -> dict[str, Any]:
         """JSON-able context needed to resume parsing at `pending_from()` (or the next line)."""
         ...
+
+
+class IdleClosingParser:
+    """The idle half of a `TurnParser` whose one open turn is the records in `_records` (any
+    sized collection), begun at byte `_start` and closed by `_close()` once the file has been
+    quiet `_idle_close` seconds. `closed_by` names what else closes it (for `open_turns`)."""
+
+    _records: Sized
+    _start: int
+    _idle_close: float
+    closed_by = "the next prompt"
+
+    def _close(self) -> Turn:
+        raise NotImplementedError
+
+    def close_idle(self, quiet_for: float) -> list[Turn]:
+        if not self._records or quiet_for < self._idle_close:
+            return []
+        return [self._close()]
+
+    def pending_from(self) -> int | None:
+        return self._start if self._records else None
+
+    def open_turns(self) -> list[tuple[int, str]]:
+        """The open turn, if any, as (first byte offset, what would close it)."""
+        if not self._records:
+            return []
+        return [(self._start, f"{self.closed_by} or {self._idle_close:g} s of quiet")]
 
 
 class Format(Protocol):

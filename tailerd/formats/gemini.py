@@ -39,7 +39,15 @@ from typing import Any
 import orjson
 
 from tailerd.domain import DeadLetter, Line, LLMCall, Message, SpanCall, ToolCall, Turn, Usage
-from tailerd.formats.base import Source, TurnParser, decode_object, json_text, parse_time, turn_key
+from tailerd.formats.base import (
+    IdleClosingParser,
+    Source,
+    TurnParser,
+    decode_object,
+    json_text,
+    parse_time,
+    turn_key,
+)
 from tailerd.formats.options import IDLE_CLOSE_ONLY
 
 DEFAULT_IDLE_CLOSE = 30.0
@@ -245,7 +253,9 @@ def turns_from_document(data: bytes, source: Source, *, final: bool) -> list[Tur
     ]
 
 
-class GeminiParser:
+class GeminiParser(IdleClosingParser):
+    closed_by = "the next user message"
+
     def __init__(self, source: Source, context: Mapping[str, Any] | None) -> None:
         ctx = dict(context or {})
         self._source = source
@@ -275,20 +285,6 @@ class GeminiParser:
             return [DeadLetter(line.start, line.end, "unknown Gemini record")]
         self._extend(line)
         return []
-
-    def close_idle(self, quiet_for: float) -> list[Turn]:
-        if not self._records or quiet_for < self._idle_close:
-            return []
-        return [self._close()]
-
-    def pending_from(self) -> int | None:
-        return self._start if self._records else None
-
-    def open_turns(self) -> list[tuple[int, str]]:
-        """The open turn, if any, as (first byte offset, what would close it)."""
-        if not self._records:
-            return []
-        return [(self._start, f"the next user message or {self._idle_close:g} s of quiet")]
 
     def snapshot(self) -> dict[str, Any]:
         return {"session_id": self._session_id, "attrs": dict(self._attrs)}

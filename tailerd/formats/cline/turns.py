@@ -24,8 +24,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from tailerd.domain import LLMCall, Message, SpanCall, ToolCall, Turn, Usage
+from tailerd.domain import LLMCall, Message, SpanCall, Turn, Usage
 from tailerd.formats.base import json_text, parse_time, turn_key
+from tailerd.formats.content_blocks import tool_calls
 
 AGENT_NAME = "cline"
 IDENTITY_PREFIX = "cline:message:"
@@ -151,22 +152,7 @@ def _spans(messages: list[Record]) -> list[SpanCall]:
                 attributes=_cost(m.get("metrics")),
             )
         )
-        for b in blocks(m):
-            if b.get("type") != "tool_use":
-                continue
-            call_id = _str(b.get("id"))
-            result, is_error, done = results.get(call_id, ("", False, None))
-            spans.append(
-                ToolCall(
-                    name=_str(b.get("name")),
-                    arguments=json_text(b.get("input")),
-                    result=result,
-                    tool_call_id=call_id,
-                    is_error=is_error,
-                    started_at=when,
-                    ended_at=parse_time(done) or when,
-                )
-            )
+        spans.extend(tool_calls(blocks(m), results, when))
     return spans
 
 

@@ -42,7 +42,15 @@ from typing import Any
 import orjson
 
 from tailerd.domain import DeadLetter, Line, LLMCall, Message, SpanCall, ToolCall, Turn
-from tailerd.formats.base import Source, TurnParser, decode_object, json_text, turn_key
+from tailerd.formats.base import (
+    IdleClosingParser,
+    Source,
+    TurnParser,
+    decode_object,
+    json_text,
+    turn_key,
+)
+from tailerd.formats.content_blocks import block_text, message_blocks, result_text
 from tailerd.formats.options import IDLE_CLOSE_ONLY
 
 AGENT_NAME = "cursor"
@@ -61,18 +69,8 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _blocks(record: Record) -> list[Record]:
-    message = record.get("message")
-    content = message.get("content") if isinstance(message, dict) else None
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}]
-    return [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
-
-
 def _text(record: Record) -> str:
-    return "\n".join(
-        _str(b.get("text")) for b in _blocks(record) if b.get("type") == "text" and b.get("text")
-    )
+    return block_text(message_blocks(record))
 
 
 def user_text(record: Record) -> str:
@@ -84,16 +82,8 @@ def user_text(record: Record) -> str:
 
 def is_tool_results(record: Record) -> bool:
     """A `user` line holding only `tool_result` blocks (newer transcripts): not a prompt."""
-    blocks = _blocks(record)
+    blocks = message_blocks(record)
     return bool(blocks) and all(b.get("type") == "tool_result" for b in blocks)
-
-
-def _result_text(content: Any) -> str:
-    if isinstance(content, list):
-        return "\n".join(
-            _str(c.get("text")) if isinstance(c, dict) else json_text(c) for c in content
-        )
-    return json_text(content)
 
 
 def _spans(answers: list[Record]) -> list[SpanCall]:
@@ -104,7 +94,7 @@ def _spans(answers: list[Record]) -> list[SpanCall]:
     waiting: list[int] = []  # indexes of tool spans without a result, oldest first
     for record in answers:
         if record.get("role") != "assistant":
-            for block in _blocks(record):
+            for block in message_blocks(record):
                 if block.get("type") != "tool_result" or not waiting:
                     continue
                 wanted = _str(block.get("tool_use_id"))
@@ -117,7 +107,7 @@ def _spans(answers: list[Record]) -> list[SpanCall]:
                 assert isinstance(call, ToolCall)
                 spans[at] = replace(
                     call,
-                    result=_result_text(block.get("content")),
+                    result=result_text(block.get("content")),
                     is_error=block.get("is_error") is True,
                     attributes={},
                 )
@@ -130,7 +120,7 @@ def _spans(answers: list[Record]) -> list[SpanCall]:
                 attributes={"tailerd.usage.recorded": False},
             )
         )
-        for block in _blocks(record):
+        for block in message_blocks(record):
             if block.get("type") == "tool_use":
                 waiting.append(len(spans))
                 spans.append(
@@ -161,7 +151,7 @@ def project_of(path: PurePath) -> str:
     return ""
 
 
-class CursorParser:
+class CursorParser(IdleClosingParser):
     def __init__(self, source: Source, _context: Mapping[str, Any] | None) -> None:
         self._source = source
         path = PurePath(source.path)
@@ -201,19 +191,6 @@ class CursorParser:
         else:
             self.ignored += 1  # a marker of a newer Cursor: skipped, the turn goes on
         return []
-
-    def close_idle(self, quiet_for: float) -> list[Turn]:
-        if not self._records or quiet_for < self._idle_close:
-            return []
-        return [self._close()]
-
-    def pending_from(self) -> int | None:
-        return self._start if self._records else None
-
-    def open_turns(self) -> list[tuple[int, str]]:
-        if not self._records:
-            return []
-        return [(self._start, f"the next prompt or {self._idle_close:g} s of quiet")]
 
     def snapshot(self) -> dict[str, Any]:
         return {}  # everything else comes from the path

@@ -36,14 +36,20 @@ from typing import Any
 
 import orjson
 
-from tailerd.domain import DeadLetter, Line, LLMCall, Message, SpanCall, ToolCall, Turn
+from tailerd.domain import DeadLetter, Line, LLMCall, Message, SpanCall, Turn
 from tailerd.formats.base import (
+    IdleClosingParser,
     Source,
     TurnParser,
     decode_object,
-    json_text,
     parse_time,
     turn_key,
+)
+from tailerd.formats.content_blocks import (
+    block_text,
+    message_blocks,
+    result_text,
+    tool_calls,
 )
 from tailerd.formats.droid import usage
 from tailerd.formats.options import IDLE_CLOSE_ONLY
@@ -64,30 +70,16 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _blocks(record: Record) -> list[Record]:
-    message = record.get("message")
-    content = message.get("content") if isinstance(message, dict) else None
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}]
-    return [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
-
-
 def _role(record: Record) -> str:
     message = record.get("message")
     return _str(message.get("role")) if isinstance(message, dict) else ""
-
-
-def _text(blocks: list[Record]) -> str:
-    return "\n".join(
-        _str(b.get("text")) for b in blocks if b.get("type") == "text" and b.get("text")
-    )
 
 
 def _is_prompt(record: Record) -> bool:
     """A message the person typed: user text, no tool results, and none of what Droid 0.215
     adds as user messages around it: `context-<prompt id>` system reminders and notices with a
     `visibility` (e.g. a BYOK configuration warning), both seen by running the real CLI."""
-    blocks = _blocks(record)
+    blocks = message_blocks(record)
     message = record.get("message")
     texts = [_str(b.get("text")) for b in blocks if b.get("type") == "text"]
     return (
@@ -100,15 +92,7 @@ def _is_prompt(record: Record) -> bool:
     )
 
 
-def _result_text(content: Any) -> str:
-    if isinstance(content, list):
-        return "\n".join(
-            _str(c.get("text")) if isinstance(c, dict) else json_text(c) for c in content
-        )
-    return json_text(content)
-
-
-class DroidParser:
+class DroidParser(IdleClosingParser):
     def __init__(self, source: Source, context: Mapping[str, Any] | None) -> None:
         ctx = dict(context or {})
         self._source = source
@@ -154,19 +138,6 @@ class DroidParser:
             return [DeadLetter(line.start, line.end, "unknown Droid record (no type)")]
         return []
 
-    def close_idle(self, quiet_for: float) -> list[Turn]:
-        if not self._records or quiet_for < self._idle_close:
-            return []
-        return [self._close()]
-
-    def pending_from(self) -> int | None:
-        return self._start if self._records else None
-
-    def open_turns(self) -> list[tuple[int, str]]:
-        if not self._records:
-            return []
-        return [(self._start, f"the next prompt or {self._idle_close:g} s of quiet")]
-
     def snapshot(self) -> dict[str, Any]:
         return {
             "session_id": self._session,
@@ -195,7 +166,9 @@ class DroidParser:
         outcome, self._outcome = self._outcome, ""
         if outcome:
             attrs["droid.turn_outcome"] = outcome
-        answers = [t for t in (_text(_blocks(r)) for r in rest if _role(r) == "assistant") if t]
+        answers = [
+            t for t in (block_text(message_blocks(r)) for r in rest if _role(r) == "assistant") if t
+        ]
         times = [t for t in (parse_time(r.get("timestamp")) for r in (prompt, *rest)) if t]
         prompt_id = _str(prompt.get("id"))
         return Turn(
@@ -206,7 +179,7 @@ class DroidParser:
             agent_name=self._source.agent_name or AGENT_NAME,
             model=settings.model,
             session_name=self._title,
-            messages=(Message("user", _text(_blocks(prompt))),),
+            messages=(Message("user", block_text(message_blocks(prompt))),),
             output_messages=(Message("assistant", answers[-1]),) if answers else (),
             spans=tuple(spans),
             started_at=times[0] if times else None,
@@ -219,18 +192,18 @@ class DroidParser:
     def _spans(self, rest: list[Record], settings: usage.Settings) -> list[SpanCall]:
         results: dict[str, tuple[str, bool, Any]] = {}
         for r in rest:
-            for b in _blocks(r):
+            for b in message_blocks(r):
                 if b.get("type") == "tool_result" and _str(b.get("tool_use_id")):
                     is_error = b.get("is_error") is True
                     when = r.get("timestamp")
-                    results[b["tool_use_id"]] = (_result_text(b.get("content")), is_error, when)
+                    results[b["tool_use_id"]] = (result_text(b.get("content")), is_error, when)
         spans: list[SpanCall] = []
         last_chat = -1
         for r in rest:
             if _role(r) != "assistant":
                 continue
-            blocks, when = _blocks(r), parse_time(r.get("timestamp"))
-            text = _text(blocks)
+            blocks, when = message_blocks(r), parse_time(r.get("timestamp"))
+            text = block_text(blocks)
             last_chat = len(spans)
             message = r.get("message")
             message = message if isinstance(message, dict) else {}
@@ -245,22 +218,7 @@ class DroidParser:
                     attributes={"tailerd.usage.recorded": False},
                 )
             )
-            for b in blocks:
-                if b.get("type") != "tool_use":
-                    continue
-                call_id = _str(b.get("id"))
-                result, is_error, done = results.get(call_id, ("", False, None))
-                spans.append(
-                    ToolCall(
-                        name=_str(b.get("name")),
-                        arguments=json_text(b.get("input")),
-                        result=result,
-                        tool_call_id=call_id,
-                        is_error=is_error,
-                        started_at=when,
-                        ended_at=parse_time(done) or when,
-                    )
-                )
+            spans.extend(tool_calls(blocks, results, when))
         if last_chat >= 0 and settings.totals is not None:
             grown = usage.delta(settings.totals, self._attributed)
             self._attributed = dict(settings.totals)
