@@ -29,12 +29,10 @@ from typing import Any
 from tailerd.domain import DeadLetter, Line, LLMCall, Message, SpanCall, ToolCall, Turn
 from tailerd.formats.base import Source, turn_key
 from tailerd.formats.claude_code.records import decode_line
+from tailerd.formats.json_values import as_dict, as_int, as_str
 from tailerd.formats.pi.entries import (
     FINISHED,
     Entry,
-    as_dict,
-    as_int,
-    as_str,
     bash_execution,
     identity,
     llm_call,

@@ -24,27 +24,12 @@ from typing import Any
 
 from tailerd.domain import LLMCall, Message, SpanCall, SubAgentCall, ToolCall, Usage
 from tailerd.formats.base import json_text, parse_time
+from tailerd.formats.json_values import as_dict, as_int, as_str
 
 PROVIDER = "qwen"
 HOOK_CONTEXT = "<qwen:user-prompt-submit-context>"
 
 Record = dict[str, Any]
-
-
-def as_str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def as_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return 0
-    if isinstance(value, float) and not (value.is_integer() and 0 <= value < 2**63):
-        return 0
-    return max(int(value), 0)
-
-
-def as_dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def parts_of(record: Mapping[str, Any]) -> list[dict[str, Any]]:

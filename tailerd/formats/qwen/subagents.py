@@ -22,7 +22,8 @@ import orjson
 
 from tailerd.domain import LLMCall, Message, SpanCall, SubAgentCall, ToolCall
 from tailerd.formats.base import Source
-from tailerd.formats.qwen.records import Record, as_dict, as_int, as_str, prompt_text, spans_of
+from tailerd.formats.json_values import as_dict, as_int, as_str
+from tailerd.formats.qwen.records import Record, prompt_text, spans_of
 
 TRANSCRIPT_CAP = 32 << 20  # bytes of a sub-agent transcript read
 

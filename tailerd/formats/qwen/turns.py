@@ -27,10 +27,9 @@ from typing import Any
 from tailerd.domain import DeadLetter, Line, LLMCall, Message, SubAgentCall, Turn
 from tailerd.formats.base import Source, turn_key
 from tailerd.formats.claude_code.records import decode_line
+from tailerd.formats.json_values import as_dict, as_str
 from tailerd.formats.qwen.records import (
     Record,
-    as_dict,
-    as_str,
     merged,
     prompt_text,
     spans_of,
