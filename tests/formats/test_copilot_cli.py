@@ -38,8 +38,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path, PurePath
 
-from hypothesis import HealthCheck, given, settings
-
 from tailerd import formats
 from tailerd.core.framing import LineFramer
 from tailerd.domain import Line, LLMCall, SpanCall, SubAgentCall, ToolCall, Turn
@@ -47,7 +45,7 @@ from tailerd.edges.related_files import find_related, read_related
 from tailerd.formats.base import Source
 from tailerd.formats.copilot_cli import FORMAT
 from tests.conftest import FIXTURES, run_tailerd
-from tests.formats.test_wrong_types import Sample, check_through_registry, mutated_lines
+from tests.formats.test_wrong_types import Sample, check_wrong_types
 from tests.live_daemon import append, otlp_daemon, quiet
 from tests.otlp_receiver import Receiver
 
@@ -274,18 +272,7 @@ def test_claims_only_copilot_files(tmp_path: Path) -> None:
 
 def test_no_wrong_type_escapes() -> None:
     sample = Sample("copilot-cli", V1034)
-
-    @settings(
-        max_examples=80,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
-    @given(mutated_lines(sample.lines()))
-    def run(lines: list[bytes]) -> None:
-        check_through_registry(sample, lines)
-
-    run()
+    check_wrong_types(sample, 80)
 
 
 def test_once_ships_the_session_into_the_local_store(tmp_path: Path) -> None:

@@ -15,8 +15,6 @@ import shutil
 import sqlite3
 from pathlib import Path, PurePath
 
-from hypothesis import HealthCheck, given, settings
-
 from tailerd import formats
 from tailerd.core.framing import LineFramer
 from tailerd.domain import Line, LLMCall, ToolCall, Turn
@@ -24,7 +22,7 @@ from tailerd.edges.related_files import read_related
 from tailerd.formats.base import Source
 from tailerd.formats.cursor import FORMAT
 from tests.conftest import FIXTURES, run_tailerd
-from tests.formats.test_wrong_types import Sample, check_through_registry, mutated_lines
+from tests.formats.test_wrong_types import Sample, check_wrong_types, feed_unguarded
 
 FIXTURE = FIXTURES / "cursor" / "git-ai-project-git-ai" / "tests" / "fixtures"
 SAMPLE = FIXTURE / "cursor-session-simple.jsonl"
@@ -102,24 +100,12 @@ def test_claims_only_cursor_transcripts(tmp_path: Path) -> None:
 def test_no_wrong_type_escapes(tmp_path: Path) -> None:
     sample = Sample("cursor", cursor_home(tmp_path))
 
-    @settings(
-        max_examples=60,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
-    @given(mutated_lines(sample.lines()))
-    def run(lines: list[bytes]) -> None:
-        check_through_registry(sample, lines)
-        # and the format itself, unguarded, handles every wrong type without raising
-        raw = FORMAT.new_parser(Source(str(sample.path), read_related=read_related), None)
-        for item in LineFramer(max_line=1 << 24).feed(b"".join(x + b"\n" for x in lines)):
-            assert isinstance(item, Line)
-            raw.feed(item)
-        raw.close_idle(1e9)
-        json.dumps(raw.snapshot())
+    def unguarded(lines: list[bytes]) -> None:  # the format itself handles every wrong type
+        feed_unguarded(
+            FORMAT.new_parser(Source(str(sample.path), read_related=read_related), None), lines
+        )
 
-    run()
+    check_wrong_types(sample, 60, unguarded)
 
 
 def test_once_ships_the_session_into_the_local_store(tmp_path: Path) -> None:

@@ -24,7 +24,6 @@ import subprocess
 from pathlib import Path, PurePath
 
 import pytest
-from hypothesis import HealthCheck, given, settings
 
 from tailerd import formats
 from tailerd.core.framing import LineFramer
@@ -35,7 +34,7 @@ from tailerd.formats.droid import FORMAT
 from tests.agents_cli import install
 from tests.agents_cli import model_server as scripted
 from tests.conftest import FIXTURES, run_tailerd
-from tests.formats.test_wrong_types import Sample, check_through_registry, mutated_lines
+from tests.formats.test_wrong_types import Sample, check_wrong_types, feed_unguarded
 
 FIXTURE = FIXTURES / "droid" / "git-ai-project-git-ai" / "tests" / "fixtures"
 SESSION = "052cb8d0-4616-488a-99fe-bfbbbe9429b3"  # session_start.id on line 1
@@ -145,24 +144,12 @@ def test_claims(tmp_path: Path) -> None:
 def test_no_wrong_type_escapes(tmp_path: Path) -> None:
     sample = Sample("droid", droid_home(tmp_path))
 
-    @settings(
-        max_examples=60,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
-    @given(mutated_lines(sample.lines()))
-    def run(lines: list[bytes]) -> None:
-        check_through_registry(sample, lines)
-        # and the format itself, unguarded, handles every wrong type without raising
-        raw = FORMAT.new_parser(Source(str(sample.path), read_related=read_related), None)
-        for item in LineFramer(max_line=1 << 24).feed(b"".join(x + b"\n" for x in lines)):
-            assert isinstance(item, Line)
-            raw.feed(item)
-        raw.close_idle(1e9)
-        json.dumps(raw.snapshot())
+    def unguarded(lines: list[bytes]) -> None:  # the format itself handles every wrong type
+        feed_unguarded(
+            FORMAT.new_parser(Source(str(sample.path), read_related=read_related), None), lines
+        )
 
-    run()
+    check_wrong_types(sample, 60, unguarded)
 
 
 def test_once_ships_the_session_into_the_local_store(tmp_path: Path) -> None:

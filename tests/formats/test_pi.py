@@ -29,15 +29,13 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path, PurePath
 
-from hypothesis import HealthCheck, given, settings
-
 from tailerd import formats
 from tailerd.core.framing import LineFramer
 from tailerd.domain import Line, LLMCall, SpanCall, SubAgentCall, ToolCall, Turn
 from tailerd.formats.base import Source
 from tailerd.formats.pi import FORMAT
 from tests.conftest import FIXTURES, run_tailerd
-from tests.formats.test_wrong_types import Sample, check_through_registry, mutated_lines
+from tests.formats.test_wrong_types import Sample, check_wrong_types
 
 SESSIONS = FIXTURES / "pi" / "JohnnyLai92-pi-mono" / ".pi" / "agent" / "sessions"
 PROJECT = "--C--Projects-github-pi-mono--"
@@ -176,18 +174,7 @@ def test_claims_only_pi_files() -> None:
 
 def test_no_wrong_type_escapes() -> None:
     sample = Sample("pi", A)
-
-    @settings(
-        max_examples=80,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
-    @given(mutated_lines(sample.lines()))
-    def run(lines: list[bytes]) -> None:
-        check_through_registry(sample, lines)
-
-    run()
+    check_wrong_types(sample, 80)
 
 
 def test_once_ships_sessions_with_pis_own_cost(tmp_path: Path) -> None:

@@ -24,8 +24,6 @@ import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePath
 
-from hypothesis import HealthCheck, given, settings
-
 from tailerd import formats
 from tailerd.core.framing import LineFramer
 from tailerd.domain import Line, LLMCall, SubAgentCall, ToolCall, Turn
@@ -33,7 +31,7 @@ from tailerd.edges.related_files import find_related, read_related
 from tailerd.formats.base import Source
 from tailerd.formats.qwen import FORMAT
 from tests.conftest import FIXTURES, run_tailerd
-from tests.formats.test_wrong_types import Sample, check_through_registry, mutated_lines
+from tests.formats.test_wrong_types import Sample, check_wrong_types
 
 SAMPLE = (
     FIXTURES / "qwen" / "Piebald-AI-splitrail" / "src/analyzers/tests/source_data/qwen_code.jsonl"
@@ -141,18 +139,7 @@ def test_claims_qwen_not_claude() -> None:
 
 def test_no_wrong_type_escapes() -> None:
     sample = Sample("qwen-code", SAMPLE)
-
-    @settings(
-        max_examples=80,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
-    @given(mutated_lines(sample.lines()))
-    def run(lines: list[bytes]) -> None:
-        check_through_registry(sample, lines)
-
-    run()
+    check_wrong_types(sample, 80)
 
 
 def test_once_ships_the_session_into_the_local_store(tmp_path: Path) -> None:

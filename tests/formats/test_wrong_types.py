@@ -27,7 +27,7 @@ from tailerd import formats
 from tailerd.core.framing import LineFramer
 from tailerd.domain import DeadLetter, Line, Turn
 from tailerd.edges.related_files import as_document
-from tailerd.formats.base import Format, Source
+from tailerd.formats.base import Format, Source, TurnParser
 from tailerd.formats.guard import GuardedDocumentFormat, GuardedParser, unguarded
 from tailerd.settings import load_file
 from tests.conftest import EXAMPLES, FIXTURES, ROOT, run_tailerd
@@ -216,12 +216,25 @@ def check_through_registry(sample: Sample, lines: list[bytes]) -> None:
         assert 0 <= letter.start < letter.end <= len(data)
 
 
-@pytest.mark.parametrize(
-    "sample", [s for name in sorted(SAMPLES) for s in SAMPLES[name]], ids=lambda s: s.path.name
-)
-def test_no_wrong_type_escapes_a_format(sample: Sample) -> None:
+def feed_unguarded(parser: TurnParser, lines: list[bytes]) -> None:
+    """Feed `lines` to a format's own (unguarded) parser, close it idle and snapshot it: any
+    exception the format lets escape fails the test."""
+    for item in LineFramer(max_line=1 << 24).feed(b"".join(x + b"\n" for x in lines)):
+        assert isinstance(item, Line)
+        parser.feed(item)
+    parser.close_idle(1e9)
+    json.dumps(parser.snapshot())
+
+
+def check_wrong_types(
+    sample: Sample, max_examples: int, also: Callable[[list[bytes]], None] | None = None
+) -> None:
+    """Feed `max_examples` Hypothesis mutations of the sample's lines (a value replaced by one
+    of another type) through the registry (`check_through_registry`), and to `also` if given
+    (e.g. `feed_unguarded` on the format's own parser)."""
+
     @settings(
-        max_examples=100 // len(SAMPLES[sample.format]),  # about 100 per format
+        max_examples=max_examples,
         deadline=None,
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -229,8 +242,17 @@ def test_no_wrong_type_escapes_a_format(sample: Sample) -> None:
     @given(mutated_lines(sample.lines()))
     def run(lines: list[bytes]) -> None:
         check_through_registry(sample, lines)
+        if also is not None:
+            also(lines)
 
     run()
+
+
+@pytest.mark.parametrize(
+    "sample", [s for name in sorted(SAMPLES) for s in SAMPLES[name]], ids=lambda s: s.path.name
+)
+def test_no_wrong_type_escapes_a_format(sample: Sample) -> None:
+    check_wrong_types(sample, 100 // len(SAMPLES[sample.format]))  # about 100 per format
 
 
 @settings(
