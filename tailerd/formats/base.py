@@ -150,6 +150,16 @@ def decode_object(line: Line) -> dict[str, Any] | DeadLetter | None:
     return raw
 
 
+def first_object(head: bytes) -> dict[str, Any]:
+    """The first line of a file's head as a JSON object; {} if it is not one (a format's
+    `claims` reads it to tell its files from another agent's)."""
+    try:
+        first = orjson.loads(head.split(b"\n", 1)[0])
+    except orjson.JSONDecodeError:
+        return {}
+    return first if isinstance(first, dict) else {}
+
+
 def turn_key(*parts: str | int) -> str:
     """A stable turn key: the same turn gets the same key on every host and every re-read."""
     return "|".join(str(p) for p in parts)

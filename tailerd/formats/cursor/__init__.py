@@ -39,14 +39,13 @@ from dataclasses import replace
 from pathlib import PurePath
 from typing import Any
 
-import orjson
-
 from tailerd.domain import DeadLetter, Line, LLMCall, Message, SpanCall, ToolCall, Turn
 from tailerd.formats.base import (
     IdleClosingParser,
     Source,
     TurnParser,
     decode_object,
+    first_object,
     json_text,
     turn_key,
 )
@@ -225,13 +224,9 @@ class CursorFormat:
         (and nothing Claude-like: no `type`/`uuid`)."""
         if TRANSCRIPTS_DIR not in path.parts or ".jsonl" not in path.name:
             return False
-        try:
-            first = orjson.loads(head.split(b"\n", 1)[0])
-        except orjson.JSONDecodeError:
-            return False
+        first = first_object(head)
         return (
-            isinstance(first, dict)
-            and first.get("role") in ("user", "assistant")
+            first.get("role") in ("user", "assistant")
             and isinstance(first.get("message"), dict)
             and "type" not in first
         )

@@ -34,14 +34,13 @@ from dataclasses import replace
 from pathlib import PurePath
 from typing import Any
 
-import orjson
-
 from tailerd.domain import DeadLetter, Line, LLMCall, Message, SpanCall, Turn
 from tailerd.formats.base import (
     IdleClosingParser,
     Source,
     TurnParser,
     decode_object,
+    first_object,
     parse_time,
     turn_key,
 )
@@ -237,13 +236,9 @@ class DroidFormat:
         """A `.jsonl` whose first line is Droid's `session_start` header."""
         if ".jsonl" not in path.name:
             return False
-        try:
-            first = orjson.loads(head.split(b"\n", 1)[0])
-        except orjson.JSONDecodeError:
-            return False
+        first = first_object(head)
         return (
-            isinstance(first, dict)
-            and first.get("type") == "session_start"
+            first.get("type") == "session_start"
             and "session_id" not in first
             and ("sessionTitle" in first or "owner" in first)
         )
