@@ -18,11 +18,10 @@ from pathlib import Path, PurePath
 from tailerd import formats
 from tailerd.core.framing import LineFramer
 from tailerd.domain import Line, LLMCall, ToolCall, Turn
-from tailerd.edges.related_files import read_related
 from tailerd.formats.base import Source
 from tailerd.formats.cursor import FORMAT
 from tests.conftest import FIXTURES, run_tailerd
-from tests.formats.test_wrong_types import Sample, check_wrong_types, feed_unguarded
+from tests.formats.test_wrong_types import Sample, check_wrong_types
 
 FIXTURE = FIXTURES / "cursor" / "git-ai-project-git-ai" / "tests" / "fixtures"
 SAMPLE = FIXTURE / "cursor-session-simple.jsonl"
@@ -99,13 +98,7 @@ def test_claims_only_cursor_transcripts(tmp_path: Path) -> None:
 
 def test_no_wrong_type_escapes(tmp_path: Path) -> None:
     sample = Sample("cursor", cursor_home(tmp_path))
-
-    def unguarded(lines: list[bytes]) -> None:  # the format itself handles every wrong type
-        feed_unguarded(
-            FORMAT.new_parser(Source(str(sample.path), read_related=read_related), None), lines
-        )
-
-    check_wrong_types(sample, 60, unguarded)
+    check_wrong_types(sample, 60, unguarded=FORMAT)  # and the format itself, unguarded
 
 
 def test_once_ships_the_session_into_the_local_store(tmp_path: Path) -> None:

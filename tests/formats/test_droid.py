@@ -34,7 +34,7 @@ from tailerd.formats.droid import FORMAT
 from tests.agents_cli import install
 from tests.agents_cli import model_server as scripted
 from tests.conftest import FIXTURES, run_tailerd
-from tests.formats.test_wrong_types import Sample, check_wrong_types, feed_unguarded
+from tests.formats.test_wrong_types import Sample, check_wrong_types
 
 FIXTURE = FIXTURES / "droid" / "git-ai-project-git-ai" / "tests" / "fixtures"
 SESSION = "052cb8d0-4616-488a-99fe-bfbbbe9429b3"  # session_start.id on line 1
@@ -143,13 +143,7 @@ def test_claims(tmp_path: Path) -> None:
 
 def test_no_wrong_type_escapes(tmp_path: Path) -> None:
     sample = Sample("droid", droid_home(tmp_path))
-
-    def unguarded(lines: list[bytes]) -> None:  # the format itself handles every wrong type
-        feed_unguarded(
-            FORMAT.new_parser(Source(str(sample.path), read_related=read_related), None), lines
-        )
-
-    check_wrong_types(sample, 60, unguarded)
+    check_wrong_types(sample, 60, unguarded=FORMAT)  # and the format itself, unguarded
 
 
 def test_once_ships_the_session_into_the_local_store(tmp_path: Path) -> None:

@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from tailerd import formats
 from tailerd.core.framing import LineFramer
 from tailerd.domain import DeadLetter, Line, Turn
-from tailerd.edges.related_files import as_document
-from tailerd.formats.base import Format, Source, TurnParser
+from tailerd.edges.related_files import as_document, read_related
+from tailerd.formats.base import Format, Source
 from tailerd.formats.guard import GuardedDocumentFormat, GuardedParser, unguarded
 from tailerd.settings import load_file
 from tests.conftest import EXAMPLES, FIXTURES, ROOT, run_tailerd
@@ -216,9 +216,11 @@ def check_through_registry(sample: Sample, lines: list[bytes]) -> None:
         assert 0 <= letter.start < letter.end <= len(data)
 
 
-def feed_unguarded(parser: TurnParser, lines: list[bytes]) -> None:
-    """Feed `lines` to a format's own (unguarded) parser, close it idle and snapshot it: any
-    exception the format lets escape fails the test."""
+def feed_unguarded(fmt: Format, sample: Sample, lines: list[bytes]) -> None:
+    """Feed `lines` to the format's own (unguarded) parser for the sample's path (neighbour
+    files read for real), close it idle and snapshot it: any exception the format lets escape
+    fails the test."""
+    parser = fmt.new_parser(Source(str(sample.path), read_related=read_related), None)
     for item in LineFramer(max_line=1 << 24).feed(b"".join(x + b"\n" for x in lines)):
         assert isinstance(item, Line)
         parser.feed(item)
@@ -226,12 +228,10 @@ def feed_unguarded(parser: TurnParser, lines: list[bytes]) -> None:
     json.dumps(parser.snapshot())
 
 
-def check_wrong_types(
-    sample: Sample, max_examples: int, also: Callable[[list[bytes]], None] | None = None
-) -> None:
+def check_wrong_types(sample: Sample, max_examples: int, unguarded: Format | None = None) -> None:
     """Feed `max_examples` Hypothesis mutations of the sample's lines (a value replaced by one
-    of another type) through the registry (`check_through_registry`), and to `also` if given
-    (e.g. `feed_unguarded` on the format's own parser)."""
+    of another type) through the registry (`check_through_registry`), and, if given, to the
+    `unguarded` format's own parser (`feed_unguarded`)."""
 
     @settings(
         max_examples=max_examples,
@@ -242,8 +242,8 @@ def check_wrong_types(
     @given(mutated_lines(sample.lines()))
     def run(lines: list[bytes]) -> None:
         check_through_registry(sample, lines)
-        if also is not None:
-            also(lines)
+        if unguarded is not None:
+            feed_unguarded(unguarded, sample, lines)
 
     run()
 
