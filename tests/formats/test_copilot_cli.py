@@ -45,7 +45,7 @@ from tailerd.edges.related_files import find_related, read_related
 from tailerd.formats.base import Source
 from tailerd.formats.copilot_cli import FORMAT
 from tests.conftest import FIXTURES, run_tailerd
-from tests.formats.test_wrong_types import Sample, check_wrong_types
+from tests.formats.test_wrong_types import Sample, check_wrong_types, once_into_store
 from tests.live_daemon import append, otlp_daemon, quiet
 from tests.otlp_receiver import Receiver
 
@@ -278,12 +278,8 @@ def test_no_wrong_type_escapes() -> None:
 def test_once_ships_the_session_into_the_local_store(tmp_path: Path) -> None:
     home = tmp_path / "home"
     shutil.copytree(ENGRAM_HOME, home / ".copilot")
-    state = tmp_path / "state"
-    result = run_tailerd(
-        "--watch", home / ".copilot", "--once", "--state-dir", state, "--data-dir", state
-    )
-    assert result.returncode == 0, result.stderr
-    with sqlite3.connect(state / "tailerd.db") as db:
+    store = once_into_store(home / ".copilot", tmp_path)
+    with sqlite3.connect(store) as db:
         rows = db.execute("SELECT operation, session_id, attributes FROM spans").fetchall()
     ops = [op for op, _, _ in rows]
     assert ops.count("chat") == 75 and ops.count("execute_tool") == 86
@@ -291,7 +287,7 @@ def test_once_ships_the_session_into_the_local_store(tmp_path: Path) -> None:
     assert len(rows) == 7 + 75 + 86  # 7 turn roots
     names = {json.loads(a).get("gen_ai.conversation.name") for _, _, a in rows}
     assert "Break Down Feature 007" in names
-    assert os.path.exists(state / "tailerd.db")
+    assert os.path.exists(store)
 
 
 def test_totals_after_a_restart_count_nothing_twice(tmp_path: Path) -> None:

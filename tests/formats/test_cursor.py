@@ -20,8 +20,8 @@ from tailerd.core.framing import LineFramer
 from tailerd.domain import Line, LLMCall, ToolCall, Turn
 from tailerd.formats.base import Source
 from tailerd.formats.cursor import FORMAT
-from tests.conftest import FIXTURES, run_tailerd
-from tests.formats.test_wrong_types import Sample, check_wrong_types
+from tests.conftest import FIXTURES
+from tests.formats.test_wrong_types import Sample, check_wrong_types, once_into_store
 
 FIXTURE = FIXTURES / "cursor" / "git-ai-project-git-ai" / "tests" / "fixtures"
 SAMPLE = FIXTURE / "cursor-session-simple.jsonl"
@@ -107,12 +107,7 @@ def test_once_ships_the_session_into_the_local_store(tmp_path: Path) -> None:
     old = 1_700_000_000  # well past the 30 s quiet that closes the last turn
     for p in home.rglob("*"):
         os.utime(p, (old, old))
-    state = tmp_path / "state"
-    result = run_tailerd(
-        "--watch", home / ".cursor", "--once", "--state-dir", state, "--data-dir", state
-    )
-    assert result.returncode == 0, result.stderr
-    with sqlite3.connect(state / "tailerd.db") as db:
+    with sqlite3.connect(once_into_store(home / ".cursor", tmp_path)) as db:
         rows = db.execute("SELECT operation, session_id FROM spans").fetchall()
     ops = sorted(op for op, _ in rows)
     assert ops.count("chat") == 10 and ops.count("execute_tool") == 10

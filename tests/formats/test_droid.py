@@ -34,7 +34,7 @@ from tailerd.formats.droid import FORMAT
 from tests.agents_cli import install
 from tests.agents_cli import model_server as scripted
 from tests.conftest import FIXTURES, run_tailerd
-from tests.formats.test_wrong_types import Sample, check_wrong_types
+from tests.formats.test_wrong_types import Sample, check_wrong_types, once_into_store
 
 FIXTURE = FIXTURES / "droid" / "git-ai-project-git-ai" / "tests" / "fixtures"
 SESSION = "052cb8d0-4616-488a-99fe-bfbbbe9429b3"  # session_start.id on line 1
@@ -151,12 +151,7 @@ def test_once_ships_the_session_into_the_local_store(tmp_path: Path) -> None:
     droid_home(home)
     for p in home.rglob("*"):
         os.utime(p, (1_700_000_000, 1_700_000_000))  # long quiet: the turn is finished
-    state = tmp_path / "state"
-    result = run_tailerd(
-        "--watch", home / ".factory", "--once", "--state-dir", state, "--data-dir", state
-    )
-    assert result.returncode == 0, result.stderr
-    with sqlite3.connect(state / "tailerd.db") as db:
+    with sqlite3.connect(once_into_store(home / ".factory", tmp_path)) as db:
         rows = db.execute("SELECT operation, session_id, attributes FROM spans").fetchall()
     ops = sorted(op for op, _, _ in rows)
     assert ops.count("chat") == 5 and ops.count("execute_tool") == 5 and len(rows) == 11

@@ -34,8 +34,8 @@ from tailerd.core.framing import LineFramer
 from tailerd.domain import Line, LLMCall, SpanCall, SubAgentCall, ToolCall, Turn
 from tailerd.formats.base import Source
 from tailerd.formats.pi import FORMAT
-from tests.conftest import FIXTURES, run_tailerd
-from tests.formats.test_wrong_types import Sample, check_wrong_types
+from tests.conftest import FIXTURES
+from tests.formats.test_wrong_types import Sample, check_wrong_types, once_into_store
 
 SESSIONS = FIXTURES / "pi" / "JohnnyLai92-pi-mono" / ".pi" / "agent" / "sessions"
 PROJECT = "--C--Projects-github-pi-mono--"
@@ -184,12 +184,7 @@ def test_once_ships_sessions_with_pis_own_cost(tmp_path: Path) -> None:
     b_dir.mkdir()
     b_id = "5fd1e58c-9635-410e-a644-133a96057c90"
     shutil.copyfile(B, b_dir / f"2025-12-17T19-39-21-535Z_{b_id}.jsonl")
-    state = tmp_path / "state"
-    result = run_tailerd(
-        "--watch", home / ".pi", "--once", "--state-dir", state, "--data-dir", state, timeout=300
-    )
-    assert result.returncode == 0, result.stderr
-    with sqlite3.connect(state / "tailerd.db") as db:
+    with sqlite3.connect(once_into_store(home / ".pi", tmp_path, timeout=300)) as db:
         rows = db.execute("SELECT operation, session_id, attributes FROM spans").fetchall()
     a_rows = [(op, json.loads(at)) for op, sid, at in rows if sid == A_ID]
     assert len(a_rows) == 9 + 17 + 6  # A: 9 turn roots, 17 chat, 6 tool spans

@@ -30,8 +30,8 @@ from tailerd.domain import Line, LLMCall, SubAgentCall, ToolCall, Turn
 from tailerd.edges.related_files import find_related, read_related
 from tailerd.formats.base import Source
 from tailerd.formats.qwen import FORMAT
-from tests.conftest import FIXTURES, run_tailerd
-from tests.formats.test_wrong_types import Sample, check_wrong_types
+from tests.conftest import FIXTURES
+from tests.formats.test_wrong_types import Sample, check_wrong_types, once_into_store
 
 SAMPLE = (
     FIXTURES / "qwen" / "Piebald-AI-splitrail" / "src/analyzers/tests/source_data/qwen_code.jsonl"
@@ -150,12 +150,7 @@ def test_once_ships_the_session_into_the_local_store(tmp_path: Path) -> None:
     old = 1_700_000_000  # well past the 30 s of quiet that closes the turn
     for p in home.rglob("*"):
         os.utime(p, (old, old))
-    state = tmp_path / "state"
-    result = run_tailerd(
-        "--watch", home / ".qwen", "--once", "--state-dir", state, "--data-dir", state
-    )
-    assert result.returncode == 0, result.stderr
-    with sqlite3.connect(state / "tailerd.db") as db:
+    with sqlite3.connect(once_into_store(home / ".qwen", tmp_path)) as db:
         rows = db.execute("SELECT operation, session_id, attributes FROM spans").fetchall()
     ops = sorted(op for op, _, _ in rows)
     assert ops.count("chat") == 2 and ops.count("execute_tool") == 1

@@ -248,6 +248,17 @@ def check_wrong_types(sample: Sample, max_examples: int, unguarded: Format | Non
     run()
 
 
+def once_into_store(watch: Path, tmp_path: Path, timeout: float = 120) -> Path:
+    """Run `tailerd --once --watch <watch>` with its state and local store in
+    `<tmp_path>/state`, assert it exited 0, and return the store's path (`tailerd.db`)."""
+    state = tmp_path / "state"
+    result = run_tailerd(
+        "--watch", watch, "--once", "--state-dir", state, "--data-dir", state, timeout=timeout
+    )
+    assert result.returncode == 0, result.stderr
+    return state / "tailerd.db"
+
+
 @pytest.mark.parametrize(
     "sample", [s for name in sorted(SAMPLES) for s in SAMPLES[name]], ids=lambda s: s.path.name
 )
