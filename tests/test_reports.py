@@ -187,7 +187,13 @@ def test_show_has_prompt_calls_full_arguments_capped_results_errors_and_totals(
     }
     (logs / "a.jsonl").write_text(json.dumps(turn) + "\n")
     state = tmp_path / "s"
-    assert run_tailerd("--watch", logs, "--once", "--state-dir", state).returncode == 0
+    # Its own data dir (a test never writes the machine's default store); show finds it
+    # from the state dir alone, where the daemon recorded it.
+    data = tmp_path / "data"
+    assert (
+        run_tailerd("--watch", logs, "--once", "--state-dir", state, "--data-dir", data).returncode
+        == 0
+    )
     shown = run_tailerd("show", "s1", "--state-dir", state)
     assert shown.returncode == 0, shown.stderr
     text = shown.stdout
