@@ -20,6 +20,20 @@ os.environ["WANDB_ERROR_REPORTING"] = "false"
 # of the default file sets TAILERD_CONFIG or XDG_CONFIG_HOME itself).
 os.environ["TAILERD_CONFIG"] = ""
 
+LONG = os.environ.get("TAILERD_LONG") == "1" or os.environ.get("TAILERD_SOAK") == "1"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`@pytest.mark.long` tests (slow repeats of what a shorter test already covers: a second
+    real-CLI scenario, an agent whose format another real-CLI run already exercises) run only in
+    the long form, `TAILERD_LONG=1 scripts/check` (or with the soak, `TAILERD_SOAK=1`)."""
+    if LONG:
+        return
+    skip = pytest.mark.skip(reason="long form: set TAILERD_LONG=1")
+    for item in items:
+        if item.get_closest_marker("long"):
+            item.add_marker(skip)
+
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
