@@ -5,19 +5,7 @@ passed to it, so its cost grows with the number of changed files, never with all
 at any instant leaves the state either before or after a transaction. Readers (`tailerd
 status`) open the database read-only and never block the writer.
 
-Tables (schema version `SCHEMA_VERSION`, kept in `meta`):
-
-* `files` — one row per file checkpoint (`FileCheckpoint` fields; `context` as JSON);
-* `turn_keys` — a file's `sent_keys` (kind `sent`) and `resolved_ahead` keys (kind `ahead`),
-  one row per key, so a save of one file adds and deletes only that file's changed keys;
-* `history` (schema 2) — the host-wide index of what was shipped: one row per identity of a
-  turn every sink acknowledged (`identity -> turn_key, file_key, time`), written in the same
-  transaction as the checkpoints that pass those turns (see tailerd/history.py for its rules).
-  A schema-1 database is migrated in place by one transaction that adds the table.
-* `db_cursors` (schema 3) — for an agent's SQLite database (tailerd/edges/agent_db), one row
-  per session: how far every sink acknowledged it (`db path, session id -> cursor`), written in
-  the same transaction as the checkpoints. Older schemas are migrated in place, one transaction
-  per step.
+The tables and their migrations are in `checkpoint_schema.py`.
 
 A database that is not one, fails `PRAGMA quick_check`, has an unknown schema version or a
 malformed row is reported (`StateCorruptError`, exit 65) and never deleted or recreated.
@@ -33,18 +21,36 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import orjson
 
 from tailerd.edges import legacy_checkpoints
+from tailerd.edges.checkpoint_schema import (
+    KINDS,
+    MIGRATABLE_VERSIONS,
+    SCHEMA_VERSION,
+    SELECT_FILES,
+    SELECT_HISTORY,
+    SQL_VARIABLES,
+    UPSERT_FILE,
+    UPSERT_HISTORY,
+    DbCursor,
+    FileCheckpoint,
+    Row,
+    Shipped,
+    close_writer,
+    create_schema,
+    from_legacy,
+    from_row,
+    fsync_dir,
+    migrate,
+    to_row,
+    transaction,
+)
 from tailerd.errors import StateCorruptError
 
+__all__ = ["FILE_NAME", "SCHEMA_VERSION", "CheckpointStore", "FileCheckpoint", "Shipped"]
+
 FILE_NAME = "checkpoints.db"
-SCHEMA_VERSION = 3
-MIGRATABLE_VERSIONS = frozenset({"1", "2"})  # older schemas this version upgrades in place
 MIGRATED_SUFFIX = ".migrated"
 # Turn keys kept per file and kind. Dropping keys beyond this cannot make a turn recur in
 # practice: `resolved_ahead` only holds turns that start at or after the committed offset
@@ -56,79 +62,6 @@ MIGRATED_SUFFIX = ".migrated"
 # the dropped turns would be re-sent with the same ids (stored once by span-id keyed backends).
 MAX_TURN_KEYS_PER_FILE = 100_000
 BUSY_TIMEOUT_MS = 10_000
-
-_HISTORY_SCHEMA = """
-CREATE TABLE history (
-    identity TEXT PRIMARY KEY, turn_key TEXT NOT NULL, file_key TEXT NOT NULL, time REAL NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX history_time ON history (time);
-"""
-_DB_CURSORS_SCHEMA = """
-CREATE TABLE db_cursors (
-    db_path TEXT NOT NULL, session_id TEXT NOT NULL, cursor TEXT NOT NULL,
-    PRIMARY KEY (db_path, session_id)
-) WITHOUT ROWID;
-"""
-_SCHEMA = (
-    """
-CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE files (
-    key TEXT PRIMARY KEY, path TEXT NOT NULL, device INTEGER NOT NULL, inode INTEGER NOT NULL,
-    head_len INTEGER NOT NULL, head_hash TEXT NOT NULL, "offset" INTEGER NOT NULL,
-    format TEXT NOT NULL, stable_name TEXT NOT NULL, context TEXT NOT NULL,
-    document INTEGER NOT NULL, turns_emitted INTEGER NOT NULL, dead_letters INTEGER NOT NULL,
-    removed_at REAL
-);
-CREATE TABLE turn_keys (
-    file_key TEXT NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('sent', 'ahead')),
-    turn_key TEXT NOT NULL, PRIMARY KEY (file_key, kind, turn_key)
-) WITHOUT ROWID;
-"""
-    + _HISTORY_SCHEMA
-    + _DB_CURSORS_SCHEMA
-)
-_COLUMNS = (
-    'key, path, device, inode, head_len, head_hash, "offset", format, stable_name, context, '
-    "document, turns_emitted, dead_letters, removed_at"
-)
-_SELECT_FILES = f"SELECT {_COLUMNS} FROM files"  # noqa: S608 (constants only)
-_MARKS = ", ".join("?" * len(_COLUMNS.split(",")))
-_UPSERT_FILE = f"INSERT OR REPLACE INTO files ({_COLUMNS}) VALUES ({_MARKS})"  # noqa: S608
-_KINDS = ("sent", "ahead")
-_UPSERT_HISTORY = (
-    "INSERT INTO history (identity, turn_key, file_key, time) VALUES (?, ?, ?, ?)"
-    " ON CONFLICT (identity) DO UPDATE SET time = max(time, excluded.time)"
-)
-_SELECT_HISTORY = "SELECT identity, turn_key, file_key FROM history WHERE identity IN"
-_SQL_VARIABLES = 500  # identities per lookup query (SQLite's old limit is 999 variables)
-Row = tuple[Any, ...]
-Shipped = tuple[str, str, str, float]  # identity, turn key, file key, epoch seconds
-DbCursor = tuple[str, str, str]  # agent database path, session id, cursor
-
-
-@dataclass(slots=True)
-class FileCheckpoint:
-    """Everything needed to resume one file: identity, committed offset, parser context."""
-
-    path: str
-    device: int
-    inode: int
-    head_len: int
-    head_hash: str
-    offset: int = 0
-    format: str = ""
-    stable_name: str = ""
-    context: dict[str, Any] = field(default_factory=dict)
-    resolved_ahead: list[str] = field(default_factory=list)
-    document: bool = False  # rewritten whole: resumed by path, turns diffed by key
-    sent_keys: list[str] = field(default_factory=list)  # whole-document files only
-    turns_emitted: int = 0
-    dead_letters: int = 0
-    removed_at: float | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.device}:{self.inode}"
 
 
 class CheckpointStore:
@@ -161,13 +94,13 @@ class CheckpointStore:
         with self._lock, self._writing():
             db = self._open()
             if db is None:
-                legacy = _from_legacy(self.path.parent, self.warnings)
+                legacy = from_legacy(self.path.parent, self.warnings)
                 return legacy if legacy is not None else {}
             return self._read_all(db)
 
     def _read_all(self, db: sqlite3.Connection) -> dict[str, FileCheckpoint]:
         try:
-            rows = db.execute(_SELECT_FILES).fetchall()
+            rows = db.execute(SELECT_FILES).fetchall()
             keys = db.execute(  # the primary key's order: no sort
                 "SELECT file_key, kind, turn_key FROM turn_keys ORDER BY file_key, kind, turn_key"
             ).fetchall()
@@ -175,13 +108,13 @@ class CheckpointStore:
             raise self._corrupt(f"unreadable ({exc})") from None
         grouped: dict[tuple[str, str], list[str]] = {}
         for file_key, kind, turn_key in keys:
-            if kind not in _KINDS or not isinstance(turn_key, str):
+            if kind not in KINDS or not isinstance(turn_key, str):
                 raise self._corrupt(f"malformed turn key row for {file_key!r}")
             grouped.setdefault((file_key, kind), []).append(turn_key)
         result: dict[str, FileCheckpoint] = {}
         for row in rows:
             try:
-                cp = _from_row(row)
+                cp = from_row(row)
             except ValueError as exc:
                 raise self._corrupt(str(exc)) from None
             key = row[0]
@@ -253,10 +186,10 @@ class CheckpointStore:
             db = self._open()
             if db is None or not self._has_history(db):
                 return {}
-            for i in range(0, len(wanted), _SQL_VARIABLES):
-                chunk = wanted[i : i + _SQL_VARIABLES]
+            for i in range(0, len(wanted), SQL_VARIABLES):
+                chunk = wanted[i : i + SQL_VARIABLES]
                 marks = ", ".join("?" * len(chunk))
-                query = f"{_SELECT_HISTORY} ({marks})"  # placeholders only
+                query = f"{SELECT_HISTORY} ({marks})"  # placeholders only
                 for identity, turn, file_key in db.execute(query, chunk):
                     found[identity] = (turn, file_key)
         return found
@@ -269,7 +202,7 @@ class CheckpointStore:
         with self._lock, self._writing():
             db = self._open()
             assert db is not None
-            with _transaction(db):
+            with transaction(db):
                 return db.execute("DELETE FROM history WHERE time < ?", (before,)).rowcount
 
     def history_size(self) -> int:
@@ -309,16 +242,16 @@ class CheckpointStore:
         """One transaction; `init` (True when migrating) first creates the schema."""
         rows: dict[str, Row] = {}
         turn_keys: dict[tuple[str, str], frozenset[str]] = {}
-        with _transaction(db):
+        with transaction(db):
             if init is not None:
-                _create_schema(db, migrated=init)
+                create_schema(db, migrated=init)
             for key in gone:
                 db.execute("DELETE FROM files WHERE key = ?", (key,))
                 db.execute("DELETE FROM turn_keys WHERE file_key = ?", (key,))
             for cp in items:
-                row = _to_row(cp)
+                row = to_row(cp)
                 if self._rows.get(cp.key) != row:
-                    db.execute(_UPSERT_FILE, row)
+                    db.execute(UPSERT_FILE, row)
                     rows[cp.key] = row
                 for kind, wanted in (("sent", cp.sent_keys), ("ahead", cp.resolved_ahead)):
                     new = frozenset(wanted)
@@ -337,13 +270,13 @@ class CheckpointStore:
                     )
                     turn_keys[(cp.key, kind)] = new
             if shipped:
-                db.executemany(_UPSERT_HISTORY, shipped)
+                db.executemany(UPSERT_HISTORY, shipped)
             if cursors:
                 db.executemany("INSERT OR REPLACE INTO db_cursors VALUES (?, ?, ?)", cursors)
         # Committed: only now does the cache describe the database.
         for key in gone:
             self._rows.pop(key, None)
-            for kind in _KINDS:
+            for kind in KINDS:
                 self._turn_keys.pop((key, kind), None)
         self._rows.update(rows)
         self._turn_keys.update(turn_keys)
@@ -384,20 +317,20 @@ class CheckpointStore:
             return db
         legacy = None
         if not exists:
-            legacy = _from_legacy(self.path.parent, self.warnings)  # refuses before creating
+            legacy = from_legacy(self.path.parent, self.warnings)  # refuses before creating
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
             os.close(fd)
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
         db = self._connect("rw")
         initialised = self._check(db)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         if not initialised:
             if legacy is None:  # an empty database left by a crash right after creating it
-                legacy = _from_legacy(self.path.parent, self.warnings)
+                legacy = from_legacy(self.path.parent, self.warnings)
             # Schema, version and the imported checkpoints: one transaction.
             self._write(db, list((legacy or {}).values()), [], init=legacy is not None)
-        self._db, self._finalizer = db, weakref.finalize(self, _close_writer, db)
+        self._db, self._finalizer = db, weakref.finalize(self, close_writer, db)
         self._retire_legacy(db)
         return db
 
@@ -433,22 +366,13 @@ class CheckpointStore:
             return True
         if found in MIGRATABLE_VERSIONS:
             if not self.readonly:
-                self._migrate(db, found)
+                migrate(db, found)
+                self.warnings.append(
+                    f"upgraded {self.path} from schema {found} to {SCHEMA_VERSION}"
+                )
             return True
         db.close()
         raise self._corrupt(f"has unknown schema version {found!r}")
-
-    def _migrate(self, db: sqlite3.Connection, found: str) -> None:
-        """Schema 1 -> 2 adds the history table, 2 -> 3 the agent databases' cursors; each step
-        one transaction (kill -9 leaves the database at a step)."""
-        steps = {"1": ("2", _HISTORY_SCHEMA), "2": ("3", _DB_CURSORS_SCHEMA)}
-        version = found
-        while version in steps:
-            version, script = steps[version]
-            with _transaction(db):
-                _run_script(db, script)
-                db.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'", (version,))
-        self.warnings.append(f"upgraded {self.path} from schema {found} to {SCHEMA_VERSION}")
 
     def _retire_legacy(self, db: sqlite3.Connection) -> None:
         """Rename `checkpoints.json` (and `.prev`) once their contents are in the database."""
@@ -461,7 +385,7 @@ class CheckpointStore:
             return
         for p in present:
             p.replace(p.with_name(p.name + MIGRATED_SUFFIX))
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         count = db.execute("SELECT count(*) FROM files").fetchone()[0]
         self.warnings.append(
             f"migrated {count} file checkpoints from {present[0]} to {self.path};"
@@ -473,100 +397,3 @@ class CheckpointStore:
             f"checkpoint database {what}; move it aside to start over"
             f" (history is then re-sent): {self.path}"
         )
-
-
-def _to_row(cp: FileCheckpoint) -> Row:
-    context = orjson.dumps(cp.context, option=orjson.OPT_SORT_KEYS).decode()
-    return (
-        cp.key, cp.path, cp.device, cp.inode, cp.head_len, cp.head_hash, cp.offset, cp.format,
-        cp.stable_name, context, int(cp.document), cp.turns_emitted, cp.dead_letters,
-        cp.removed_at,
-    )  # fmt: skip
-
-
-def _from_row(row: Row) -> FileCheckpoint:
-    """A `files` row back to a checkpoint; ValueError if any column has the wrong type."""
-    key, path, device, inode, head_len, head_hash, offset, fmt, stable = row[:9]
-    context_json, document, turns, dead, removed_at = row[9:]
-    ints = (device, inode, head_len, offset, document, turns, dead)
-    texts = (key, path, head_hash, fmt, stable, context_json)
-    context = None
-    if all(type(v) is int for v in ints) and all(isinstance(v, str) for v in texts):
-        with contextlib.suppress(orjson.JSONDecodeError):
-            context = orjson.loads(context_json)
-    if (
-        not isinstance(context, dict)
-        or key != f"{device}:{inode}"
-        or not (removed_at is None or type(removed_at) in (int, float))
-    ):
-        raise ValueError(f"malformed checkpoint row {key!r}")
-    return FileCheckpoint(
-        path, device, inode, head_len, head_hash, offset, fmt, stable, context,
-        document=bool(document), turns_emitted=turns, dead_letters=dead,
-        removed_at=None if removed_at is None else float(removed_at),
-    )  # fmt: skip
-
-
-def _create_schema(db: sqlite3.Connection, migrated: bool) -> None:
-    _run_script(db, _SCHEMA)
-    db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-    if migrated:
-        db.execute("INSERT INTO meta VALUES ('migrated_from', ?)", (legacy_checkpoints.FILE_NAME,))
-
-
-def _run_script(db: sqlite3.Connection, script: str) -> None:
-    """Each statement of `script` inside the caller's transaction (executescript would commit)."""
-    for statement in script.split(";"):
-        if statement.strip():
-            db.execute(statement)
-
-
-@contextlib.contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[None]:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:  # a failed COMMIT may leave it open
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK")
-        raise
-
-
-def _from_legacy(state_dir: Path, warnings: list[str]) -> dict[str, FileCheckpoint] | None:
-    """`checkpoints.json` (see legacy_checkpoints) as checkpoints, each checked as the database
-    will hold it; None if there is none; StateCorruptError if it is corrupt or malformed."""
-    entries = legacy_checkpoints.read(state_dir, warnings)
-    if entries is None:
-        return None
-    loaded: dict[str, FileCheckpoint] = {}
-    try:
-        for fields in entries.values():
-            cp = FileCheckpoint(**fields)
-            keys = (cp.sent_keys, cp.resolved_ahead)
-            if not all(isinstance(ks, list) and all(isinstance(k, str) for k in ks) for ks in keys):
-                raise ValueError(f"malformed turn keys in {cp.key!r}")
-            _from_row(_to_row(cp))  # raises ValueError for a field of the wrong type
-            loaded[cp.key] = cp
-    except (TypeError, ValueError, orjson.JSONEncodeError) as exc:
-        raise StateCorruptError(
-            f"checkpoint entry malformed ({exc}); move it aside to start over"
-            f" (history is then re-sent): {state_dir / legacy_checkpoints.FILE_NAME}"
-        ) from None
-    return loaded
-
-
-def _close_writer(db: sqlite3.Connection) -> None:
-    with contextlib.suppress(sqlite3.Error):
-        db.execute("PRAGMA busy_timeout=200")  # a reader still open: stay in WAL, don't wait
-        db.execute("PRAGMA journal_mode=DELETE")
-    db.close()
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
