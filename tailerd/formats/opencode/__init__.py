@@ -32,7 +32,7 @@ import sqlite3
 from pathlib import PurePath
 
 from tailerd.edges.agent_db.protocol import DatabaseFormat, SessionQuery, SessionRead
-from tailerd.formats.opencode.turns import read_session, session_versions
+from tailerd.formats.opencode.database import read_session, session_versions
 from tailerd.formats.options import IDLE_CLOSE_ONLY
 
 DATABASE_NAME = re.compile(r"opencode(-[A-Za-z0-9._-]+)?\.db")

@@ -1,27 +1,27 @@
-"""Rows of an OpenCode database to finished turns (see the package docstring).
+"""OpenCode's messages and parts to finished turns, whichever source holds them: the SQLite
+database (opencode/database.py) or the older JSON `storage/` tree (opencode/storage.py). Both
+hand the same shapes (`Row`: a message's id, times, its `data` JSON and its parts' JSON) through
+`Rows`, so both mint the same turn keys and span ids for one session.
 
-Messages are read in (`time_created`, `id`) order, OpenCode's own order (its ids ascend); a
+Messages are taken in (`time_created`, `id`) order, OpenCode's own order (its ids ascend); a
 message's parts in `id` order. The cursor that passes a turn is its last message's
 `"<time_created>|<id>"`.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from tailerd.domain import LLMCall, Message, SpanCall, SubAgentCall, ToolCall, Turn, Usage
-from tailerd.edges.agent_db import table_columns
-from tailerd.edges.agent_db.protocol import SessionQuery, SessionRead, SessionTurn
+from tailerd.edges.agent_db.protocol import SessionRead, SessionTurn
 from tailerd.formats.base import Source, json_text, parse_time, turn_key
 
 CONTINUES = ("tool-calls", "unknown", "")  # finish reasons after which OpenCode's loop goes on
 MAX_DEPTH = 4  # sub-agent sessions nested this deep are read; deeper ones are cut off
-_IN_CHUNK = 500  # ids per `IN (...)` query
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,26 +52,37 @@ class Row:
         )
 
 
-def session_versions(db: sqlite3.Connection) -> dict[str, str]:
-    """Top-level session id -> "<time_updated>|<last message id>|<its time_updated>"."""
-    rows = db.execute(
-        "SELECT s.id, s.time_updated,"
-        " (SELECT m.id || '|' || m.time_updated FROM message m WHERE m.session_id = s.id"
-        "  ORDER BY m.time_created DESC, m.id DESC LIMIT 1)"
-        " FROM session s WHERE s.parent_id IS NULL OR s.parent_id = ''"
-    )
-    return {str(i): f"{u}|{last}" for i, u, last in rows}
+class Rows(Protocol):
+    """Where one OpenCode session's rows come from (the database or the storage/ tree)."""
+
+    def session(self, session_id: str) -> dict[str, str] | None:
+        """{"id", "title", "directory"} of the session, None when there is no such session."""
+        ...
+
+    def messages(self, session_id: str, cursor: str | None) -> list[Row]:
+        """The session's messages after `cursor` (None: all), in (created, id) order, each
+        with its parts in id order."""
+        ...
 
 
-def read_session(query: SessionQuery) -> SessionRead:
-    """The finished turns of `session_id` after `cursor` (see the package docstring)."""
-    db, source, session_id, cursor = query.db, query.source, query.session_id, query.cursor
-    now, idle_close = query.now, query.idle_close
-    session = _session(db, session_id)
+def session_turns(
+    rows: Rows,
+    source: Source,
+    session_id: str,
+    cursor: str | None,
+    *,
+    now: float,
+    idle_close: float,
+) -> SessionRead:
+    """The finished turns of `session_id` after `cursor` (see the package docstring): a turn
+    is user message -> assistant messages up to the next user message; the last one is
+    finished by OpenCode's own marks (`_final`) or once its last message is `idle_close`
+    seconds older than `now` (epoch seconds)."""
+    session = rows.session(session_id)
     if session is None:
         return SessionRead()
     groups: list[list[Row]] = []
-    for row in _messages(db, session_id, cursor):
+    for row in rows.messages(session_id, cursor):
         if row.role == "user" or not groups:
             groups.append([row])
         else:
@@ -85,7 +96,7 @@ def read_session(query: SessionQuery) -> SessionRead:
         if i + 1 == len(groups) and not done and quiet < idle_close:
             still_open = True
             break
-        turn = _turn(db, source, session, group, interrupted=not done and i + 1 == len(groups))
+        turn = _turn(rows, source, session, group, interrupted=not done and i + 1 == len(groups))
         turns.append(SessionTurn(turn, f"{_int(last.created)}|{last.id}"))
     return SessionRead(tuple(turns), still_open)
 
@@ -106,7 +117,7 @@ def _final(group: list[Row]) -> bool:
 
 
 def _turn(
-    db: sqlite3.Connection,
+    rows: Rows,
     source: Source,
     session: dict[str, str],
     group: list[Row],
@@ -140,7 +151,7 @@ def _turn(
         session_name=session["title"],
         messages=(Message("user", first.text()),) if first.role == "user" else (),
         output_messages=(Message("assistant", output),) if output else (),
-        spans=tuple(_spans(db, answers, 0)),
+        spans=tuple(_spans(rows, answers, 0)),
         started_at=_time(first.created),
         ended_at=_time(max(last.updated, last.completed)),
         interrupted=interrupted or bool(errors and answers[-1].info.get("error")),
@@ -149,7 +160,7 @@ def _turn(
     )
 
 
-def _spans(db: sqlite3.Connection, answers: list[Row], depth: int) -> list[SpanCall]:
+def _spans(rows: Rows, answers: list[Row], depth: int) -> list[SpanCall]:
     """Per assistant message, one LLM call per step (`step-start` .. `step-finish`), each
     followed by the tool calls made in it."""
     spans: list[SpanCall] = []
@@ -164,7 +175,7 @@ def _spans(db: sqlite3.Connection, answers: list[Row], depth: int) -> list[SpanC
         for step in steps:
             finish = next((p for p in step if p.get("type") == "step-finish"), None)
             spans.append(_llm(row, step, finish, whole_message=len(steps) == 1))
-            spans.extend(_tool(db, p, depth) for p in step if p.get("type") == "tool")
+            spans.extend(_tool(rows, p, depth) for p in step if p.get("type") == "tool")
     return spans
 
 
@@ -205,7 +216,7 @@ def _llm(
     )
 
 
-def _tool(db: sqlite3.Connection, part: dict[str, Any], depth: int) -> SpanCall:
+def _tool(rows: Rows, part: dict[str, Any], depth: int) -> SpanCall:
     state = _obj(part.get("state"))
     times = _obj(state.get("time"))
     name = _str(part.get("tool"))
@@ -215,20 +226,20 @@ def _tool(db: sqlite3.Connection, part: dict[str, Any], depth: int) -> SpanCall:
     child_id = _str(_obj(state.get("metadata")).get("sessionId"))
     started, ended = _time(_num(times.get("start"))), _time(_num(times.get("end")))
     if name == "task" and child_id and depth < MAX_DEPTH:
-        child = _session(db, child_id)
+        child = rows.session(child_id)
         if child is not None:
-            rows = [r for r in _messages(db, child_id, None) if r.role == "assistant"]
+            answers = [r for r in rows.messages(child_id, None) if r.role == "assistant"]
             arguments = _obj(state.get("input"))
             prompt = _str(arguments.get("prompt"))
             return SubAgentCall(
                 name=_str(arguments.get("subagent_type")) or child["title"] or "task",
-                model=next((_str(r.info.get("modelID")) for r in rows), ""),
+                model=next((_str(r.info.get("modelID")) for r in answers), ""),
                 agent_id=child_id,
                 input_messages=(Message("user", prompt),) if prompt else (),
                 output_messages=(Message("assistant", result),) if result else (),
                 tool_name=name,
                 tool_call_id=call_id,
-                spans=tuple(_spans(db, rows, depth + 1)),
+                spans=tuple(_spans(rows, answers, depth + 1)),
                 started_at=started,
                 ended_at=ended,
             )
@@ -243,62 +254,11 @@ def _tool(db: sqlite3.Connection, part: dict[str, Any], depth: int) -> SpanCall:
     )
 
 
-# ---- rows ---------------------------------------------------------------------------------
+# ---- JSON values ----------------------------------------------------------------------
 
 
-def _session(db: sqlite3.Connection, session_id: str) -> dict[str, str] | None:
-    directory = "directory" if "directory" in table_columns(db, "session") else "''"
-    found = db.execute(
-        f"SELECT id, title, {directory} FROM session WHERE id = ?",  # noqa: S608
-        (session_id,),
-    ).fetchone()
-    if found is None:
-        return None
-    return {"id": str(found[0]), "title": _str(found[1]), "directory": _str(found[2])}
-
-
-def _messages(db: sqlite3.Connection, session_id: str, cursor: str | None) -> list[Row]:
-    after_time, after_id = -1, ""
-    if cursor:
-        time_text, _, after_id = cursor.partition("|")
-        try:
-            after_time = int(time_text)
-        except ValueError:
-            after_time, after_id = -1, ""
-    found = db.execute(
-        "SELECT id, time_created, time_updated, data FROM message WHERE session_id = ?"
-        " AND (time_created > ? OR (time_created = ? AND id > ?))"
-        " ORDER BY time_created, id",
-        (session_id, after_time, after_time, after_id),
-    ).fetchall()
-    parts = _parts(db, [str(r[0]) for r in found])
-    return [
-        Row(
-            str(mid),
-            _num(created),
-            _num(updated) or _num(created),
-            _json(data),
-            parts.get(str(mid), ()),
-        )
-        for mid, created, updated, data in found
-    ]
-
-
-def _parts(db: sqlite3.Connection, message_ids: list[str]) -> dict[str, tuple[dict[str, Any], ...]]:
-    out: dict[str, list[dict[str, Any]]] = {}
-    for i in range(0, len(message_ids), _IN_CHUNK):
-        chunk = message_ids[i : i + _IN_CHUNK]
-        marks = ", ".join("?" * len(chunk))
-        query = (
-            f"SELECT message_id, data FROM part WHERE message_id IN ({marks})"  # noqa: S608
-            " ORDER BY message_id, id"
-        )
-        for mid, data in db.execute(query, chunk):
-            out.setdefault(str(mid), []).append(_json(data))
-    return {k: tuple(v) for k, v in out.items()}
-
-
-def _json(raw: object) -> dict[str, Any]:
+def json_object(raw: object) -> dict[str, Any]:
+    """A JSON object from text or bytes; {} for anything else (not JSON, not an object)."""
     try:
         parsed = orjson.loads(raw) if isinstance(raw, (str, bytes)) else None
     except orjson.JSONDecodeError:
@@ -322,6 +282,11 @@ def _int(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return 0
     return int(value)
+
+
+def number(value: object) -> float:
+    """A JSON number as float; 0.0 for anything else (bools included)."""
+    return _num(value)
 
 
 def _num(value: object) -> float:
