@@ -65,7 +65,7 @@ def _has_wal(path: Path) -> bool:
 class FileTable(Resumption):
     def __init__(self, settings: Settings, checkpoints: dict[str, FileCheckpoint]) -> None:
         self.settings = settings
-        self.globs = Globs(settings.include, settings.exclude)
+        self.globs, self.roots = self._discovery(settings)
         self.index: IdentityIndex[FileCheckpoint] = IdentityIndex(checkpoints.values())
         self.pool = DescriptorPool(pool_size(settings.max_open_files), settings.idle_fd_close)
         self.files: dict[str, SourceFile] = {}
@@ -80,20 +80,26 @@ class FileTable(Resumption):
         self._next_purge = 0.0
         self._gone_keys: set[str] = set()  # files whose path no longer leads to them
         self.dirs: DirectoryMtimes = {}  # what the safety net stats
-        self.roots = Roots(settings.watch, agent_homes.home_paths())
         self.watchable: list[Path] = []  # directories to give inotify watches (appeared, readable)
 
     def reconfigure(self, settings: Settings) -> list[Path]:
         """New settings (a reload): globs and roots; files under roots no longer watched are
         drained and let go (their checkpoints kept for a return). The roots to walk now."""
         old, self.settings = self.roots, settings
-        self.globs = Globs(settings.include, settings.exclude)
-        self.roots = Roots(settings.watch, agent_homes.home_paths())
+        self.globs, self.roots = self._discovery(settings)
         self.roots.missing = {r for r in old.missing if r in settings.watch}
         for f in list(self.files.values()):
             if not any(f.path.is_relative_to(r) for r in settings.watch):
                 self._gone(f)
         return [r for r in settings.watch if r not in old.roots]
+
+    @staticmethod
+    def _discovery(settings: Settings) -> tuple[Globs, Roots]:
+        """What a walk matches and where it starts: the watched roots, the agent homes among
+        them waited for without a warning."""
+        return Globs(settings.include, settings.exclude), Roots(
+            settings.watch, agent_homes.home_paths()
+        )
 
     def look_for_roots(self) -> None:
         """Roots waited for: read the ones that appeared."""
