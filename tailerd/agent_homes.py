@@ -113,6 +113,14 @@ AGENT_HOMES: tuple[AgentHome, ...] = (
         source="cline/cline CLI: CLINE_DIR (default ~/.cline), CLINE_DATA_DIR (default "
         "$CLINE_DIR/data)",
     ),
+    AgentHome(
+        "goose", "goose", ("goose",),
+        env=(("GOOSE_PATH_ROOT", "data/sessions"), ("XDG_DATA_HOME", "goose/sessions")),
+        default=(".local/share/goose/sessions",),
+        source="block/goose crates/goose/src/config/paths.rs Paths::data_dir(): "
+        "$GOOSE_PATH_ROOT/data, else etcetera's XDG data dir + /goose; "
+        "session/session_manager.rs: <data dir>/sessions/sessions.db",
+    ),
 )  # fmt: skip
 
 BY_AGENT: dict[str, AgentHome] = {h.agent: h for h in AGENT_HOMES}

@@ -32,6 +32,7 @@ def test_defaults_are_each_agents_documented_home() -> None:
         HOME / ".factory/sessions",
         HOME / ".openhands/conversations",
         HOME / ".cline/data/sessions",
+        HOME / ".local/share/goose/sessions",
     }
 
 
@@ -50,6 +51,8 @@ def test_defaults_are_each_agents_documented_home() -> None:
         ("openhands", {"OPENHANDS_PERSISTENCE_DIR": "/oh"}, {"/oh/conversations"}),
         ("cline", {"CLINE_DIR": "/c"}, {"/c/data/sessions"}),
         ("cline", {"CLINE_DATA_DIR": "/cd", "CLINE_DIR": "/c"}, {"/cd/sessions"}),
+        ("goose", {"XDG_DATA_HOME": "/d"}, {"/d/goose/sessions"}),
+        ("goose", {"GOOSE_PATH_ROOT": "/g", "XDG_DATA_HOME": "/d"}, {"/g/data/sessions"}),
     ],
 )
 def test_an_agents_own_override_variable_moves_its_home(

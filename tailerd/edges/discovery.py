@@ -22,6 +22,7 @@ DEFAULT_INCLUDE = (
     "session-*.json",
     "*.messages.json",
     "base_state.json",  # OpenHands conversations (formats/openhands)
+    "*session/*/ses_*.json",  # OpenCode's storage/ tree (formats/opencode/storage.py)
     # agents' SQLite databases (edges/agent_db): Crush, opencode-go, OpenCode and its channels
     "crush.db",
     "opencode.db",

@@ -29,6 +29,7 @@ from tailerd.formats.base import Format
 from tailerd.formats.guard import guard
 from tailerd.formats.mapped import OPTIONS as MAPPED_OPTIONS
 from tailerd.formats.mapped import formats_from_config
+from tailerd.formats.opencode import storage as opencode_storage
 from tailerd.formats.options import OptionSchema, check
 
 # Order matters: the first format whose `claims` accepts a file wins; native comes last
@@ -48,6 +49,7 @@ FORMATS: tuple[Format, ...] = tuple(
         pi.FORMAT,
         crush.FORMAT,  # by path (.opencode/opencode.db, .crush/crush.db) and SQLite header
         opencode.FORMAT,  # by path (<data dir>/opencode/opencode[-<channel>].db) and header
+        opencode_storage.FORMAT,  # by path (.../storage/session/<project>/ses_<id>.json)
         native.FORMAT,
     )
 )
@@ -68,6 +70,7 @@ OPTIONS: dict[str, OptionSchema] = {
         pi,
         crush,
         opencode,
+        opencode_storage,
         native,
     )
 }

@@ -1,0 +1,66 @@
+"""goose (block/goose): one SQLite database per user, `~/.local/share/goose/sessions/sessions.db`
+(`$XDG_DATA_HOME/goose/sessions/`, or `$GOOSE_PATH_ROOT/data/sessions/`; see agent_homes.py),
+written by the running agent. Read through tailerd/edges/agent_db (read-only, per-session
+cursors); this package only turns rows into turns.
+
+Schema (block/goose `crates/goose/src/session/session_manager.rs`, schema version 5, read at
+commit 0164300649cf5e4ab327105d9155779ab8bfde4b; the real database in
+../shared/fixtures/agents/goose has exactly these tables): `sessions(id "YYYYMMDD_N", name,
+description, user_set_name, session_type, working_dir, created_at, updated_at, extension_data,
+total_tokens, input_tokens, output_tokens, accumulated_total_tokens, accumulated_input_tokens,
+accumulated_output_tokens, schedule_id, recipe_json, user_recipe_values_json)` and
+`messages(id AUTOINCREMENT, session_id, role "user"|"assistant", content_json,
+created_timestamp (epoch seconds), timestamp, tokens, metadata_json)`. Later schemas add
+`sessions.provider_name`, `sessions.model_config_json` (6) and `messages.message_id` (7): used
+when present. The JSON shapes are in content.py.
+
+What goose records and what it does not:
+* No tokens per message: `add_message` never writes `messages.tokens`, and no model either
+  (before schema 6 not even per session). Chat spans carry `tailerd.usage.recorded = false`,
+  and the model only when `model_config_json` exists.
+* Tokens per session, cumulative (`accumulated_input_tokens`, `accumulated_output_tokens`):
+  shipped once, as their growth since the last read, on a synthetic `session_totals` turn
+  (the pattern of formats/copilot_cli), when no turn of the session is open.
+* No cost: the totals span is priced by tailerd from the model, when goose recorded one.
+* Sub-agents run in sessions of their own (`session_type = "sub_agent"`) with no link to the
+  calling session or tool call in the schema: they are shipped as their own sessions with
+  `goose.session_type`, not nested. Every session type is shipped (`user`, `scheduled`,
+  `sub_agent`, `hidden`), each turn saying which.
+* `working_dir` is `tailerd.cwd`; `name` (older: `description`) is the session title.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import PurePath
+
+from tailerd.edges.agent_db.protocol import DatabaseFormat, SessionQuery, SessionRead
+from tailerd.formats.goose.turns import read_session, session_versions
+from tailerd.formats.options import IDLE_CLOSE_ONLY
+
+DATABASE_NAME = "sessions.db"
+# the directory above sessions/: <data dir>/goose, or $GOOSE_PATH_ROOT/data
+DATA_DIRS = frozenset({"goose", "data"})
+
+
+class GooseFormat(DatabaseFormat):
+    name = "goose"
+
+    def reads_database(self, path: PurePath) -> bool:
+        """`.../goose/sessions/sessions.db` or `$GOOSE_PATH_ROOT/data/sessions/sessions.db`."""
+        return (
+            path.name == DATABASE_NAME
+            and path.parent.name == "sessions"
+            and path.parent.parent.name in DATA_DIRS
+        )
+
+    def session_versions(self, db: sqlite3.Connection) -> dict[str, str]:
+        return session_versions(db)
+
+    def read_query(self, query: SessionQuery) -> SessionRead:
+        return read_session(query)
+
+
+FORMAT = GooseFormat()
+# The options this format reads (`[format_options.<name>]`), checked by formats/options.py
+OPTIONS = IDLE_CLOSE_ONLY

@@ -1,0 +1,343 @@
+"""Rows of a goose `sessions.db` to finished turns (see the package docstring for the schema).
+
+A turn is a message a person wrote (`Row.is_prompt`) and every message after it up to the next
+one. It is finished when that next prompt exists, when its last message is an assistant
+message with no tool request and every tool request of the turn has its response (goose's
+reply loop stops when the model asks for no tool), or when its last message is `idle_close`
+seconds old (then, as a turn cut short by a new prompt, it is marked interrupted). A run of
+consecutive model messages is one LLM call; each `toolRequest` one tool call, its result the
+`toolResponse` with the same id. Messages are read in row order (`messages.id`, the order
+goose inserted them; goose itself orders by the second-resolution `timestamp`).
+
+The cursor that passes a turn is `"<index>|<input>|<output>|<message key>"`: the position and
+key of the turn's last message, and the session's accumulated input/output tokens already
+shipped (see `_totals_turn`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tailerd.domain import LLMCall, Message, SpanCall, ToolCall, Turn, Usage
+from tailerd.edges.agent_db import table_columns
+from tailerd.edges.agent_db.protocol import SessionQuery, SessionRead, SessionTurn
+from tailerd.formats.base import parse_time, turn_key
+from tailerd.formats.goose.content import (
+    Row,
+    call_of,
+    content_items,
+    model_of,
+    result_of,
+    user_visible,
+)
+from tailerd.formats.json_values import as_int, as_str
+
+AGENT = "goose"
+SESSION_COLUMNS = frozenset({"id", "working_dir", "updated_at"})
+MESSAGE_COLUMNS = frozenset({"id", "session_id", "role", "content_json", "created_timestamp"})
+# Read when the database has them (schema 4: name; 5: session_type; 6: provider_name and
+# model_config_json; 7: messages.message_id), else their default.
+OPTIONAL_SESSION = (
+    ("name", "''"),
+    ("description", "''"),
+    ("session_type", "'user'"),
+    ("schedule_id", "NULL"),
+    ("provider_name", "''"),
+    ("model_config_json", "NULL"),
+    ("accumulated_input_tokens", "NULL"),
+    ("accumulated_output_tokens", "NULL"),
+    ("accumulated_total_tokens", "NULL"),
+    ("created_at", "NULL"),
+)
+
+
+class UnknownSchema(ValueError):
+    """The database lacks a column every goose schema since version 1 has."""
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A parsed cursor: the last message passed and the token totals already shipped."""
+
+    index: int = -1
+    key: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @classmethod
+    def parse(cls, cursor: str | None) -> Position:
+        parts = (cursor or "").split("|", 3)
+        if len(parts) != 4:
+            return cls()
+        index, seen_in, seen_out, key = parts
+        try:
+            return cls(int(index), key, int(seen_in), int(seen_out))
+        except ValueError:
+            return cls()
+
+    def text(self) -> str:
+        return f"{self.index}|{self.input_tokens}|{self.output_tokens}|{self.key}"
+
+
+def session_versions(db: sqlite3.Connection) -> dict[str, str]:
+    """Every session id -> "<updated_at>|<message count>|<last row id>|<accumulated tokens>"
+    (goose moves `updated_at` on every message and every token update)."""
+    _check(db)
+    columns = table_columns(db, "sessions")
+    totals = [c for c in ("accumulated_input_tokens", "accumulated_output_tokens") if c in columns]
+    extra = "".join(f", s.{c}" for c in totals)
+    rows = db.execute(
+        f"SELECT s.id, s.updated_at, COUNT(m.id), MAX(m.id){extra} FROM sessions s"  # noqa: S608
+        " LEFT JOIN messages m ON m.session_id = s.id GROUP BY s.id"
+    )
+    return {str(row[0]): "|".join(str(v) for v in row[1:]) for row in rows}
+
+
+def read_session(query: SessionQuery) -> SessionRead:
+    """The finished turns of one session after its cursor (see the module docstring)."""
+    db, session_id = query.db, query.session_id
+    _check(db)
+    session = _session(db, session_id)
+    if session is None:
+        return SessionRead()
+    position = Position.parse(query.cursor)
+    groups: list[list[Row]] = []
+    for row in _after(_messages(db, session_id), position):
+        if row.is_prompt or not groups:
+            groups.append([row])
+        else:
+            groups[-1].append(row)
+    agent = query.source.agent_name or AGENT
+    turns: list[SessionTurn] = []
+    for i, group in enumerate(groups):
+        final = _final(group)
+        if not final and i + 1 == len(groups) and query.now - group[-1].created < query.idle_close:
+            return SessionRead(tuple(turns), True)
+        position = Position(
+            group[-1].index, group[-1].key, position.input_tokens, position.output_tokens
+        )
+        turns.append(SessionTurn(_turn(session, group, agent, not final), position.text()))
+    totals = _totals_turn(session, position, agent)
+    return SessionRead((*turns, *totals))
+
+
+def _final(group: list[Row]) -> bool:
+    """Goose's loop is done: the last message is the model's, asking for no tool, and every
+    tool request of the turn has its response."""
+    last = group[-1]
+    if not last.is_call or last.requests():
+        return False
+    asked = {as_str(r.get("id")) for row in group for r in row.requests()}
+    answered = {as_str(r.get("id")) for row in group for r in row.of("toolResponse")}
+    return asked <= answered
+
+
+def _turn(session: dict[str, Any], group: list[Row], agent: str, interrupted: bool) -> Turn:
+    first, last = group[0], group[-1]
+    spans = _spans(session, group)
+    calls = [r for r in group if r.is_call]
+    output = next((t for r in reversed(calls) if (t := r.text())), "")
+    return Turn(
+        key=turn_key(AGENT, session["id"], first.key),
+        session_id=session["id"],
+        start=0,
+        end=0,
+        agent_name=agent,
+        model=session["model"],
+        session_name=session["name"],
+        messages=(Message("user", first.text()),) if first.is_prompt else (),
+        output_messages=(Message("assistant", output),) if output else (),
+        spans=tuple(spans),
+        started_at=_time(first.created),
+        ended_at=_time(last.created),
+        interrupted=interrupted,
+        attributes=_attributes(session),
+        identities=(f"goose:message:{first.key}",),
+    )
+
+
+def _spans(session: dict[str, Any], group: list[Row]) -> list[SpanCall]:
+    """One LLMCall per run of consecutive model messages, then that run's tool calls."""
+    responses = {as_str(r.get("id")): (row, r) for row in group for r in row.of("toolResponse")}
+    runs: list[list[Row]] = []
+    previous_was_call = False
+    for row in group:
+        if row.is_call:
+            if not previous_was_call:
+                runs.append([])
+            runs[-1].append(row)
+        previous_was_call = row.is_call
+    spans: list[SpanCall] = []
+    for run in runs:
+        text = "\n".join(t for r in run if (t := r.text()))
+        spans.append(
+            LLMCall(
+                model=session["model"],
+                provider_name=session["provider"],
+                output_messages=(Message("assistant", text),) if text else (),
+                reasoning="\n".join(t for r in run if (t := r.text("thinking", "thinking"))),
+                response_id=run[0].key,
+                started_at=_time(run[0].created),
+                ended_at=_time(run[-1].created),
+                attributes={"tailerd.usage.recorded": False},
+            )
+        )
+        for row in run:
+            spans.extend(_tool_call(row, request, responses) for request in row.requests())
+    return spans
+
+
+def _tool_call(
+    row: Row, request: dict[str, Any], responses: dict[str, tuple[Row, dict[str, Any]]]
+) -> ToolCall:
+    call_id = as_str(request.get("id"))
+    name, arguments, call_error = call_of(request)
+    answered = responses.get(call_id)
+    result, is_error = result_of(answered[1]) if answered else ("", False)
+    return ToolCall(
+        name=name or "invalid_tool_call",
+        arguments=arguments,
+        result=result or call_error,
+        tool_call_id=call_id,
+        is_error=is_error or bool(call_error),
+        started_at=_time(row.created),
+        ended_at=_time(answered[0].created) if answered else None,
+    )
+
+
+def _totals_turn(session: dict[str, Any], passed: Position, agent: str) -> tuple[SessionTurn, ...]:
+    """Goose records tokens only per session (`accumulated_input_tokens`,
+    `accumulated_output_tokens`: every call's usage added up). Once no turn is open, what they
+    grew by since the cursor is shipped as one synthetic turn (`tailerd.synthetic =
+    "session_totals"`) with one chat span carrying that difference, so each token reaches the
+    backend once; the cursor then holds the new totals."""
+    seen_in, seen_out = passed.input_tokens, passed.output_tokens
+    total_in, total_out = session["input_tokens"], session["output_tokens"]
+    grew_in, grew_out = max(total_in - seen_in, 0), max(total_out - seen_out, 0)
+    if not (grew_in or grew_out):
+        return ()
+    when = parse_time(session["updated_at"])
+    call = LLMCall(
+        model=session["model"],
+        provider_name=session["provider"],
+        usage=Usage(input_tokens=grew_in, output_tokens=grew_out, total_tokens=grew_in + grew_out),
+        started_at=when,
+        ended_at=when,
+        attributes={"tailerd.usage.session_totals": True},
+    )
+    attributes = {**_attributes(session), "tailerd.synthetic": "session_totals"}
+    if session["total_tokens"]:
+        attributes["goose.accumulated_total_tokens"] = session["total_tokens"]
+    turn = Turn(
+        key=turn_key(AGENT, session["id"], "session_totals", total_in, total_out),
+        session_id=session["id"],
+        start=0,
+        end=0,
+        agent_name=agent,
+        model=session["model"],
+        session_name=session["name"],
+        spans=(call,),
+        started_at=when,
+        ended_at=when,
+        attributes=attributes,
+    )
+    moved = Position(passed.index, passed.key, max(total_in, seen_in), max(total_out, seen_out))
+    return (SessionTurn(turn, moved.text()),)
+
+
+def _attributes(session: dict[str, Any]) -> dict[str, Any]:
+    attributes: dict[str, Any] = {"goose.session_type": session["type"]}
+    if session["cwd"]:
+        attributes["tailerd.cwd"] = session["cwd"]
+    if session["schedule_id"]:
+        attributes["goose.schedule_id"] = session["schedule_id"]
+    return attributes
+
+
+# ---- rows ---------------------------------------------------------------------------------
+
+
+def _check(db: sqlite3.Connection) -> None:
+    missing = sorted(SESSION_COLUMNS - table_columns(db, "sessions")) + sorted(
+        MESSAGE_COLUMNS - table_columns(db, "messages")
+    )
+    if missing:
+        raise UnknownSchema(f"not a goose sessions.db this reader knows: no {', '.join(missing)}")
+
+
+def _session(db: sqlite3.Connection, session_id: str) -> dict[str, Any] | None:
+    columns = table_columns(db, "sessions")
+    chosen = [name if name in columns else default for name, default in OPTIONAL_SESSION]
+    found = db.execute(
+        f"SELECT id, working_dir, updated_at, {', '.join(chosen)} FROM sessions"  # noqa: S608
+        " WHERE id = ?",
+        (session_id,),
+    ).fetchone()
+    if found is None:
+        return None
+    sid, cwd, updated, name, description, kind, schedule, provider, model, t_in, t_out, t_all, _ = (
+        found
+    )
+    return {
+        "id": str(sid),
+        "cwd": as_str(cwd),
+        "updated_at": as_str(updated),
+        "name": as_str(name) or as_str(description),
+        "type": as_str(kind) or "user",
+        "schedule_id": as_str(schedule),
+        "provider": as_str(provider),
+        "model": model_of(model),
+        "input_tokens": as_int(t_in),
+        "output_tokens": as_int(t_out),
+        "total_tokens": as_int(t_all),
+    }
+
+
+def _messages(db: sqlite3.Connection, session_id: str) -> list[Row]:
+    columns = table_columns(db, "messages")
+    message_id = "message_id" if "message_id" in columns else "NULL"
+    metadata = "metadata_json" if "metadata_json" in columns else "NULL"
+    found = db.execute(
+        f"SELECT id, {message_id}, role, content_json, created_timestamp, {metadata}"  # noqa: S608
+        " FROM messages WHERE session_id = ? ORDER BY id",
+        (session_id,),
+    )
+    rows = []
+    for index, (rowid, mid, role, content, created, meta) in enumerate(found):
+        rows.append(
+            Row(
+                key=as_str(mid) or f"msg_{session_id}_{rowid}",
+                index=index,
+                role=as_str(role),
+                items=content_items(content),
+                created=_seconds(created),
+                user_visible=user_visible(meta),
+            )
+        )
+    return rows
+
+
+def _after(rows: list[Row], position: Position) -> list[Row]:
+    """The rows after the cursor's message; should that message be gone (goose rewrote the
+    conversation), the rows up to its position are taken as read (never sent twice)."""
+    if position.index < 0:
+        return rows
+    for i, row in enumerate(rows):
+        if row.key == position.key:
+            return rows[i + 1 :]
+    return rows[position.index + 1 :]
+
+
+def _seconds(value: object) -> float:
+    """Epoch seconds from `created_timestamp` (goose writes `Utc::now().timestamp()`)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0.0
+    number = float(value)
+    return number / 1000 if number > 1e11 else number
+
+
+def _time(value: float) -> datetime | None:
+    return parse_time(value) if value else None
