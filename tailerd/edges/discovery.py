@@ -27,6 +27,7 @@ DEFAULT_INCLUDE = (
     "crush.db",
     "opencode.db",
     "opencode-*.db",
+    "sessions.db",  # goose (formats/goose): <data dir>/goose/sessions/sessions.db
 )
 
 log = logging.getLogger("tailerd")

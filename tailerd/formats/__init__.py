@@ -19,6 +19,7 @@ from tailerd.formats import (
     cursor,
     droid,
     gemini,
+    goose,
     native,
     opencode,
     openhands,
@@ -50,6 +51,7 @@ FORMATS: tuple[Format, ...] = tuple(
         crush.FORMAT,  # by path (.opencode/opencode.db, .crush/crush.db) and SQLite header
         opencode.FORMAT,  # by path (<data dir>/opencode/opencode[-<channel>].db) and header
         opencode_storage.FORMAT,  # by path (.../storage/session/<project>/ses_<id>.json)
+        goose.FORMAT,  # by path (<data dir>/goose/sessions/sessions.db) and header
         native.FORMAT,
     )
 )
@@ -71,6 +73,7 @@ OPTIONS: dict[str, OptionSchema] = {
         crush,
         opencode,
         opencode_storage,
+        goose,
         native,
     )
 }
