@@ -17,11 +17,11 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from tailerd.domain import DeadLetter, Line, LLMCall, Message, SpanCall, Turn
+from tailerd.domain import DeadLetter, Line, Message, SpanCall, Turn
 from tailerd.formats.base import Source, decode_object, json_text, parse_time, turn_key
 from tailerd.formats.codex.children import DEFAULT_ABORT_GRACE, Children
 from tailerd.formats.codex.continuation import late_usage_turn
-from tailerd.formats.codex.identity import turn_identities
+from tailerd.formats.codex.finish import finished_turn
 from tailerd.formats.codex.lineage import SpawnOrigin, shipped_on_own, spawn_origin
 from tailerd.formats.codex.records import (
     AGENT_NAME,
@@ -377,45 +377,24 @@ class CodexParser:
         t = self._turn
         assert t is not None
         self._turn = None
-        for tool in t.awaiting.values():
-            tool.attributes["codex.output_missing"] = True
         nest_end = t.aborted_at if t.aborted else t.ended_at  # children nest up to here
-        spans = [s for r in t.requests for s in r.spans(lambda x: self._span_of(x, nest_end))]
-        models = [s.model for s in spans if isinstance(s, LLMCall) and s.model]
         session = self._session()
-        attributes = dict(self._attrs)
-        attributes.update(t.attributes)
-        if t.explicit:
-            attributes["codex.turn_id"] = t.turn_id
-        if t.started_at is None:
-            attributes["tailerd.timestamp_unknown"] = True  # never stamped with the read time
-        if t.unknown_times:
-            attributes["codex.unreadable_timestamps"] = t.unknown_times
-        output = (Message("assistant", t.final_message),) if t.final_message else ()
-        key = turn_key(AGENT_NAME, session, t.turn_id or t.implicit_id)
+        turn = finished_turn(
+            t,
+            interrupted,
+            session=session,
+            thread_attributes=self._attrs,
+            model=self._model,
+            agent_name=self._source.agent_name or AGENT_NAME,
+            span_of=lambda x: self._span_of(x, nest_end),
+            previous=self._last_closed[1] if self._last_closed else "",
+        )
         for tool in (x for r in t.requests for x in r.tools):
             child = tool.attributes.get("codex.child_thread_id")
             if isinstance(child, str):
-                self._spawns[child] = SpawnOrigin(session, key, tool.call_id, nest_end, False)
-        previous = self._last_closed[1] if self._last_closed else ""
-        identities = turn_identities(t.turn_id, t.messages, t.requests, previous)
-        self._last_closed = [t.turn_id or t.implicit_id, identities[0]]
-        return Turn(
-            key=key,
-            session_id=session,
-            start=t.start,
-            end=t.end,
-            agent_name=self._source.agent_name or AGENT_NAME,
-            model=models[-1] if models else self._model,
-            messages=tuple(t.messages),
-            output_messages=output,
-            spans=tuple(spans),
-            started_at=t.started_at,
-            ended_at=t.ended_at,
-            interrupted=interrupted or t.aborted,
-            attributes=attributes,
-            identities=identities,
-        )
+                self._spawns[child] = SpawnOrigin(session, turn.key, tool.call_id, nest_end, False)
+        self._last_closed = [t.turn_id or t.implicit_id, turn.identities[0]]
+        return turn
 
 
 def _flat_parser(source: Source) -> CodexParser:
