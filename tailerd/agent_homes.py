@@ -114,6 +114,14 @@ AGENT_HOMES: tuple[AgentHome, ...] = (
         "$CLINE_DIR/data)",
     ),
     AgentHome(
+        "amp", "Amp", ("amp",),
+        env=(("XDG_DATA_HOME", "amp/threads"),),
+        default=(".local/share/amp/threads",),
+        source="@sourcegraph/amp 0.0.1771243550-geaf318 dist/main.js: threads under "
+        "($XDG_DATA_HOME or ~/.local/share)/amp/threads (AMP_HOME moves only the install, "
+        "~/.amp)",
+    ),
+    AgentHome(
         "goose", "goose", ("goose",),
         env=(("GOOSE_PATH_ROOT", "data/sessions"), ("XDG_DATA_HOME", "goose/sessions")),
         default=(".local/share/goose/sessions",),

@@ -32,6 +32,7 @@ def test_defaults_are_each_agents_documented_home() -> None:
         HOME / ".factory/sessions",
         HOME / ".openhands/conversations",
         HOME / ".cline/data/sessions",
+        HOME / ".local/share/amp/threads",
         HOME / ".local/share/goose/sessions",
     }
 
@@ -51,6 +52,7 @@ def test_defaults_are_each_agents_documented_home() -> None:
         ("openhands", {"OPENHANDS_PERSISTENCE_DIR": "/oh"}, {"/oh/conversations"}),
         ("cline", {"CLINE_DIR": "/c"}, {"/c/data/sessions"}),
         ("cline", {"CLINE_DATA_DIR": "/cd", "CLINE_DIR": "/c"}, {"/cd/sessions"}),
+        ("amp", {"XDG_DATA_HOME": "/d"}, {"/d/amp/threads"}),
         ("goose", {"XDG_DATA_HOME": "/d"}, {"/d/goose/sessions"}),
         ("goose", {"GOOSE_PATH_ROOT": "/g", "XDG_DATA_HOME": "/d"}, {"/g/data/sessions"}),
     ],

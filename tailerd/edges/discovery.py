@@ -23,6 +23,7 @@ DEFAULT_INCLUDE = (
     "*.messages.json",
     "base_state.json",  # OpenHands conversations (formats/openhands)
     "*session/*/ses_*.json",  # OpenCode's storage/ tree (formats/opencode/storage.py)
+    "T-*.json",  # Amp threads (formats/amp: claimed only in a threads/ directory)
     # agents' SQLite databases (edges/agent_db): Crush, opencode-go, OpenCode and its channels
     "crush.db",
     "opencode.db",

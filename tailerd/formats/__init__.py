@@ -11,6 +11,7 @@ from typing import Any
 
 from tailerd.errors import ConfigError
 from tailerd.formats import (
+    amp,
     claude_code,
     cline,
     codex,
@@ -42,6 +43,7 @@ FORMATS: tuple[Format, ...] = tuple(
         claude_code.FORMAT,
         codex.FORMAT,
         cline.FORMAT,  # before gemini: a messages.json also has `sessionId` and `messages`
+        amp.FORMAT,  # by path (.../threads/T-<id>.json) and head; before gemini's .json test
         gemini.FORMAT,
         cursor.FORMAT,
         droid.FORMAT,
@@ -64,6 +66,7 @@ OPTIONS: dict[str, OptionSchema] = {
         claude_code,
         codex,
         cline,
+        amp,
         gemini,
         cursor,
         droid,
