@@ -1,0 +1,193 @@
+"""The daemon's per-file reading: a file's new bytes (or its whole document, or its agent
+database's changed sessions) through its pipeline into pending turns, idle closing, and dead
+letters. `Daemon` (tailerd/daemon.py) runs the loop, delivery and checkpoints around it; this
+mixin only names the parts of the daemon it uses.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from tailerd.delivery import Delivery
+from tailerd.domain import DeadLetter, Turn
+from tailerd.edges.agent_db.followed import DatabaseFiles
+from tailerd.edges.source_file import SourceFile
+from tailerd.emitter import Emitter
+from tailerd.formats.base import Format
+from tailerd.formats.guard import FormatStartError
+from tailerd.history import HistoryIndex
+from tailerd.pipeline import format_head
+from tailerd.redaction import Redactor
+from tailerd.settings import Settings
+from tailerd.status import Counters, OpenSince, OpenTurn, StatusWriter, still_open
+from tailerd.tracking import FileTable
+
+log = logging.getLogger("tailerd")
+
+
+class FilePump:
+    """Reading files into pending turns; mixed into `Daemon`, which sets these attributes."""
+
+    settings: Settings
+    table: FileTable
+    mapped: tuple[Format, ...]
+    databases: DatabaseFiles
+    delivery: Delivery
+    history: HistoryIndex
+    redactor: Redactor | None
+    counters: Counters
+    status: StatusWriter
+    open_since: OpenSince
+    _open_turns: set[str]
+
+    @property
+    def emitter(self) -> Emitter:
+        raise NotImplementedError
+
+    def pump(self, f: SourceFile) -> None:
+        """Read what is new in one file (up to the budget) and turn it into pending turns."""
+        table = self.table
+        if not table.open(f):
+            return
+        if f.size < f.pipe.framer.consumed:
+            table.restart(f, f"file shrank to {f.size} bytes (truncated)")
+        elif not f.document and table.head_changed(f):
+            # truncated and written again past the old end before we looked (copytruncate)
+            table.restart(f, "first bytes changed (file rewritten)")
+        if f.pipe.fmt is None and not self._choose_format(f):
+            f.dirty = False
+            return
+        if f.document:
+            if self._pump_database(f, idle=False) is None:
+                self._pump_document(f, final=False)
+            return
+        for item in f.read_turns(self.settings.read_budget):
+            self._accept(f, item)
+        table.grow_head(f)
+        table.changed.add(f.key)
+        if f.pipe.pending_from() is not None:
+            self._open_turns.add(f.key)
+        self.open_since.track(f)
+
+    def _quarantine(self, f: SourceFile, exc: Exception) -> None:
+        f.quarantined = f"{type(exc).__name__}: {exc}"
+        f.dirty = False
+        if not isinstance(exc, FormatStartError):  # that one the format logged, once per format
+            log.error("stopped reading path=%s after an internal error: %s", f.path, f.quarantined)
+        log.debug("traceback of the error on path=%s", f.path, exc_info=exc)
+        self.table.changed.add(f.key)  # its status detail shows why
+
+    def _choose_format(self, f: SourceFile) -> bool:
+        cp = f.checkpoint
+        assert f.reader is not None
+        head = format_head(f.reader, self.settings.max_line_bytes)
+        chosen = f.pipe.choose(head, self.mapped, cp.context, cp.format)
+        if chosen is None:
+            return False  # wait for a whole first line before deciding
+        if not chosen:
+            if not f.unrecognised:
+                log.info("no format recognises path=%s; ignoring it", f.path)
+            f.unrecognised = True
+            return False
+        f.unrecognised = False
+        cp.format = f.pipe.format_name() or ""
+        cp.document = f.pipe.document is not None
+        self.table.changed.add(f.key)
+        return True
+
+    def _pump_database(self, f: SourceFile, idle: bool) -> bool | None:
+        """An agent's SQLite database: the finished turns of the sessions that changed (`idle`:
+        and of those with an open turn). None if `f` is no database; else whether a turn is open."""
+        still_open = self.databases.pump(f, self._accept, idle)
+        if still_open:
+            self._open_turns.add(f.key)
+        return still_open
+
+    def _pump_document(self, f: SourceFile, final: bool) -> None:
+        """A file rewritten whole: re-read it and send the turns whose key is new."""
+        assert f.reader is not None
+        for item in f.pipe.document_turns(f.reader.read(0, f.size), final=final):
+            if isinstance(item, DeadLetter) or (
+                item.key not in f.sent_keys and not f.ledger.is_pending(item.key)
+            ):
+                self._accept(f, item)
+        f.dirty, f.document_final = False, final
+        if not final:
+            self._open_turns.add(f.key)
+        self.open_since.track(f)
+
+    def _accept(self, f: SourceFile, item: Turn | DeadLetter) -> None:
+        if isinstance(item, DeadLetter):
+            self._dead_letter(f, item.start, item.end, item.reason)
+            return
+        if f.ledger.already_resolved(item.key, item.start):
+            return
+        owner = self.history.is_copy(item, f.key)
+        if owner is not None:  # history copied from another file, already shipped from there
+            self.history.skip(item, f.key, owner, f.path)
+            self.counters.duplicates_skipped += 1
+            if f.document:
+                f.sent_keys.add(item.key)
+                f.checkpoint.sent_keys = sorted(f.sent_keys)
+            self.table.changed.add(f.key)
+            return
+        turn = self.redactor.apply(item) if self.redactor else item
+        try:
+            spans = self.emitter.emit(turn)
+        except Exception as exc:
+            self._dead_letter(f, item.start, item.end, f"cannot build spans: {exc!r}")
+            return
+        f.ledger.emitted(item.key, item.start)
+        self.history.emitted(item, f.key)
+        self.delivery.add(f, item, spans)
+        f.checkpoint.turns_emitted += 1
+        self.counters.turns += 1
+
+    def close_idle(self, force: bool = False) -> None:
+        """Close turns their format considers finished after the file's quiet time. Only files
+        with an open turn are visited."""
+        now = time.time()
+        for key in list(self._open_turns):
+            f = self.table.files.get(key)
+            if f is None:
+                self._open_turns.discard(key)
+                continue
+            if key in self.databases:
+                if not self._pump_database(f, idle=True):
+                    self._open_turns.discard(key)
+                continue
+            if f.document:
+                if f.document_final or f.pipe.fmt is None:
+                    self._open_turns.discard(key)
+                elif now - f.mtime >= f.pipe.document_idle_close() and self.table.open(f):
+                    self._pump_document(f, final=True)
+                continue
+            if f.pipe.pending_from() is None:
+                self._open_turns.discard(key)
+                continue
+            for turn in f.pipe.close_idle(max(0.0, now - f.mtime)):
+                self._accept(f, turn)
+            self.table.changed.add(key)
+            self.open_since.track(f)
+            if f.pipe.pending_from() is None:
+                self._open_turns.discard(key)
+        if force:
+            self.table.retire_drained()
+
+    def still_open(self) -> list[tuple[SourceFile, list[OpenTurn]]]:
+        """Files with turns not finished yet (not sent: they wait for their close rule), by
+        path, each with its open turns (start offset, what would close it)."""
+        files = (self.table.files.get(key) for key in self._open_turns)
+        return still_open([f for f in files if f is not None], self.settings)
+
+    def _dead_letter(
+        self, f: SourceFile, start: int, end: int, reason: str, turn: tuple[str, str] | None = None
+    ) -> None:
+        """Record input that could not be delivered: a line (turn=None) or a turn a sink
+        refused (turn=(key, sink)), which `tailerd retry` can send again."""
+        f.checkpoint.dead_letters += 1
+        self.counters.dead_letters += 1
+        self.table.changed.add(f.key)
+        log.warning("dead letter path=%s offset=%d reason=%s", f.path, start, reason)
+        self.status.dead_letter(f, start, end, reason, turn)
