@@ -38,6 +38,7 @@ from hypothesis import strategies as st
 
 from tailerd.domain import LLMCall, SubAgentCall, ToolCall
 from tailerd.edges.agent_db import read_snapshot
+from tailerd.edges.agent_db.protocol import DatabaseFormat, SessionTurn
 from tailerd.formats.base import Source
 from tailerd.formats.crush import FORMAT
 from tests.conftest import FIXTURES, run_tailerd
@@ -65,15 +66,18 @@ def project(tmp_path: Path) -> Path:
     return dest
 
 
-def read_all(db_path: Path, now: float | None = None) -> dict[str, list]:
+def read_all(
+    db_path: Path, now: float | None = None, fmt: DatabaseFormat = FORMAT
+) -> dict[str, list[SessionTurn]]:
+    """Every session's turns from its start, as `fmt` (an agent-database format) reads them."""
     with read_snapshot(db_path) as db:
         return {
             sid: list(
-                FORMAT.read_session(
+                fmt.read_session(
                     db, Source(str(db_path)), sid, None, now=now or time.time(), idle_close=600
                 ).turns
             )
-            for sid in FORMAT.session_versions(db)
+            for sid in fmt.session_versions(db)
         }
 
 
@@ -158,7 +162,7 @@ def stored(data: Path) -> tuple[int, int, int]:
         db.close()
     return (
         sum(bool(root) for _, root in rows),
-        sum(name.startswith("chat ") for name, _ in rows),
+        sum(name == "chat" or name.startswith("chat ") for name, _ in rows),  # no model: "chat"
         sum(name.startswith("execute_tool ") for name, _ in rows),
     )
 

@@ -51,6 +51,7 @@ from tailerd.edges.agent_db.protocol import SessionTurn
 from tailerd.formats.base import Source
 from tailerd.formats.goose import FORMAT
 from tests.conftest import FIXTURES, run_tailerd
+from tests.formats.test_crush import read_all, stored
 from tests.formats.test_wrong_types import at, by_depth, other_type, paths_in, replaced
 
 REAL = FIXTURES / "goose" / "jwp23-dotfiles" / ".local" / "share" / "goose" / "sessions"
@@ -161,27 +162,19 @@ def filled(home: Path) -> Path:
     return path
 
 
-def read_all(path: Path, now: float | None = None) -> dict[str, list[SessionTurn]]:
-    with read_snapshot(path) as db:
-        return {
-            sid: list(
-                FORMAT.read_session(
-                    db, Source(str(path)), sid, None, now=now or time.time(), idle_close=600
-                ).turns
-            )
-            for sid in FORMAT.session_versions(db)
-        }
+def read_goose(path: Path, now: float | None = None) -> dict[str, list[SessionTurn]]:
+    return read_all(path, now, FORMAT)
 
 
 def test_the_real_empty_database_is_claimed_and_gives_no_turn(home: Path) -> None:
     path = db_of(home)
     fmt = formats.choose(path, path.read_bytes()[:4096])
     assert fmt is not None and fmt.name == "goose"
-    assert read_all(path) == {S1: []}  # the started session, nothing written yet
+    assert read_goose(path) == {S1: []}  # the started session, nothing written yet
 
 
 def test_turns_llm_and_tool_calls_match_the_hand_counts(filled: Path) -> None:
-    found = read_all(filled)
+    found = read_goose(filled)
     kinds = {sid: [t.turn.attributes.get("tailerd.synthetic", "turn") for t in ts]
              for sid, ts in found.items()}  # fmt: skip
     assert kinds == {S1: ["turn"] * 3 + ["session_totals"], S2: ["turn", "session_totals"]}
@@ -217,7 +210,7 @@ def test_after_the_cursor_only_an_open_turn_waits_and_totals_ship_their_growth(
     filled: Path,
 ) -> None:
     now = time.time()
-    read = read_all(filled, now)[S1]
+    read = read_goose(filled, now)[S1]
     cursor = read[-1].cursor  # past every turn and the 12000/800 totals
     fill(filled, [(S1, "user", [text("and b.txt?")])], int(now))
     db = sqlite3.connect(filled, isolation_level=None)
@@ -243,20 +236,6 @@ def test_after_the_cursor_only_an_open_turn_waits_and_totals_ship_their_growth(
         after = FORMAT.read_session(db, Source(str(filled)), S1, idle.turns[-1].cursor,
                                     now=now + 601, idle_close=600)  # fmt: skip
     assert after.turns == ()  # nothing twice
-
-
-def stored(data: Path) -> tuple[int, int, int]:
-    """Turns (root spans), chat and tool spans in the local store."""
-    db = sqlite3.connect(data / "tailerd.db")
-    try:
-        rows = db.execute("SELECT name, parent_span_id IS NULL FROM spans").fetchall()
-    finally:
-        db.close()
-    return (
-        sum(bool(root) for _, root in rows),
-        sum(name.startswith("chat") for name, _ in rows),
-        sum(name.startswith("execute_tool ") for name, _ in rows),
-    )
 
 
 def test_once_over_a_home_ships_every_turn_once(filled: Path, tmp_path: Path) -> None:

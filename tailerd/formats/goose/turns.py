@@ -140,14 +140,10 @@ def _turn(session: dict[str, Any], group: list[Row], agent: str, interrupted: bo
     spans = _spans(session, group)
     calls = [r for r in group if r.is_call]
     output = next((t for r in reversed(calls) if (t := r.text())), "")
-    return Turn(
-        key=turn_key(AGENT, session["id"], first.key),
-        session_id=session["id"],
-        start=0,
-        end=0,
-        agent_name=agent,
-        model=session["model"],
-        session_name=session["name"],
+    return _new_turn(
+        session,
+        agent,
+        (first.key,),
         messages=(Message("user", first.text()),) if first.is_prompt else (),
         output_messages=(Message("assistant", output),) if output else (),
         spans=tuple(spans),
@@ -231,14 +227,10 @@ def _totals_turn(session: dict[str, Any], passed: Position, agent: str) -> tuple
     attributes = {**_attributes(session), "tailerd.synthetic": "session_totals"}
     if session["total_tokens"]:
         attributes["goose.accumulated_total_tokens"] = session["total_tokens"]
-    turn = Turn(
-        key=turn_key(AGENT, session["id"], "session_totals", total_in, total_out),
-        session_id=session["id"],
-        start=0,
-        end=0,
-        agent_name=agent,
-        model=session["model"],
-        session_name=session["name"],
+    turn = _new_turn(
+        session,
+        agent,
+        ("session_totals", total_in, total_out),
         spans=(call,),
         started_at=when,
         ended_at=when,
@@ -246,6 +238,23 @@ def _totals_turn(session: dict[str, Any], passed: Position, agent: str) -> tuple
     )
     moved = Position(passed.index, passed.key, max(total_in, seen_in), max(total_out, seen_out))
     return (SessionTurn(turn, moved.text()),)
+
+
+def _new_turn(
+    session: dict[str, Any], agent: str, key_parts: tuple[str | int, ...], **fields: Any
+) -> Turn:
+    """A turn of this session: its key from the session id and `key_parts`, the session's
+    model and title, and `fields`."""
+    return Turn(
+        key=turn_key(AGENT, session["id"], *key_parts),
+        session_id=session["id"],
+        start=0,
+        end=0,
+        agent_name=agent,
+        model=session["model"],
+        session_name=session["name"],
+        **fields,
+    )
 
 
 def _attributes(session: dict[str, Any]) -> dict[str, Any]:
