@@ -67,6 +67,7 @@ class Daemon(FilePump):
         self.table = FileTable(settings, {})
         self.counters = Counters()
         self.status = StatusWriter(state_dir)
+        self.start_failures = {}
         self._open_turns: set[str] = set()  # keys of files whose parser holds an open turn
         self.open_since = OpenSince()  # when tailerd first saw each file's oldest open turn
         self.watching = Watching(self.hints)  # inotify, or polling

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 from tailerd.delivery import Delivery
 from tailerd.domain import DeadLetter, Turn
@@ -25,6 +26,8 @@ from tailerd.tracking import FileTable
 
 log = logging.getLogger("tailerd")
 
+NAMED_FILES = 3  # files named per format that could not start, then "and N more"
+
 
 class FilePump:
     """Reading files into pending turns; mixed into `Daemon`, which sets these attributes."""
@@ -40,6 +43,7 @@ class FilePump:
     status: StatusWriter
     open_since: OpenSince
     _open_turns: set[str]
+    start_failures: dict[str, list[Path]]  # why a format could not start -> its files unread
 
     @property
     def emitter(self) -> Emitter:
@@ -73,7 +77,9 @@ class FilePump:
     def _quarantine(self, f: SourceFile, exc: Exception) -> None:
         f.quarantined = f"{type(exc).__name__}: {exc}"
         f.dirty = False
-        if not isinstance(exc, FormatStartError):  # that one the format logged, once per format
+        if isinstance(exc, FormatStartError):  # the format logged it, once per format
+            self.start_failures.setdefault(str(exc), []).append(f.path)
+        else:
             log.error("stopped reading path=%s after an internal error: %s", f.path, f.quarantined)
         log.debug("traceback of the error on path=%s", f.path, exc_info=exc)
         self.table.changed.add(f.key)  # its status detail shows why
@@ -191,3 +197,16 @@ class FilePump:
         self.table.changed.add(f.key)
         log.warning("dead letter path=%s offset=%d reason=%s", f.path, start, reason)
         self.status.dead_letter(f, start, end, reason, turn)
+
+    def start_error(self) -> FormatStartError | None:
+        """The formats that could not start, in one line: each reason with the files it left
+        unread (at most NAMED_FILES named per format); None if every format started."""
+        if not self.start_failures:
+            return None
+        parts = []
+        for reason, paths in sorted(self.start_failures.items()):
+            named = ", ".join(str(p) for p in sorted(paths)[:NAMED_FILES])
+            more = f" and {len(paths) - NAMED_FILES} more" if len(paths) > NAMED_FILES else ""
+            parts.append(f"{reason}; left unread: {named}{more}")
+        fix = "fix the format's options (or the files it reads) and run again"
+        return FormatStartError(f"{'; '.join(parts)} ({fix})")

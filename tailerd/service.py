@@ -69,7 +69,8 @@ def _once(daemon: Daemon) -> int:
     once_timeout. SIGINT/SIGTERM (STOP, set by the handlers `tailerd.cli` installs) stop the
     reading at once; what is in flight is drained for at most shutdown_timeout and committed,
     and the exit code is 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM): the
-    backfill is not complete, and the next `--once` sends exactly the rest."""
+    backfill is not complete, and the next `--once` sends exactly the rest. A format that could
+    not start raises FormatStartError (a ConfigError: exit 78) once the rest was committed."""
     finished = threading.Event()
     bound = daemon.settings.shutdown_timeout + STOP_GRACE
     guard = (STOP, daemon.hints.wake, bound, finished, stop_exit_code)
@@ -84,6 +85,8 @@ def _once(daemon: Daemon) -> int:
         finished.set()
     if stopped:
         return stop_exit_code()
+    if (error := daemon.start_error()) is not None:
+        raise error  # a format could not start: its files are unread (exit 78, one line)
     return 0 if complete else EX_TEMPFAIL
 
 
