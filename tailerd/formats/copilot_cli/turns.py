@@ -18,15 +18,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
-from pathlib import PurePath
 from typing import Any
 
 from tailerd.domain import DeadLetter, Line, LLMCall, Message, Turn
-from tailerd.formats.base import Source, decode_object, turn_key
+from tailerd.formats.base import Source, decode_object
+from tailerd.formats.copilot_cli.build import finished_turn, session_turn
 from tailerd.formats.copilot_cli.events import (
-    AGENT_NAME,
-    WORKSPACE_CAP,
-    WORKSPACE_FILE,
     Record,
     Tokens,
     ToolState,
@@ -43,7 +40,6 @@ from tailerd.formats.copilot_cli.events import (
     tool_result,
     tool_state,
     usage_of,
-    workspace,
 )
 from tailerd.formats.copilot_cli.state import IGNORED, Context, OpenTurn
 
@@ -340,62 +336,11 @@ class CopilotParser:
         turn = self._open
         assert turn is not None
         self._open = None
-        spans = tuple(s.span() if isinstance(s, ToolState) else s for s in turn.items)
-        answers = [
-            m.content
-            for s in turn.items
-            if isinstance(s, LLMCall)
-            for m in s.output_messages
-            if m.content
-        ]
-        answer = answers[-1] if answers else (turn.task_complete or "")
-        attributes: dict[str, Any] = {}
-        if turn.interaction_id:
-            attributes["copilot.interaction_id"] = turn.interaction_id
-        if turn.notices:
-            attributes["copilot.notices"] = list(turn.notices)
-        if not turn.messages:
-            attributes["copilot.continuation"] = True
-        return self._turn(
-            key_part=turn.anchor,
-            start=turn.start,
-            end=turn.end,
-            spans=spans,
-            started_at=turn.started_at,
-            ended_at=turn.ended_at,
-            attributes=attributes,
-            model=turn.model or self._ctx.model,
-            messages=tuple(turn.messages),
-            output_messages=(Message("assistant", answer),) if answer else (),
-            interrupted=turn.interrupted,
-            identities=tuple(turn.identities),
-        )
+        return finished_turn(self._source, self._ctx, turn)
 
     def _turn(self, key_part: str, attributes: dict[str, Any], **fields: Any) -> Turn:
-        """A Turn of this session: `fields` are Turn's own (byte range, spans, times, ...);
-        the title, and the cwd when the events gave none, come from `workspace.yaml`."""
-        path = PurePath(self._source.path)
-        in_folder = path.name == "events.jsonl"  # 1.0+: session-state/<id>/events.jsonl
-        related = path.parent / WORKSPACE_FILE
-        ws = workspace(self._source.read_related(str(related), WORKSPACE_CAP)) if in_folder else {}
-        cwd = self._ctx.cwd or ws.get("cwd", "")
-        attributes = {
-            **({"tailerd.cwd": cwd} if cwd else {}),
-            **({"copilot.version": self._ctx.version} if self._ctx.version else {}),
-            **attributes,
-        }
-        session = self._ctx.session_id or (
-            path.parent.name if in_folder else path.name.split(".")[0]
-        )
-        fields["ended_at"] = fields.get("ended_at") or fields.get("started_at")
-        return Turn(
-            key=turn_key(AGENT_NAME, session, key_part),
-            session_id=session,
-            agent_name=self._source.agent_name or AGENT_NAME,
-            session_name=ws.get("summary", ""),
-            attributes=attributes,
-            **fields,
-        )
+        """A synthetic Turn of this session (`build.session_turn`)."""
+        return session_turn(self._source, self._ctx, key_part, attributes, **fields)
 
 
 _HANDLERS = {
