@@ -128,6 +128,31 @@ class DocumentFormat(Format, Protocol):
     def document_turns(self, data: bytes, source: Source, *, final: bool) -> list[Turn]: ...
 
 
+class WholeDocumentsOnly:
+    """The line-reading half of a DocumentFormat all of whose files are read whole (Cline,
+    OpenHands, Amp): no line parser; no auxiliary files unless the format says otherwise."""
+
+    name: str
+
+    def is_auxiliary(self, path: PurePath) -> bool:
+        return False
+
+    def new_parser(self, source: Source, context: Mapping[str, Any] | None) -> TurnParser:
+        raise NotImplementedError(f"{self.name} files are read whole (reads_whole)")
+
+
+def messages_document(data: bytes) -> dict[str, Any] | None:
+    """A rewritten-whole document (Gemini's legacy .json, Cline, Amp) as its JSON object when it
+    is one with a `messages` list; None while it is half-written, or for anything else."""
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("messages"), list):
+        return None
+    return doc
+
+
 def json_text(value: Any) -> str:
     """A payload as text: strings as they are, None as empty, anything else as JSON."""
     if isinstance(value, str):

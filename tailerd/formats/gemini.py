@@ -45,6 +45,7 @@ from tailerd.formats.base import (
     TurnParser,
     decode_object,
     json_text,
+    messages_document,
     parse_time,
     turn_key,
 )
@@ -231,11 +232,8 @@ def turns_from_document(data: bytes, source: Source, *, final: bool) -> list[Tur
 
     The last turn counts as finished only when `final` (the file has been quiet long enough).
     """
-    try:
-        doc = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return []
-    if not isinstance(doc, dict) or not isinstance(doc.get("messages"), list):
+    doc = messages_document(data)
+    if doc is None:
         return []
     session = _str(doc.get("sessionId")) or _fallback_session(source)
     records = [m for m in doc["messages"] if isinstance(m, dict) and _str(m.get("id"))]

@@ -29,12 +29,10 @@ from pathlib import PurePath
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-import orjson
-
 from tailerd.domain import Turn
 from tailerd.formats.amp.tools import Traces
 from tailerd.formats.amp.turns import AGENT_NAME, Thread, build_turn, finished, groups_of
-from tailerd.formats.base import Source, TurnParser
+from tailerd.formats.base import Source, WholeDocumentsOnly, messages_document
 from tailerd.formats.json_values import as_dict, as_str
 from tailerd.formats.options import IDLE_CLOSE_ONLY
 
@@ -65,11 +63,8 @@ def _attributes(doc: Mapping[str, Any]) -> dict[str, Any]:
 def turns_from_document(data: bytes, source: Source, *, final: bool) -> list[Turn]:
     """Every finished turn of a thread document ([] while it is half-written or not a thread);
     an unfinished last turn counts only when `final` (the file has been quiet long enough)."""
-    try:
-        doc = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return []
-    if not isinstance(doc, dict) or not isinstance(doc.get("messages"), list):
+    doc = messages_document(data)
+    if doc is None:
         return []
     thread = Thread(
         session_id=as_str(doc.get("id")) or PurePath(source.path).stem,
@@ -85,7 +80,7 @@ def turns_from_document(data: bytes, source: Source, *, final: bool) -> list[Tur
     return [build_turn(thread, g) for g in groups]
 
 
-class AmpFormat:
+class AmpFormat(WholeDocumentsOnly):
     name = AGENT_NAME
 
     def reads_whole(self, path: PurePath) -> bool:
@@ -102,12 +97,6 @@ class AmpFormat:
             and b'"v":' in head
             and b'"messages"' in head
         )
-
-    def is_auxiliary(self, path: PurePath) -> bool:
-        return False
-
-    def new_parser(self, source: Source, context: Mapping[str, Any] | None) -> TurnParser:
-        raise NotImplementedError("Amp threads are read whole (reads_whole)")
 
 
 FORMAT = AmpFormat()

@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from tailerd.domain import Turn
-from tailerd.formats.base import Source, TurnParser
+from tailerd.formats.base import Source, WholeDocumentsOnly, messages_document
 from tailerd.formats.cline.turns import AGENT_NAME, Record, build_turn, is_prompt
 from tailerd.formats.options import IDLE_CLOSE_ONLY
 
@@ -68,11 +68,8 @@ def _session_facts(manifest: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
 def turns_from_document(data: bytes, source: Source, *, final: bool) -> list[Turn]:
     """Every finished turn of a messages document ([] while it is half-written); the last turn
     counts only when `final` (the file has been quiet long enough)."""
-    try:
-        doc = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return []
-    if not isinstance(doc, dict) or not isinstance(doc.get("messages"), list):
+    doc = messages_document(data)
+    if doc is None:
         return []
     manifest = manifest_of(source)
     session = (
@@ -104,7 +101,7 @@ def turns_from_document(data: bytes, source: Source, *, final: bool) -> list[Tur
     ]
 
 
-class ClineFormat:
+class ClineFormat(WholeDocumentsOnly):
     name = AGENT_NAME
 
     def reads_whole(self, path: PurePath) -> bool:
@@ -120,12 +117,6 @@ class ClineFormat:
             and head.lstrip().startswith(b"{")
             and (b'"sessionId"' in head or b'"messages"' in head)
         )
-
-    def is_auxiliary(self, path: PurePath) -> bool:
-        return False
-
-    def new_parser(self, source: Source, context: Mapping[str, Any] | None) -> TurnParser:
-        raise NotImplementedError("Cline messages files are read whole (reads_whole)")
 
 
 FORMAT = ClineFormat()

@@ -30,14 +30,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
 from pathlib import PurePath
-from typing import Any
 
 import orjson
 
 from tailerd.domain import Turn
-from tailerd.formats.base import Source, TurnParser
+from tailerd.formats.base import Source, WholeDocumentsOnly
 from tailerd.formats.openhands.events import AGENT_NAME, Event, build_turn, is_prompt
 from tailerd.formats.openhands.state import parse_state
 from tailerd.formats.options import IDLE_CLOSE_ONLY
@@ -91,7 +89,7 @@ def turns_from_document(data: bytes, source: Source, *, final: bool) -> list[Tur
     ]
 
 
-class OpenHandsFormat:
+class OpenHandsFormat(WholeDocumentsOnly):
     name = AGENT_NAME
 
     def reads_whole(self, path: PurePath) -> bool:
@@ -111,9 +109,6 @@ class OpenHandsFormat:
     def reader_of(self, path: PurePath) -> PurePath | None:
         """The base_state.json that reads this event file; None for any other file."""
         return path.parent.parent / STATE_FILE if self.is_auxiliary(path) else None
-
-    def new_parser(self, source: Source, context: Mapping[str, Any] | None) -> TurnParser:
-        raise NotImplementedError("OpenHands conversations are read whole (reads_whole)")
 
 
 FORMAT = OpenHandsFormat()
