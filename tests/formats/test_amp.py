@@ -33,14 +33,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tailerd import formats
-from tailerd.domain import DeadLetter, LLMCall, SubAgentCall, ToolCall, Turn
+from tailerd.domain import LLMCall, SubAgentCall, ToolCall, Turn
 from tailerd.edges.discovery import Globs
-from tailerd.edges.related_files import as_document
 from tailerd.formats.amp import FORMAT, turns_from_document
 from tailerd.formats.base import Source
-from tailerd.formats.guard import GuardedDocumentFormat
 from tests.conftest import FIXTURES, run_tailerd
-from tests.formats.test_wrong_types import mutated_lines
+from tests.formats.test_wrong_types import document_format_of, mutated_lines
 
 THREADS = FIXTURES / "amp" / "git-ai-project-git-ai" / "tests" / "fixtures" / "amp-threads"
 A = "T-019ca1ce-3ae2-7686-a41e-ccc078837f8a"
@@ -274,17 +272,9 @@ def test_claims_only_threads() -> None:
     st.booleans(),
 )
 def test_no_wrong_type_escapes_a_thread(lines: list[bytes], final: bool) -> None:
-    data = lines[0]
     path = PurePath(f"/h/.local/share/amp/threads/{A}.json")
-    fmt = formats.choose(path, data[:65536])
-    if fmt is None:
-        return  # the mutation took `"v":` or `"messages"` out of the head: nobody's file
-    assert fmt.name == "amp"
-    document = as_document(fmt, Path(path))
-    assert isinstance(document, GuardedDocumentFormat)
-    for item in document.document_items(data, Source(str(path)), final=final):
-        assert not isinstance(item, DeadLetter), item.reason  # the format itself never raised
-        assert isinstance(item, Turn)
+    # None: the mutation took `"v":` or `"messages"` out of the head, so it is nobody's file
+    assert document_format_of(lines[0], path, final) in ("amp", None)
 
 
 def _emitted(stderr: str) -> int:

@@ -248,6 +248,20 @@ def check_wrong_types(sample: Sample, max_examples: int, unguarded: Format | Non
     run()
 
 
+def document_format_of(data: bytes, path: PurePath, final: bool) -> str | None:
+    """The name of the format that claims a (mutated) whole document at `path`, None if none
+    does; when one does, its guarded reading must give only turns: the format never raised."""
+    fmt = formats.choose(path, data[: 64 * 1024])
+    if fmt is None:
+        return None
+    document = as_document(fmt, Path(path))
+    assert isinstance(document, GuardedDocumentFormat)
+    for item in document.document_items(data, Source(str(path)), final=final):
+        assert not isinstance(item, DeadLetter), item.reason  # the format itself never raised
+        assert isinstance(item, Turn)
+    return fmt.name
+
+
 def once_into_store(watch: Path, tmp_path: Path, timeout: float = 120) -> Path:
     """Run `tailerd --once --watch <watch>` with its state and local store in
     `<tmp_path>/state`, assert it exited 0, and return the store's path (`tailerd.db`)."""
