@@ -22,7 +22,11 @@ tool calls with input, output, error and times; sub-agents (the `task` tool) are
 as a SubAgentCall, never shipped alone; the session title and `session.directory` as cwd.
 A turn ends when its last assistant message finished for a reason other than `tool-calls`
 (OpenCode's own loop rule, `packages/opencode/src/session/prompt.ts`), at the next user
-message, or after `idle_close` seconds of quiet. The older JSON `storage/` tree is not read.
+message, or after `idle_close` seconds of quiet.
+
+Modules: `turns` builds turns from rows whatever their source; `database` reads them from
+`opencode.db`; `storage` is a second format, `opencode-storage`, reading the older JSON
+`storage/` tree (OpenCode before 1.2) through the same builder, so both mint the same ids.
 """
 
 from __future__ import annotations
