@@ -324,3 +324,59 @@ def test_once_ships_a_rewritten_thread_once_into_the_local_store(tmp_path: Path)
     agents = [json.loads(a) for op, _, a in rows if op == "invoke_agent"]
     assert {a["tailerd.cwd"] for a in agents} == {CWD}
     assert {a["gen_ai.conversation.name"] for a in agents} == set(TITLES.values())
+
+
+FORK = "T-0a0a0a0a-0000-4000-8000-000000000001"
+
+
+def fork_of_a(point: int) -> dict[str, Any]:
+    """A fork of thread A at message index `point`, as Amp's createForkedThread writes one
+    (originThreadID, forkPointIndex, a child relationship, a verbatim copy of A's
+    messages[: point + 1]), that then went on with thread B's prompt."""
+    doc = two_turns()
+    doc["messages"] = doc["messages"][: point + 1] + doc["messages"][6:]
+    doc.update(
+        id=FORK,
+        originThreadID=A,
+        forkPointIndex=point,
+        relationships=[{"threadID": A, "type": "fork", "role": "child", "messageIndex": point}],
+    )
+    return doc
+
+
+def test_a_forks_copied_turn_has_its_origins_identities() -> None:
+    (origin,) = read(thread(A))
+    # A's turn holds its 6 messages, ids 0-5 (`jq '[.messages[].messageId]' A`)
+    assert origin.identities == tuple(f"amp:message:{A}:{i}" for i in range(6))
+    copied, new = read(fork_of_a(5), name=FORK)
+    assert copied.identities == origin.identities  # a copy: shipped from A already
+    assert copied.key != origin.key and copied.session_id == FORK
+    assert new.identities == tuple(f"amp:message:{FORK}:{i}" for i in range(6, 12))
+    assert new.attributes["amp.forked_from"] == A
+    # forked inside the turn (after its first call) and gone on in it with messages of its own
+    # (the tool results and an answer, new ids 6 and 7): not a copy
+    mid = fork_of_a(1)
+    a = thread(A)["messages"]
+    mid["messages"] = [*mid["messages"][:2], {**a[2], "messageId": 6}, {**a[5], "messageId": 7}]
+    (went_on,) = read(mid, name=FORK)
+    assert went_on.identities == (
+        f"amp:message:{A}:0",
+        f"amp:message:{A}:1",
+        f"amp:message:{FORK}:6",
+        f"amp:message:{FORK}:7",
+    )
+
+
+def test_once_does_not_ship_a_forks_copy_again(tmp_path: Path) -> None:
+    threads = tmp_path / "amp" / "threads"
+    threads.mkdir(parents=True)
+    (threads / f"{A}.json").write_text(json.dumps(thread(A)))
+    (threads / f"{FORK}.json").write_text(json.dumps(fork_of_a(5)))
+    state = tmp_path / "state"
+    result = run_tailerd(
+        "--watch", tmp_path / "amp", "--once", "--state-dir", state, "--data-dir", state
+    )
+    assert result.returncode == 0, result.stderr
+    # A's turn (or its copy, whichever file is read first) once, and the fork's own turn
+    assert _emitted(result.stderr) == 2
+    assert "1 duplicates skipped" in result.stderr

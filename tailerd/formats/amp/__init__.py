@@ -17,8 +17,12 @@ prompt's `messageId` (`amp|T-...|0`). Turns, LLM calls, tools and sub-agents:
 `amp.turns`, `amp.tools`; tokens: `amp.usage`. The thread's `title` is the session name, the
 first workspace tree's `file://` URI its working directory (`tailerd.cwd`); a sub-thread (Amp's
 REPL and other helper threads) names its main thread (`amp.main_thread_id`).
-Amp records no price: cost is tailerd's (pricing). Turn identities are left empty: Amp's
-message ids are numbers per thread, so copied history (a forked thread) is not recognised.
+Amp records no price: cost is tailerd's (pricing). A fork (Amp's bundle, `createForkedThread`)
+is a new thread with `originThreadID`, `forkPointIndex` and a verbatim copy of the origin's
+`messages[: forkPointIndex + 1]`: a copied message's identity (`Turn.identities`,
+`amp:message:<thread>:<messageId>`) names the origin thread, so a turn made only of copies is
+recognised as shipped from the origin (tailerd.history) and a turn the fork went on with is not
+(`amp.forked_from` names the origin). The copy of a fork of a fork names its own origin only.
 """
 
 from __future__ import annotations
@@ -57,7 +61,19 @@ def _attributes(doc: Mapping[str, Any]) -> dict[str, Any]:
         attrs["amp.client_version"] = version
     if main := as_str(doc.get("mainThreadID")):
         attrs["amp.main_thread_id"] = main
+    if origin := as_str(doc.get("originThreadID")):
+        attrs["amp.forked_from"] = origin
     return attrs
+
+
+def _copied(doc: Mapping[str, Any]) -> frozenset[int]:
+    """The messages a fork copied from its origin (`messages[: forkPointIndex + 1]`), by id()."""
+    point = doc.get("forkPointIndex")
+    if not as_str(doc.get("originThreadID")) or isinstance(point, bool):
+        return frozenset()
+    if not isinstance(point, int) or point < 0:
+        return frozenset()
+    return frozenset(id(m) for m in doc["messages"][: point + 1])
 
 
 def turns_from_document(data: bytes, source: Source, *, final: bool) -> list[Turn]:
@@ -73,6 +89,8 @@ def turns_from_document(data: bytes, source: Source, *, final: bool) -> list[Tur
         traces=Traces.of(doc),
         agent_name=source.agent_name,
         end=len(data),
+        origin=as_str(doc.get("originThreadID")),
+        copied=_copied(doc),
     )
     groups = groups_of(doc["messages"])
     if groups and not (final or finished(groups[-1])):

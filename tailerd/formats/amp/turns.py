@@ -41,6 +41,7 @@ from tailerd.formats.content_blocks import tool_calls
 from tailerd.formats.json_values import as_dict, as_str
 
 AGENT_NAME = "amp"
+IDENTITY_PREFIX = "amp:message:"
 Record = dict[str, Any]
 
 
@@ -149,6 +150,21 @@ class Thread:
     traces: Traces
     agent_name: str
     end: int  # the document's size in bytes
+    # A fork's copy of its origin thread's messages: the origin's id, and the copied message
+    # objects (by `id()`), whose identities are the origin's (see `identities`)
+    origin: str = ""
+    copied: frozenset[int] = frozenset()
+
+    def identities(self, group: list[Record]) -> tuple[str, ...]:
+        """`amp:message:<thread id>:<messageId>` of each message, with the origin thread's id
+        for a message a fork copied: a turn made only of copies was shipped from its origin."""
+        out = []
+        for m in group:
+            mid = message_id(m)
+            if mid is not None:
+                owner = self.origin if id(m) in self.copied else self.session_id
+                out.append(f"{IDENTITY_PREFIX}{owner}:{mid}")
+        return tuple(dict.fromkeys(out))
 
 
 def build_turn(thread: Thread, group: list[Record]) -> Turn:
@@ -182,6 +198,7 @@ def build_turn(thread: Thread, group: list[Record]) -> Turn:
         ended_at=whole[1] or (max(ends) if ends else started),
         interrupted=_interrupted(assistants),
         attributes=attributes,
+        identities=thread.identities(group),
     )
 
 
