@@ -8,6 +8,7 @@ stream. A file rewritten whole (formats.base.DocumentFormat) is handed over whol
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -17,8 +18,11 @@ from tailerd import formats
 from tailerd.core.framing import LineFramer
 from tailerd.domain import DeadLetter, Turn
 from tailerd.edges.agent_db import SQLITE_MAGIC
+from tailerd.edges.agent_db.protocol import DatabaseFormat, as_database, idle_close_of
+from tailerd.edges.agent_db.whole import WholeDatabase
 from tailerd.edges.readers import Reader, open_reader
 from tailerd.edges.related_files import as_document, document_idle_close, source_for
+from tailerd.file_times import with_file_time
 from tailerd.formats.base import DocumentFormat, Format, TurnParser
 from tailerd.settings import Settings
 
@@ -34,6 +38,8 @@ class FilePipeline:
     fmt: Format | None = None
     parser: TurnParser | None = None
     document: DocumentFormat | None = None
+    mtime: float | None = None  # the file's st_mtime at the last read (file_times.py)
+    open_sessions: tuple[str, ...] = ()  # an agent database's sessions with a turn still open
 
     @classmethod
     def at(cls, path: Path, settings: Settings, offset: int = 0) -> FilePipeline:
@@ -75,7 +81,7 @@ class FilePipeline:
             if isinstance(item, DeadLetter):
                 yield item
             else:
-                yield from parser.feed(item)
+                yield from with_file_time(parser.feed(item), self.mtime)
 
     def document_turns(self, data: bytes, final: bool) -> list[Turn | DeadLetter]:
         """The finished turns of a whole document; a DeadLetter over it if the format failed."""
@@ -95,7 +101,7 @@ class FilePipeline:
         any open turn the format lost while failing."""
         if self.parser is None:
             return []
-        out: list[Turn | DeadLetter] = list(self.parser.close_idle(quiet_for))
+        out = with_file_time(list(self.parser.close_idle(quiet_for)), self.mtime)
         take = getattr(self.parser, "take_dead_letters", None)  # the guarded registry's
         if take is not None:
             out.extend(take())
@@ -139,6 +145,10 @@ def whole_file(
         head = format_head(reader, settings.max_line_bytes)
         if not pipe.choose(head, mapped, whole=True):
             return
+        database = as_database(pipe.fmt, PurePath(path))
+        if database is not None:
+            yield from _database_turns(pipe, database, on_end)
+            return
         if pipe.document is not None:
             size = reader.stat().st_size
             data = reader.read(0, size)
@@ -147,7 +157,7 @@ def whole_file(
             if on_end is not None and not final:
                 on_end(pipe)
             return
-        offset = 0
+        offset, pipe.mtime = 0, reader.stat().st_mtime
         while chunk := reader.read(offset, READ_CHUNK):
             offset += len(chunk)
             yield from pipe.feed(chunk)
@@ -156,3 +166,19 @@ def whole_file(
             on_end(pipe)
     finally:
         reader.close()
+
+
+def _database_turns(
+    pipe: FilePipeline,
+    fmt: DatabaseFormat,
+    on_end: Callable[[FilePipeline], None] | None,
+) -> Iterator[Turn | DeadLetter]:
+    """An agent database's finished turns, read by session as the daemon reads it (edges/
+    agent_db/whole.py); `on_end` then sees the pipeline if some session's turn is still open."""
+    options = pipe.settings.format_options.get(fmt.name, {})
+    source = source_for(pipe.path, fmt, pipe.settings)
+    whole = WholeDatabase(pipe.path, fmt, source, idle_close_of(options))
+    yield from whole.turns(time.time())
+    pipe.open_sessions = whole.open_sessions
+    if on_end is not None and pipe.open_sessions:
+        on_end(pipe)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from tailerd.edges import dead_letter_store
+from tailerd.edges.agent_db.protocol import idle_close_of
 from tailerd.formats.claude_code import turns as claude_turns
 from tailerd.formats.codex import turns as codex_turns
 
@@ -116,9 +117,14 @@ def open_turns(pipe: FilePipeline, settings: Settings) -> list[OpenTurn]:
 
     A format's parser may expose `open_turns()` (native, gemini); otherwise the oldest open
     turn is `pending_from()` and the rule is the format's, with its configured settings. A
-    whole-document file reports its last turn while it has not been quiet long enough."""
+    whole-document file reports its last turn while it has not been quiet long enough; an agent
+    database one entry per session with a turn still open (offset 0: no bytes mean anything)."""
     if pipe.fmt is None:
         return []
+    if pipe.open_sessions:  # an agent database: its sessions' last turns
+        quiet = f"{_idle_close(pipe, settings):g} s of quiet"
+        rule = f"the next prompt or the agent's final answer, else {quiet}"
+        return [(0, f"session {session}: {rule}") for session in pipe.open_sessions]
     if pipe.document is not None:
         quiet = f"{pipe.document_idle_close():g} s of quiet"
         return [(0, f"the last turn of the rewritten document, if unfinished: {quiet}")]
@@ -130,6 +136,10 @@ def open_turns(pipe: FilePipeline, settings: Settings) -> list[OpenTurn]:
             pass
     start = pipe.pending_from()
     return [] if start is None else [(start, close_rule(pipe.fmt.name, settings))]
+
+
+def _idle_close(pipe: FilePipeline, settings: Settings) -> float:
+    return idle_close_of(settings.format_options.get(pipe.format_name() or "", {}))
 
 
 class OpenSince:

@@ -15,7 +15,7 @@ from pathlib import PurePath
 from typing import Protocol
 
 from tailerd.domain import DeadLetter, Turn
-from tailerd.edges.agent_db.protocol import DEFAULT_IDLE_CLOSE, DatabaseFormat
+from tailerd.edges.agent_db.protocol import DatabaseFormat, as_database, idle_close_of
 from tailerd.edges.agent_db.source import DatabaseSource
 from tailerd.edges.related_files import source_for
 from tailerd.edges.source_file import SourceFile
@@ -30,11 +30,7 @@ class CursorStore(Protocol):
 
 def database_format(f: SourceFile) -> DatabaseFormat | None:
     """The file's format if it reads this file as an agent database."""
-    fmt = f.pipe.fmt
-    reads = getattr(fmt, "reads_database", None)
-    if fmt is None or reads is None or not reads(PurePath(f.path)):
-        return None
-    return fmt  # type: ignore[return-value]  # it has reads_database
+    return as_database(f.pipe.fmt, PurePath(f.path))
 
 
 class DatabaseFiles:
@@ -57,8 +53,7 @@ class DatabaseFiles:
         if fmt is None:
             return None
         settings = self.settings()
-        options = settings.format_options.get(fmt.name, {})
-        idle_close = float(options.get("idle_close", DEFAULT_IDLE_CLOSE))
+        idle_close = idle_close_of(settings.format_options.get(fmt.name, {}))
         if found is None:
             acked = self.store.db_cursors(str(f.path))
             source = source_for(f.path, f.pipe.fmt, settings)  # type: ignore[arg-type]
@@ -72,6 +67,7 @@ class DatabaseFiles:
                 db.settled(item.key)  # not sent (could not build its spans): do not wait for it
         f.dirty = db.more  # stopped at its turn limit: read on once delivery allows
         f.document_final = not db.open_sessions
+        f.pipe.open_sessions = tuple(sorted(db.open_sessions))  # for status and --once's summary
         return bool(db.open_sessions)
 
     def settled(self, f: SourceFile, key: str) -> bool:

@@ -109,3 +109,18 @@ class DatabaseFormat:
         final, or when its last message is older than `idle_close` seconds at `now` (epoch
         seconds). Raises on a schema it does not know (the caller dead-letters the session)."""
         return self.read_query(SessionQuery(db, source, session_id, cursor, now, idle_close))
+
+
+def as_database(fmt: object, path: PurePath) -> DatabaseFormat | None:
+    """`fmt` (a format, guarded or not) if it reads `path` as an agent database, else None."""
+    reads = getattr(fmt, "reads_database", None)
+    if reads is None or not reads(path):
+        return None
+    return fmt  # type: ignore[return-value]  # it has reads_database
+
+
+def idle_close_of(options: Mapping[str, object]) -> float:
+    """Seconds a session's last turn may stay quiet before it is closed: the format's
+    `idle_close` option (a number, checked by the settings), else DEFAULT_IDLE_CLOSE."""
+    value = options.get("idle_close", DEFAULT_IDLE_CLOSE)
+    return float(value) if isinstance(value, (int, float, str)) else DEFAULT_IDLE_CLOSE
