@@ -25,6 +25,7 @@ import json
 import re
 import shutil
 import sqlite3
+import time
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -37,7 +38,7 @@ from tailerd.domain import LLMCall, SubAgentCall, ToolCall, Turn
 from tailerd.edges.discovery import Globs
 from tailerd.formats.amp import FORMAT, turns_from_document
 from tailerd.formats.base import Source
-from tests.conftest import FIXTURES, run_tailerd
+from tests.conftest import FIXTURES, popen_tailerd, run_tailerd
 from tests.formats.test_wrong_types import document_format_of, mutated_lines
 
 THREADS = FIXTURES / "amp" / "git-ai-project-git-ai" / "tests" / "fixtures" / "amp-threads"
@@ -380,3 +381,53 @@ def test_once_does_not_ship_a_forks_copy_again(tmp_path: Path) -> None:
     # A's turn (or its copy, whichever file is read first) once, and the fork's own turn
     assert _emitted(result.stderr) == 2
     assert "1 duplicates skipped" in result.stderr
+
+
+def write_like_amp(path: Path, doc: dict[str, Any]) -> None:
+    """As Amp's thread storage writes: pretty JSON to `<file>.amptmp`, renamed over the file
+    (its bundle: JSON.stringify(thread, null, 2), writeFile, rename)."""
+    tmp = path.with_name(path.name + ".amptmp")
+    tmp.write_text(json.dumps(doc, indent=2))
+    tmp.rename(path)
+
+
+def _wait_for_roots(store: Path, count: int, timeout: float = 90) -> int:
+    """Root spans in the local store, once there are `count` of them or `timeout` s passed."""
+    deadline = time.monotonic() + timeout
+    found = 0
+    while time.monotonic() < deadline:
+        if store.exists():
+            with sqlite3.connect(store) as db:
+                query = "SELECT COUNT(*) FROM spans WHERE parent_span_id IS NULL"
+                found = db.execute(query).fetchone()[0]
+            if found >= count:
+                break
+        time.sleep(0.2)
+    return int(found)
+
+
+def test_the_daemon_ships_each_turn_of_a_thread_amp_rewrites_once(tmp_path: Path) -> None:
+    threads = tmp_path / "amp" / "threads"
+    threads.mkdir(parents=True)
+    path = threads / f"{A}.json"
+    running = thread(A)
+    running["messages"] = running["messages"][:2]  # its first call asked for tools: open
+    write_like_amp(path, running)
+    live = tmp_path / "live"
+    daemon = popen_tailerd("--watch", tmp_path / "amp", "--state-dir", live, "--data-dir", live)
+    try:
+        write_like_amp(path, thread(A))  # the turn ends
+        assert _wait_for_roots(live / "tailerd.db", 1) == 1
+        write_like_amp(path, two_turns())  # a second prompt and its answer
+        assert _wait_for_roots(live / "tailerd.db", 2) == 2
+    finally:
+        daemon.terminate()
+        _, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, err[-2000:]
+    assert "Traceback" not in err
+    with sqlite3.connect(live / "tailerd.db") as db:
+        rows = db.execute("SELECT operation, session_id FROM spans").fetchall()
+    # turn A|0: 3 chats, 4 tools; turn A|6 (thread B's): 3 chats, 2 tools; nothing twice
+    ops = [op for op, _ in rows]
+    assert (ops.count("invoke_agent"), ops.count("chat"), ops.count("execute_tool")) == (2, 6, 6)
+    assert {sid for _, sid in rows} == {A}

@@ -4,7 +4,9 @@
 Layout (real sample: git-ai-project/git-ai tests/fixtures/amp-threads/, two threads of the Amp
 CLI 0.0.1772237000; the directory from Amp's bundle, `@sourcegraph/amp` 0.0.1771243550-geaf318
 dist/main.js: `XDG_DATA_HOME || ~/.local/share` + `amp/threads`, `threads-development` for
-development builds): ONE JSON document per thread, **rewritten whole** on every change,
+development builds): ONE JSON document per thread, **rewritten whole** on every change
+(`JSON.stringify(thread, null, 2)` to `T-<id>.json.amptmp`, renamed over the file; Amp itself
+refuses to load one over 50 MiB),
 `{v: <version>, id: "T-<uuid>", created: <epoch ms>, title, agentMode, messages: [...],
 nextMessageId, meta: {traces}, env: {initial: {trees: [{displayName, uri, repository}],
 platform: {client, clientVersion, ...}, tags}}, mainThreadID?, "~debug"}`. Amp moved threads
