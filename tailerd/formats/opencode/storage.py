@@ -31,8 +31,10 @@ database) is closed as interrupted. Sub-agent session files are claimed and yiel
 (their turns are nested in the parent's). Not read: the 0.x layout `storage/session/info/`
 (moved by OpenCode's own storage migrations long before 1.1), todos, diffs, shares.
 
-Cost of a re-read: every message and part file of the session (the 1.1.65 sample: 2 sessions,
-10 messages, 25 parts, 240 KB on disk).
+Cost of a re-read: every message and part file of the session, and of its sub-agents' sessions
+once per `task` call. Measured on this machine (best of 3, `document_turns` of the top-level
+session): the 1.1.65 sample (2 turns, 40 files) 17 ms; its messages and parts copied to 200
+turns (2,515 files) 1.4 s, once per rewrite of the session file (a prompt's start and end).
 """
 
 from __future__ import annotations
