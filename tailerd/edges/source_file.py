@@ -64,6 +64,7 @@ class SourceFile:
         """Read up to `budget` new bytes through the pipeline; sets `dirty` if more remain."""
         assert self.reader is not None
         out: list[Turn | DeadLetter] = []
+        self.pipe.mtime = self.mtime  # times for turns the agent did not stamp
         framer = self.pipe.framer
         pos = framer.consumed + framer.buffered
         remaining = budget

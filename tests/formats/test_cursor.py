@@ -20,7 +20,7 @@ from tailerd.core.framing import LineFramer
 from tailerd.domain import Line, LLMCall, ToolCall, Turn
 from tailerd.formats.base import Source
 from tailerd.formats.cursor import FORMAT
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, run_tailerd
 from tests.formats.test_wrong_types import Sample, check_wrong_types, once_into_store
 
 FIXTURE = FIXTURES / "cursor" / "git-ai-project-git-ai" / "tests" / "fixtures"
@@ -109,10 +109,17 @@ def test_once_ships_the_session_into_the_local_store(tmp_path: Path) -> None:
         os.utime(p, (old, old))
     with sqlite3.connect(once_into_store(home / ".cursor", tmp_path)) as db:
         rows = db.execute("SELECT operation, session_id FROM spans").fetchall()
+        times = db.execute("SELECT DISTINCT start_ns, end_ns FROM spans").fetchall()
+        (root,) = db.execute("SELECT attributes FROM spans WHERE parent_span_id IS NULL")
     ops = sorted(op for op, _ in rows)
     assert ops.count("chat") == 10 and ops.count("execute_tool") == 10
     assert {sid for _, sid in rows} == {SESSION}
     assert len(rows) == 21  # the turn's root + 10 chat + 10 tool spans
+    # Cursor records no time: every span is placed at the file's mtime (set above), said so.
+    assert times == [(old * 10**9, old * 10**9)]
+    attributes = json.loads(root[0])
+    assert attributes["tailerd.timestamps.source"] == "file_mtime"
+    assert attributes["tailerd.timestamps.recorded"] is False
 
 
 def test_newer_lines_tool_results_and_turn_ended(tmp_path: Path) -> None:
@@ -143,3 +150,17 @@ def test_newer_lines_tool_results_and_turn_ended(tmp_path: Path) -> None:
     assert turn.output_messages[0].content == "two files"
     assert turn.attributes["cursor.turn_status"] == "completed" and not turn.interrupted
     assert turn.end == len(data)
+
+
+def test_preview_places_the_turn_at_the_files_mtime(tmp_path: Path) -> None:
+    """`preview` (and `import`) read the file whole: the same time, from the file's stat."""
+    path = cursor_home(tmp_path / "home")
+    when = 1_750_000_000  # 2025-06-15, set below; Cursor wrote no time into the file
+    os.utime(path, (when, when))
+    shown = run_tailerd("preview", path, "--state-dir", tmp_path / "state")
+    assert shown.returncode == 0, shown.stderr
+    records = [json.loads(line) for line in shown.stdout.splitlines()]
+    assert len(records) == 21  # as in the local store above
+    assert {(r["start_ns"], r["end_ns"]) for r in records} == {(when * 10**9, when * 10**9)}
+    (root,) = [r for r in records if r["parent_span_id"] is None]
+    assert root["attributes"]["tailerd.timestamps.source"] == "file_mtime"
