@@ -19,7 +19,8 @@ transcripts, "obsession" connector spec, section 10.5; not in the licensed sampl
 
 What Cursor does not record, said on the spans instead of guessed: the turn carries
 `tailerd.timestamps.recorded = false` and `tailerd.usage.recorded = false` (its start/end stay
-unset: a parser never opens or stats files, so the file's mtime is not known here); chat spans
+unset here, a parser never stats files: the pipeline then places the turn at the file's mtime
+when read, marked `tailerd.timestamps.source = "file_mtime"`, tailerd/file_times.py); chat spans
 carry `tailerd.usage.recorded = false` (their zero token counts mean "unknown"); tool spans
 without a `tool_result` carry `tailerd.tool.result_recorded = false`.
 
