@@ -190,13 +190,12 @@ def _need_state(state_dir: Path) -> None:
 
 def _store(cfg: Any, state_dir: Path) -> Path:
     """The local store to read: --data-dir, else the one the daemon recorded in the state
-    dir, else the default data dir."""
-    from tailerd.edges.state_dir import recorded_data_dir, resolve_data_dir
+    dir, else the default data dir (all three: edges/state_dir.resolve_data_dir)."""
+    from tailerd.edges.state_dir import resolve_data_dir
 
     if state_dir.exists() and not state_dir.is_dir():
         raise ConfigError(f"state dir {state_dir} is a file, not a directory (see --state-dir)")
-    data_dir = cfg.data_dir or recorded_data_dir(state_dir)
-    return resolve_data_dir(data_dir, state_dir) / DB_FILE
+    return resolve_data_dir(cfg.data_dir, state_dir) / DB_FILE
 
 
 def _render_dead_letters(rows: list[dict[str, Any]]) -> Any:
