@@ -31,14 +31,15 @@ database) is closed as interrupted. Sub-agent session files are claimed and yiel
 (their turns are nested in the parent's). Not read: the 0.x layout `storage/session/info/`
 (moved by OpenCode's own storage migrations long before 1.1), todos, diffs, shares.
 
-Cost of a re-read: every message and part file of the session, and of its sub-agents' sessions
-once per `task` call. Measured on this machine (best of 3, `document_turns` of the top-level
-session): the 1.1.65 sample (2 turns, 40 files) 17 ms; its messages and parts copied to 200
-turns (2,515 files) 1.4 s, once per rewrite of the session file (a prompt's start and end).
+Cost of a re-read: every message and part file of the session and of its sub-agents' sessions
+(each read once). Measured on this machine (best of 3, `document_turns` of the top-level
+session): the 1.1.65 sample (2 turns, 40 files) 9 ms; its messages and parts copied to 200
+turns (2,515 files) 0.9 s, once per rewrite of the session file (a prompt's start and end).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from pathlib import PurePath
@@ -87,6 +88,7 @@ class StorageRows:
         self._root = path.parents[2]
         self._project = path.parent.name
         self._own = own
+        self._read: dict[str, list[Row]] = {}
 
     def session(self, session_id: str) -> dict[str, str] | None:
         if session_id == self._own["id"]:
@@ -100,7 +102,13 @@ class StorageRows:
         return session_fields(session_id, info) if info else None
 
     def messages(self, session_id: str, cursor: str | None) -> list[Row]:
-        """All of the session's messages (`cursor` is unused: the daemon keeps the keys sent)."""
+        """All of the session's messages (`cursor` is unused: the daemon keeps the keys sent),
+        read once per re-read (a sub-agent's session may be asked for again)."""
+        if session_id not in self._read:
+            self._read[session_id] = self._messages(session_id)
+        return self._read[session_id]
+
+    def _messages(self, session_id: str) -> list[Row]:
         rows = []
         for path in self._files("message", session_id):
             info = json_object(self._source.read_related(path, FILE_CAP))
@@ -123,14 +131,11 @@ class StorageRows:
         return rows
 
     def _files(self, kind: str, owner: str) -> list[str]:
-        """`storage/<kind>/<owner>/*.json`, sorted by name (OpenCode's ids ascend)."""
-        directory = self._root / kind / owner
-        found = self._source.find_related(str(directory), "*.json")
-        return sorted((p for p in found if PurePath(p).parent == directory), key=_name)
-
-
-def _name(path: str) -> str:
-    return PurePath(path).name
+        """`storage/<kind>/<owner>/*.json`, sorted by name (OpenCode's ids ascend): one
+        directory, so find_related's sorted paths are in name order."""
+        directory = str(self._root / kind / owner)
+        found = self._source.find_related(directory, "*.json")
+        return [p for p in found if os.path.dirname(p) == directory]  # noqa: PTH120
 
 
 def session_fields(session_id: str, info: dict[str, Any]) -> dict[str, str]:
