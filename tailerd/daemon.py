@@ -338,9 +338,11 @@ class Daemon(FilePump):
         due = force or now - self._last_save >= self.settings.checkpoint_interval
         shipped = self.history.take_rows()
         cursors = self.databases.pending_cursors()
-        if (changed or table.removed or shipped or cursors) and due and not self.dry_run:
+        forgotten = self.databases.forgotten_cursors()
+        written = changed or table.removed or shipped or cursors or forgotten
+        if written and due and not self.dry_run:
             self._last_save = now
-            self.store.save(changed, table.removed, shipped, cursors)
+            self.store.save(changed, table.removed, shipped, cursors, forgotten)
             self.history.committed(shipped)
             self.databases.committed()
             table.changed.clear()

@@ -154,6 +154,29 @@ def migrate(db: sqlite3.Connection, found: str) -> None:
             db.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'", (version,))
 
 
+def paths_of(db: sqlite3.Connection, keys: list[str]) -> set[str]:
+    """The paths of the `files` rows with these keys."""
+    found = (db.execute("SELECT path FROM files WHERE key = ?", (k,)).fetchone() for k in keys)
+    return {str(row[0]) for row in found if row is not None}
+
+
+def forget_cursors(
+    db: sqlite3.Connection, gone_paths: set[str], sessions: list[tuple[str, str]]
+) -> None:
+    """Inside the caller's transaction, after its checkpoint rows were written: delete the
+    session cursors of the agent databases at `gone_paths` (checkpoints forgotten) unless a
+    checkpoint not retired still has that path (the database came back under a new inode), and
+    the `sessions` (db path, session id) gone from a database that is still followed."""
+    if gone_paths:
+        db.executemany(
+            "DELETE FROM db_cursors WHERE db_path = ?1 AND NOT EXISTS"
+            " (SELECT 1 FROM files WHERE path = ?1 AND removed_at IS NULL)",
+            [(path,) for path in sorted(gone_paths)],
+        )
+    if sessions:
+        db.executemany("DELETE FROM db_cursors WHERE db_path = ? AND session_id = ?", sessions)
+
+
 def create_schema(db: sqlite3.Connection, migrated: bool) -> None:
     run_script(db, SCHEMA)
     db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))

@@ -39,10 +39,12 @@ from tailerd.edges.checkpoint_schema import (
     Shipped,
     close_writer,
     create_schema,
+    forget_cursors,
     from_legacy,
     from_row,
     fsync_dir,
     migrate,
+    paths_of,
     to_row,
     transaction,
 )
@@ -135,12 +137,16 @@ class CheckpointStore:
         removed: Iterable[str] = (),
         shipped: Iterable[Shipped] = (),
         cursors: Iterable[DbCursor] = (),
+        forgotten: Iterable[tuple[str, str]] = (),
     ) -> None:
         """Write the checkpoints in `changed` (upserted by `.key`), delete the `removed` keys,
-        add the `shipped` history rows `(identity, turn_key, file_key, epoch seconds)` and upsert
-        the agent databases' session `cursors` `(db path, session id, cursor)`, in one
-        durable transaction. An identity already indexed keeps its first turn and file; only
-        its time moves forward (so retention counts from the latest shipment).
+        add the `shipped` history rows `(identity, turn_key, file_key, epoch seconds)`, upsert
+        the agent databases' session `cursors` `(db path, session id, cursor)` and delete the
+        `forgotten` ones `(db path, session id)`, in one durable transaction. A removed
+        checkpoint takes its path's session cursors with it unless a checkpoint not retired
+        still has that path (checkpoint_schema.forget_cursors). An identity already indexed
+        keeps its first turn and file; only its time moves forward (so retention counts from
+        the latest shipment).
 
         Callers should pass only the checkpoints that changed: the cost is O(len(changed)).
         A Mapping is accepted (its values are taken as changed; rows equal to what is stored
@@ -159,7 +165,8 @@ class CheckpointStore:
         with self._lock, self._writing():
             db = self._open()
             assert db is not None  # a writer always has a database
-            self._write(db, items, gone, shipped=rows, cursors=list(cursors))
+            cursor_rows = (list(cursors), list(forgotten))
+            self._write(db, items, gone, shipped=rows, cursors=cursor_rows)
 
     def db_cursors(self, db_path: str) -> dict[str, str]:
         """The stored session cursors of one agent database: session id -> cursor. Empty when
@@ -237,14 +244,16 @@ class CheckpointStore:
         *,
         init: bool | None = None,
         shipped: list[Shipped] | None = None,
-        cursors: list[DbCursor] | None = None,
+        cursors: tuple[list[DbCursor], list[tuple[str, str]]] = ([], []),
     ) -> None:
-        """One transaction; `init` (True when migrating) first creates the schema."""
+        """One transaction; `init` (True when migrating) first creates the schema.
+        `cursors`: the session cursors to upsert and the (db path, session id) to delete."""
         rows: dict[str, Row] = {}
         turn_keys: dict[tuple[str, str], frozenset[str]] = {}
         with transaction(db):
             if init is not None:
                 create_schema(db, migrated=init)
+            gone_paths = paths_of(db, gone)
             for key in gone:
                 db.execute("DELETE FROM files WHERE key = ?", (key,))
                 db.execute("DELETE FROM turn_keys WHERE file_key = ?", (key,))
@@ -271,8 +280,9 @@ class CheckpointStore:
                     turn_keys[(cp.key, kind)] = new
             if shipped:
                 db.executemany(UPSERT_HISTORY, shipped)
-            if cursors:
-                db.executemany("INSERT OR REPLACE INTO db_cursors VALUES (?, ?, ?)", cursors)
+            if cursors[0]:
+                db.executemany("INSERT OR REPLACE INTO db_cursors VALUES (?, ?, ?)", cursors[0])
+            forget_cursors(db, gone_paths, cursors[1])
         # Committed: only now does the cache describe the database.
         for key in gone:
             self._rows.pop(key, None)

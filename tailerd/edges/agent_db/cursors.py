@@ -12,7 +12,7 @@ acknowledgement is not read and emitted twice.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 
@@ -32,6 +32,7 @@ class SessionCursors:
         self._queues: dict[str, deque[_InFlight]] = {}
         self._by_key: dict[str, tuple[str, _InFlight]] = {}
         self._changed: set[str] = set()
+        self._forgotten: set[str] = set()
 
     def emitted(self, session_id: str, key: str, cursor: str) -> None:
         """A turn of `session_id` ending at `cursor` went to the sinks (or was dead-lettered)."""
@@ -60,9 +61,27 @@ class SessionCursors:
         """Turns emitted and not yet settled by every sink."""
         return len(self._by_key)
 
+    def forget_missing(self, present: Collection[str]) -> list[str]:
+        """Drop the cursors of sessions not in `present` (deleted from the agent's database)
+        and with no turn in flight; the session ids dropped, sorted. `forgotten()` lists them
+        until the next `committed()`."""
+        gone = sorted(s for s in self.acked.keys() | self.read_to.keys() if s not in present)
+        gone = [s for s in gone if s not in self._queues]
+        for session_id in gone:
+            self.acked.pop(session_id, None)
+            self.read_to.pop(session_id, None)
+            self._changed.discard(session_id)
+            self._forgotten.add(session_id)
+        return gone
+
+    def forgotten(self) -> list[str]:
+        """Sessions whose stored cursor is to be deleted, since the last `committed()`."""
+        return sorted(self._forgotten)
+
     def changed(self) -> list[tuple[str, str]]:
         """(session id, acknowledged cursor) moved since the last `committed()`."""
         return [(s, self.acked[s]) for s in sorted(self._changed)]
 
     def committed(self) -> None:
         self._changed.clear()
+        self._forgotten.clear()

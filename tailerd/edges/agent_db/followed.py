@@ -81,6 +81,11 @@ class DatabaseFiles:
             (str(f.path), s, c) for f, db in self.sources.values() for s, c in db.cursors.changed()
         ]
 
+    def forgotten_cursors(self) -> list[tuple[str, str]]:
+        """(database path, session id) of stored cursors to delete: sessions gone from their
+        database."""
+        return [(str(f.path), s) for f, db in self.sources.values() for s in db.cursors.forgotten()]
+
     def committed(self) -> None:
         for _f, db in self.sources.values():
             db.cursors.committed()

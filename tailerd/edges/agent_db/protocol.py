@@ -87,7 +87,8 @@ class DatabaseFormat:
     def session_versions(self, db: sqlite3.Connection) -> dict[str, str]:
         """Every top-level session's id -> a text that changes whenever the session does
         (e.g. its update time and message count). Sub-agent sessions are read through their
-        parent and not listed."""
+        parent and not listed. A session no longer listed counts as deleted: its stored cursor
+        is dropped (edges/agent_db/cursors.py `forget_missing`)."""
         raise NotImplementedError
 
     def read_query(self, query: SessionQuery) -> SessionRead:

@@ -103,6 +103,9 @@ class DatabaseSource:
             return [
                 ("", DeadLetter(0, 0, f"{self.fmt.name} cannot list sessions: {describe(exc)}"))
             ]
+        for session_id in self.cursors.forget_missing(versions):  # deleted by the agent (or user)
+            self._versions.pop(session_id, None)
+            self._open.discard(session_id)
         todo = [s for s, v in versions.items() if self._versions.get(s) != v]
         if idle:
             todo += sorted(self._open - set(todo))
