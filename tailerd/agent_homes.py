@@ -80,11 +80,12 @@ AGENT_HOMES: tuple[AgentHome, ...] = (
         "$PI_CODING_AGENT_DIR (default ~/.pi/agent), sessions under it",
     ),
     AgentHome(
-        "opencode", "OpenCode", ("opencode",),
+        "opencode", "OpenCode", ("opencode", "opencode-storage"),
         env=(("XDG_DATA_HOME", "opencode"),),
         default=(".local/share/opencode",),
         source="sst/opencode packages/opencode/src/global/index.ts: xdg-basedir data "
-        "directory + /opencode (opencode.db, storage/)",
+        "directory + /opencode (opencode.db; before 1.2 the JSON tree storage/, under the "
+        "same root)",
     ),
     AgentHome(
         "cursor", "Cursor CLI", ("cursor",),
