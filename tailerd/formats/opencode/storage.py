@@ -41,13 +41,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
 
 from tailerd.domain import Turn
 from tailerd.edges.agent_db.protocol import DEFAULT_IDLE_CLOSE
-from tailerd.formats.base import Source, TurnParser
+from tailerd.formats.base import Source, WholeDocumentsOnly
 from tailerd.formats.json_values import as_dict, as_str
 from tailerd.formats.opencode.turns import Row, json_object, number, session_turns
 from tailerd.formats.options import IDLE_CLOSE_ONLY
@@ -168,7 +167,7 @@ def turns_from_session_file(data: bytes, source: Source, *, final: bool) -> list
     return [t.turn for t in read.turns]
 
 
-class OpenCodeStorageFormat:
+class OpenCodeStorageFormat(WholeDocumentsOnly):
     name = "opencode-storage"
 
     def claims(self, path: PurePath, head: bytes) -> bool:
@@ -184,9 +183,6 @@ class OpenCodeStorageFormat:
 
     def document_turns(self, data: bytes, source: Source, *, final: bool) -> list[Turn]:
         return turns_from_session_file(data, source, final=final)
-
-    def new_parser(self, source: Source, context: Mapping[str, Any] | None) -> TurnParser:
-        raise NotImplementedError("OpenCode session files are read whole (reads_whole)")
 
 
 FORMAT = OpenCodeStorageFormat()
