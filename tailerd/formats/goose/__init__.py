@@ -14,18 +14,23 @@ created_timestamp (epoch seconds), timestamp, tokens, metadata_json)`. Later sch
 `sessions.provider_name`, `sessions.model_config_json` (6) and `messages.message_id` (7): used
 when present. The JSON shapes are in content.py.
 
-What goose records and what it does not:
-* No tokens per message: `add_message` never writes `messages.tokens`, and no model either
-  (before schema 6 not even per session). Chat spans carry `tailerd.usage.recorded = false`,
-  and the model only when `model_config_json` exists.
+What goose records and what it does not (schema 5; later schemas, read when present, in
+brackets: block/goose `session_manager.rs` migrations 6-16):
+* No tokens per message (`add_message` never writes `messages.tokens`) and no model per message
+  [`metadata_json.inference` names the model and provider of each model message]. Chat spans
+  carry `tailerd.usage.recorded = false` and the model when one is known (the message's, else
+  `sessions.model_config_json`'s [6]).
 * Tokens per session, cumulative (`accumulated_input_tokens`, `accumulated_output_tokens`):
   shipped once, as their growth since the last read, on a synthetic `session_totals` turn
   (the pattern of formats/copilot_cli), when no turn of the session is open.
-* No cost: the totals span is priced by tailerd from the model, when goose recorded one.
-* Sub-agents run in sessions of their own (`session_type = "sub_agent"`) with no link to the
-  calling session or tool call in the schema: they are shipped as their own sessions with
-  `goose.session_type`, not nested. Every session type is shipped (`user`, `scheduled`,
-  `sub_agent`, `hidden`), each turn saying which.
+  [15: `usage_ledger` holds every provider call's model, tokens (cache reads/writes too) and
+  goose's own cost: usage.py puts them on the chat spans instead, and no totals turn is sent.]
+* No cost [13/15: goose's own, from the ledger, as `gen_ai.usage.cost`, `tailerd.cost.source =
+  "agent"`]; otherwise tailerd prices the tokens when the model is known.
+* Sub-agents run in sessions of their own (`session_type = "sub_agent"`), linked to no tool
+  call [15: `parent_session_id` names the calling session, shipped as
+  `goose.parent_session_id`]: they are shipped as their own sessions, not nested. Every session
+  type is shipped (`user`, `scheduled`, `sub_agent`, `hidden`, `acp`), each turn saying which.
 * `working_dir` is `tailerd.cwd`; `name` (older: `description`) is the session title.
 """
 

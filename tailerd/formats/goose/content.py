@@ -6,11 +6,14 @@ Shapes (block/goose `crates/goose/src/conversation/message.rs` and
 (camelCase): `text` {text}, `image` {data, mimeType}, `toolRequest` {id, toolCall}, `toolResponse`
 {id, toolResult}, `thinking` {thinking, signature}, `redactedThinking` {data},
 `toolConfirmationRequest`, `actionRequired`, `frontendToolRequest` {id, toolCall},
-`systemNotification` {notificationType, msg}, `jsonRenderSpec`. `toolCall` and `toolResult` are
+`systemNotification` {notificationType, msg}, `jsonRenderSpec` (and, from older sessions,
+`reasoning` {text}, which goose now reads as thinking). `toolCall` and `toolResult` are
 `{"status": "success", "value": ...}` or `{"status": "error", "error": "<text>"}`; a call's value
 is MCP `CallToolRequestParams` {name, arguments}, a result's value MCP `CallToolResult`
 {content: [{type: "text", text}, ...], isError} (or, from older sessions, the content list
-itself). `metadata_json` is `MessageMetadata` {userVisible, agentVisible} (both default true).
+itself). `metadata_json` is `MessageMetadata` {userVisible, agentVisible} (both default true),
+later with `inference` {provider, requestedModel, resolvedModel} on the model's messages
+(`conversation/message/mod.rs` InferenceMetadata, commit 865e4a030a67eb0c51869874b9c758cb1eb10595).
 Every value is read defensively: a value of another type reads as empty, never raises.
 """
 
@@ -40,6 +43,14 @@ class Row:
     items: tuple[dict[str, Any], ...]
     created: float
     user_visible: bool
+    model: str = ""  # metadata.inference: resolvedModel, else requestedModel
+    provider: str = ""
+
+    def reasoning(self) -> str:
+        """Thinking text (`thinking` items, and older sessions' `reasoning` items)."""
+        return "\n".join(
+            t for t in (self.text("thinking", "thinking"), self.text("reasoning")) if t
+        )
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [item for item in self.items if item.get("type") == kind]
@@ -79,6 +90,14 @@ def user_visible(raw: object) -> bool:
     """`metadata_json.userVisible` (true when absent or unreadable, goose's default)."""
     value = as_dict(_json(raw)).get("userVisible")
     return value if isinstance(value, bool) else True
+
+
+def inference_of(raw: object) -> tuple[str, str]:
+    """`metadata_json.inference`'s (model, provider): the resolved model, else the requested
+    one; ("", "") when goose recorded none (before late 2025 it never did)."""
+    inference = as_dict(as_dict(_json(raw)).get("inference"))
+    model = as_str(inference.get("resolvedModel")) or as_str(inference.get("requestedModel"))
+    return model, as_str(inference.get("provider"))
 
 
 def call_of(request: dict[str, Any]) -> tuple[str, str, str]:

@@ -9,15 +9,16 @@ consecutive model messages is one LLM call; each `toolRequest` one tool call, it
 `toolResponse` with the same id. Messages are read in row order (`messages.id`, the order
 goose inserted them; goose itself orders by the second-resolution `timestamp`).
 
-The cursor that passes a turn is `"<index>|<input>|<output>|<message key>"`: the position and
-key of the turn's last message, and the session's accumulated input/output tokens already
-shipped (see `_totals_turn`).
+The cursor that passes a turn is `"<index>|<input>|<output>|<ledger id>|<message key>"`: the
+position and key of the turn's last message, the session's accumulated input/output tokens
+already shipped (see `_totals_turn`) and the last `usage_ledger` row shipped (usage.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import sqlite3
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -25,70 +26,23 @@ from tailerd.domain import LLMCall, Message, SpanCall, ToolCall, Turn, Usage
 from tailerd.edges.agent_db import table_columns
 from tailerd.edges.agent_db.protocol import SessionQuery, SessionRead, SessionTurn
 from tailerd.formats.base import parse_time, turn_key
-from tailerd.formats.goose.content import (
-    Row,
-    call_of,
-    content_items,
-    model_of,
-    result_of,
-    user_visible,
-)
-from tailerd.formats.json_values import as_int, as_str
+from tailerd.formats.goose.content import Row, call_of, result_of
+from tailerd.formats.goose.rows import Position, after, check, messages, session_row
+from tailerd.formats.goose.usage import Charge, charged, in_window, ledger, with_charges
+from tailerd.formats.json_values import as_str
 
 AGENT = "goose"
-SESSION_COLUMNS = frozenset({"id", "working_dir", "updated_at"})
-MESSAGE_COLUMNS = frozenset({"id", "session_id", "role", "content_json", "created_timestamp"})
-# Read when the database has them (schema 4: name; 5: session_type; 6: provider_name and
-# model_config_json; 7: messages.message_id), else their default.
-OPTIONAL_SESSION = (
-    ("name", "''"),
-    ("description", "''"),
-    ("session_type", "'user'"),
-    ("schedule_id", "NULL"),
-    ("provider_name", "''"),
-    ("model_config_json", "NULL"),
-    ("accumulated_input_tokens", "NULL"),
-    ("accumulated_output_tokens", "NULL"),
-    ("accumulated_total_tokens", "NULL"),
-    ("created_at", "NULL"),
-)
-
-
-class UnknownSchema(ValueError):
-    """The database lacks a column every goose schema since version 1 has."""
-
-
-@dataclass(frozen=True, slots=True)
-class Position:
-    """A parsed cursor: the last message passed and the token totals already shipped."""
-
-    index: int = -1
-    key: str = ""
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-    @classmethod
-    def parse(cls, cursor: str | None) -> Position:
-        parts = (cursor or "").split("|", 3)
-        if len(parts) != 4:
-            return cls()
-        index, seen_in, seen_out, key = parts
-        try:
-            return cls(int(index), key, int(seen_in), int(seen_out))
-        except ValueError:
-            return cls()
-
-    def text(self) -> str:
-        return f"{self.index}|{self.input_tokens}|{self.output_tokens}|{self.key}"
 
 
 def session_versions(db: sqlite3.Connection) -> dict[str, str]:
     """Every session id -> "<updated_at>|<message count>|<last row id>|<accumulated tokens>"
     (goose moves `updated_at` on every message and every token update)."""
-    _check(db)
+    check(db)
     columns = table_columns(db, "sessions")
     totals = [c for c in ("accumulated_input_tokens", "accumulated_output_tokens") if c in columns]
     extra = "".join(f", s.{c}" for c in totals)
+    if "session_id" in table_columns(db, "usage_ledger"):
+        extra += ", (SELECT MAX(u.id) FROM usage_ledger u WHERE u.session_id = s.id)"
     rows = db.execute(
         f"SELECT s.id, s.updated_at, COUNT(m.id), MAX(m.id){extra} FROM sessions s"  # noqa: S608
         " LEFT JOIN messages m ON m.session_id = s.id GROUP BY s.id"
@@ -99,28 +53,40 @@ def session_versions(db: sqlite3.Connection) -> dict[str, str]:
 def read_session(query: SessionQuery) -> SessionRead:
     """The finished turns of one session after its cursor (see the module docstring)."""
     db, session_id = query.db, query.session_id
-    _check(db)
-    session = _session(db, session_id)
+    check(db)
+    session = session_row(db, session_id)
     if session is None:
         return SessionRead()
     position = Position.parse(query.cursor)
     groups: list[list[Row]] = []
-    for row in _after(_messages(db, session_id), position):
+    for row in after(messages(db, session_id), position):
         if row.is_prompt or not groups:
             groups.append([row])
         else:
             groups[-1].append(row)
     agent = query.source.agent_name or AGENT
+    charges = ledger(db, session_id, position.ledger)
     turns: list[SessionTurn] = []
+    if charges:  # rows of turns shipped before (written after them): a turn of their own
+        late = in_window(charges, -math.inf, groups[0][0].created if groups else math.inf)
+        if late:
+            position = dataclasses.replace(position, ledger=late[-1].id)
+            turns.append(SessionTurn(_usage_turn(session, late, agent), position.text()))
     for i, group in enumerate(groups):
         final = _final(group)
         if not final and i + 1 == len(groups) and query.now - group[-1].created < query.idle_close:
             return SessionRead(tuple(turns), True)
-        position = Position(
-            group[-1].index, group[-1].key, position.input_tokens, position.output_tokens
-        )
-        turns.append(SessionTurn(_turn(session, group, agent, not final), position.text()))
-    totals = _totals_turn(session, position, agent)
+        turn = _turn(session, group, agent, not final)
+        if charges:
+            end = groups[i + 1][0].created if i + 1 < len(groups) else math.inf
+            mine = in_window(charges, group[0].created, end)
+            turn = with_charges(turn, mine)
+            position = dataclasses.replace(
+                position, ledger=max([position.ledger, *(c.id for c in mine)])
+            )
+        position = dataclasses.replace(position, index=group[-1].index, key=group[-1].key)
+        turns.append(SessionTurn(turn, position.text()))
+    totals = () if charges is not None else _totals_turn(session, position, agent)
     return SessionRead((*turns, *totals))
 
 
@@ -171,10 +137,10 @@ def _spans(session: dict[str, Any], group: list[Row]) -> list[SpanCall]:
         text = "\n".join(t for r in run if (t := r.text()))
         spans.append(
             LLMCall(
-                model=session["model"],
-                provider_name=session["provider"],
+                model=next((r.model for r in reversed(run) if r.model), session["model"]),
+                provider_name=next((r.provider for r in run if r.provider), session["provider"]),
                 output_messages=(Message("assistant", text),) if text else (),
-                reasoning="\n".join(t for r in run if (t := r.text("thinking", "thinking"))),
+                reasoning="\n".join(t for r in run if (t := r.reasoning())),
                 response_id=run[0].key,
                 started_at=_time(run[0].created),
                 ended_at=_time(run[-1].created),
@@ -257,95 +223,30 @@ def _new_turn(
     )
 
 
+def _usage_turn(session: dict[str, Any], charges: list[Charge], agent: str) -> Turn:
+    """Ledger rows written after their turn was shipped, as a synthetic turn."""
+    spans = tuple(charged(LLMCall(), c, unmatched=not c.compaction) for c in charges)
+    first, last = spans[0], spans[-1]
+    return _new_turn(
+        session,
+        agent,
+        ("usage", charges[0].id, charges[-1].id),
+        spans=spans,
+        started_at=first.started_at if isinstance(first, LLMCall) else None,
+        ended_at=last.ended_at if isinstance(last, LLMCall) else None,
+        attributes={**_attributes(session), "tailerd.synthetic": "usage"},
+    )
+
+
 def _attributes(session: dict[str, Any]) -> dict[str, Any]:
     attributes: dict[str, Any] = {"goose.session_type": session["type"]}
+    if session["parent"]:
+        attributes["goose.parent_session_id"] = session["parent"]
     if session["cwd"]:
         attributes["tailerd.cwd"] = session["cwd"]
     if session["schedule_id"]:
         attributes["goose.schedule_id"] = session["schedule_id"]
     return attributes
-
-
-# ---- rows ---------------------------------------------------------------------------------
-
-
-def _check(db: sqlite3.Connection) -> None:
-    missing = sorted(SESSION_COLUMNS - table_columns(db, "sessions")) + sorted(
-        MESSAGE_COLUMNS - table_columns(db, "messages")
-    )
-    if missing:
-        raise UnknownSchema(f"not a goose sessions.db this reader knows: no {', '.join(missing)}")
-
-
-def _session(db: sqlite3.Connection, session_id: str) -> dict[str, Any] | None:
-    columns = table_columns(db, "sessions")
-    chosen = [name if name in columns else default for name, default in OPTIONAL_SESSION]
-    found = db.execute(
-        f"SELECT id, working_dir, updated_at, {', '.join(chosen)} FROM sessions"  # noqa: S608
-        " WHERE id = ?",
-        (session_id,),
-    ).fetchone()
-    if found is None:
-        return None
-    sid, cwd, updated, name, description, kind, schedule, provider, model, t_in, t_out, t_all, _ = (
-        found
-    )
-    return {
-        "id": str(sid),
-        "cwd": as_str(cwd),
-        "updated_at": as_str(updated),
-        "name": as_str(name) or as_str(description),
-        "type": as_str(kind) or "user",
-        "schedule_id": as_str(schedule),
-        "provider": as_str(provider),
-        "model": model_of(model),
-        "input_tokens": as_int(t_in),
-        "output_tokens": as_int(t_out),
-        "total_tokens": as_int(t_all),
-    }
-
-
-def _messages(db: sqlite3.Connection, session_id: str) -> list[Row]:
-    columns = table_columns(db, "messages")
-    message_id = "message_id" if "message_id" in columns else "NULL"
-    metadata = "metadata_json" if "metadata_json" in columns else "NULL"
-    found = db.execute(
-        f"SELECT id, {message_id}, role, content_json, created_timestamp, {metadata}"  # noqa: S608
-        " FROM messages WHERE session_id = ? ORDER BY id",
-        (session_id,),
-    )
-    rows = []
-    for index, (rowid, mid, role, content, created, meta) in enumerate(found):
-        rows.append(
-            Row(
-                key=as_str(mid) or f"msg_{session_id}_{rowid}",
-                index=index,
-                role=as_str(role),
-                items=content_items(content),
-                created=_seconds(created),
-                user_visible=user_visible(meta),
-            )
-        )
-    return rows
-
-
-def _after(rows: list[Row], position: Position) -> list[Row]:
-    """The rows after the cursor's message; should that message be gone (goose rewrote the
-    conversation), the rows up to its position are taken as read (never sent twice)."""
-    if position.index < 0:
-        return rows
-    for i, row in enumerate(rows):
-        if row.key == position.key:
-            return rows[i + 1 :]
-    return rows[position.index + 1 :]
-
-
-def _seconds(value: object) -> float:
-    """Epoch seconds from `created_timestamp` (goose writes `Utc::now().timestamp()`)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return 0.0
-    number = float(value)
-    return number / 1000 if number > 1e11 else number
 
 
 def _time(value: float) -> datetime | None:
