@@ -438,3 +438,31 @@ def test_a_ledger_row_written_after_its_turn_shipped_is_shipped_once_on_its_own(
             db, Source(str(migrated)), S1, item.cursor, now=time.time(), idle_close=600
         )
         assert again.turns == ()
+
+
+def test_once_ships_the_ledgers_tokens_and_goose_costs_to_the_store(
+    migrated: Path, tmp_path: Path
+) -> None:
+    """By hand from LEDGER: S1's input 1000+1200+1400+1600+1700+1700+1800 = 10400, output
+    50+30+40+20+15+200+25 = 380, goose's own costs 0.004+0.002+0.003 = 0.009 on 3 spans; S2
+    has no ledger row. Turns 3 + 1, chat spans 6 + 1 compaction + 1, tool spans 4."""
+    home = migrated.parents[4]
+    state = tmp_path / "state"
+    once = ("--once", "--agents", "goose", "--state-dir", state, "--data-dir", state)
+    result = run_tailerd(*once, HOME=str(home), XDG_DATA_HOME="", GOOSE_PATH_ROOT="")
+    assert result.returncode == 0, result.stderr
+    assert stored(state) == (4, 8, 4)
+    db = sqlite3.connect(state / "tailerd.db")
+    try:
+        tokens_in, tokens_out, agent_costs, priced_by_agent = db.execute(
+            "SELECT SUM(json_extract(attributes, '$.\"gen_ai.usage.input_tokens\"')),"
+            " SUM(json_extract(attributes, '$.\"gen_ai.usage.output_tokens\"')),"
+            " SUM(CASE WHEN json_extract(attributes, '$.\"tailerd.cost.source\"') = 'agent'"
+            "     THEN json_extract(attributes, '$.\"gen_ai.usage.cost\"') END),"
+            " SUM(json_extract(attributes, '$.\"tailerd.cost.source\"') = 'agent')"
+            " FROM spans WHERE name LIKE 'chat%'"
+        ).fetchone()
+    finally:
+        db.close()
+    assert (tokens_in, tokens_out, priced_by_agent) == (10400, 380, 3)
+    assert agent_costs == pytest.approx(0.009)
