@@ -9,8 +9,11 @@ ones the unit may write). What to watch is in the configuration file alone: for 
 `~/.config/tailerd/tailerd.toml`, written at the first install without `watch`, so that every
 supported agent's home is watched, present or future (kept as it is afterwards;
 `systemctl --user reload tailerd` applies an edit). Then it runs
-`systemctl [--user] daemon-reload` and `enable --now`. Every failure is one line and an
-exit code (78 for what the user can fix, 69 when systemctl itself fails).
+`systemctl [--user] daemon-reload` and `enable --now`. Every failure is one line saying what
+happened and what to do, and an exit code (README's table): 78 for what the user can fix (the
+system unit without root, systemctl refusing for lack of privilege), 69 when there is no
+systemd or no user manager to talk to, or systemctl itself fails; `status` exits 0 when the unit
+runs and 1 when it does not (or is not installed).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ SYSTEM_UNIT_DIR = Path("/etc/systemd/system")
 SYSTEM_CONFIG = Path("/etc/tailerd/tailerd.toml")
 SYSTEM_STATE_DIR = Path("/var/lib/tailerd")  # StateDirectory=tailerd of the system unit
 EX_UNAVAILABLE = 69  # systemctl is missing or refused
+NO_SUCH_UNIT = 4  # `systemctl status`'s exit status for a unit it does not know (LSB)
 
 
 class SystemctlError(TailerdError):
@@ -149,17 +153,64 @@ def render_system_unit(template: str, executable: Path) -> str:
 
 
 def systemctl(scope: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run `systemctl [--user] ARGS`; raises SystemctlError (one line) if it is missing or, with
-    `check`, fails."""
+    """Run `systemctl [--user] ARGS`; raises SystemctlError or ConfigError (one line, `refusal`)
+    if it is missing or, with `check`, fails."""
     exe = shutil.which("systemctl")
     if exe is None:
-        raise SystemctlError("systemctl not found: this host does not run systemd")
+        raise SystemctlError(
+            "systemctl not found: this host does not run systemd; run tailerd under your own"
+            " supervisor instead (`tailerd --watch DIR`)"
+        )
     argv = [exe, *(["--user"] if scope == "user" else []), *args]
     done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
     if check and done.returncode != 0:
-        why = (done.stderr or done.stdout).strip().splitlines()
-        raise SystemctlError(f"`{' '.join(argv[1:])}` failed: {why[0] if why else done.returncode}")
+        raise refusal(scope, " ".join(argv[1:]), done.stderr or done.stdout, done.returncode)
     return done
+
+
+def refusal(scope: str, command: str, said: str, code: int) -> TailerdError:
+    """systemctl's failure of `command` as one line: what happened and what to do. `said` is its
+    output (stderr); the phrases matched are systemctl's own: "System has not been booted with
+    systemd" (PID 1 is another init), "Failed to connect to bus" (no manager listening: for
+    --user no $XDG_RUNTIME_DIR/bus), "Access denied" / "Interactive authentication required"
+    (polkit refused a non-root caller)."""
+    lines = said.strip().splitlines()
+    first = next((x for x in lines if "System has not been booted" in x), lines[0] if lines else "")
+    quoted = f"systemctl said: {first or f'exit {code}'}"
+    if "System has not been booted" in said or not booted_with_systemd():
+        return SystemctlError(
+            f"this host does not run systemd ({quoted}): run tailerd under your own supervisor"
+            " instead (`tailerd --watch DIR`)"
+        )
+    low = said.lower()
+    if "access denied" in low or "authentication required" in low or "permission denied" in low:
+        return ConfigError(
+            f"`systemctl {command}` was refused ({quoted}): run the same `tailerd service`"
+            " command as root (with sudo)"
+        )
+    if scope == "user" and "Failed to connect to bus" in said:
+        runtime = os.environ.get("XDG_RUNTIME_DIR")
+        where = f"XDG_RUNTIME_DIR={runtime}" if runtime else "XDG_RUNTIME_DIR is not set"
+        return SystemctlError(
+            f"no systemd user manager to talk to ({where}; {quoted}): run this in your own login"
+            " session (not under su or sudo), or keep a manager for your user with"
+            " `sudo loginctl enable-linger $USER` and XDG_RUNTIME_DIR=/run/user/$(id -u);"
+            " or install the system unit: sudo tailerd service install --system"
+        )
+    journal = "journalctl --user" if scope == "user" else "journalctl"
+    return SystemctlError(
+        f"`systemctl {command}` failed ({quoted}): see `tailerd service status"
+        f"{'' if scope == 'user' else ' --system'}` and `{journal} -u tailerd`"
+    )
+
+
+def booted_with_systemd() -> bool:
+    """sd_booted(3): systemd is the init system iff /run/systemd/system/ is a directory."""
+    return Path("/run/systemd/system").is_dir()
+
+
+def _as_root(action: str) -> str:
+    return f"run `sudo tailerd service {action} --system`"
 
 
 def _write(path: Path, text: str, mode: int = 0o644) -> None:
@@ -219,7 +270,7 @@ def install(scope: str, dry_run: bool) -> int:
             sys.stdout.write(f"# {layout.config_file}\n{config}")
         return 0
     if scope == "system" and os.geteuid() != 0:
-        raise ConfigError("installing the system unit needs root: sudo tailerd service ...")
+        raise ConfigError(f"installing the system unit needs root: {_as_root('install')}")
     systemctl(scope, "show", "--property=Version")  # the manager answers, before writing anything
     if scope == "user":
         for folder in (layout.state_dir, layout.data_dir):  # ReadWritePaths= must exist
@@ -248,7 +299,9 @@ def uninstall(scope: str) -> int:
     unit_path = UserLayout.from_environment().unit_dir if scope == "user" else SYSTEM_UNIT_DIR
     unit_path = unit_path / UNIT
     if scope == "system" and os.geteuid() != 0:
-        raise ConfigError("removing the system unit needs root: sudo tailerd service ...")
+        raise ConfigError(f"removing the system unit needs root: {_as_root('uninstall')}")
+    if unit_path.exists():
+        systemctl(scope, "show", "--property=Version")  # the manager answers, before stopping
     systemctl(scope, "disable", "--now", UNIT, check=unit_path.exists())
     if unit_path.exists():
         unit_path.unlink()
@@ -260,9 +313,20 @@ def uninstall(scope: str) -> int:
 
 
 def status(scope: str) -> int:
-    """`systemctl status` of the unit, then `tailerd status` of its state dir. Exit status is
-    systemctl's (0 running, 3 not running, 4 no such unit)."""
+    """`systemctl status` of the unit, then `tailerd status` of its state dir. Exit status 0
+    when the unit runs, 1 when it does not (systemctl's 3) or is not installed (its 4: one
+    line on stderr saying how to install it, and no `tailerd status`)."""
+    systemctl(scope, "show", "--property=Version")  # a manager to ask, else one line (69)
     shown = systemctl(scope, "status", "--no-pager", "--lines=5", UNIT, check=False)
+    if shown.returncode == NO_SUCH_UNIT:
+        how = (
+            "`tailerd service install`"
+            if scope == "user"
+            else "`sudo tailerd service install --system`"
+        )
+        whose = "for this user" if scope == "user" else "on this system"
+        sys.stderr.write(f"tailerd: {UNIT} is not installed {whose}: install it with {how}\n")
+        return 1
     sys.stdout.write(shown.stdout or shown.stderr)
     if scope == "user":
         layout = UserLayout.from_environment()
@@ -272,7 +336,7 @@ def status(scope: str) -> int:
     sys.stdout.write("\n")
     sys.stdout.flush()
     subprocess.run([str(tailerd_executable()), "status", *dirs], check=False, timeout=120)
-    return shown.returncode
+    return 0 if shown.returncode == 0 else 1
 
 
 class _Parser(argparse.ArgumentParser):

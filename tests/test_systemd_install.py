@@ -4,10 +4,13 @@ test_systemd_manager.py; systemd-analyze on both: test_systemd.py.)"""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import run_tailerd
+from tailerd import cli
+from tests.conftest import run_tailerd, tailerd_env
 
 try:
     import tomllib
@@ -92,17 +95,85 @@ def test_mishaps_are_one_line(tmp_path):
         assert ran.stderr.startswith("tailerd: ") and message in ran.stderr, ran.stderr
 
 
+def no_systemd_here() -> bool:
+    """sd_booted(3): systemd is PID 1 iff /run/systemd/system/ is a directory (this sandbox: not;
+    a CI runner: yes). Without it, every systemctl call fails the same way."""
+    return not Path("/run/systemd/system").is_dir()
+
+
+def expected_no_manager(runtime: str) -> str:
+    if no_systemd_here():
+        return "this host does not run systemd (systemctl said: "
+    return (
+        f"no systemd user manager to talk to ({runtime}; systemctl said: Failed to connect to bus"
+    )
+
+
 def test_no_reachable_manager_is_one_line_and_writes_nothing(tmp_path):
     """Without a user manager to talk to (no session bus here), or without systemctl at all:
-    exit 69, one line, and no unit, config or state dir left behind."""
+    exit 69, one line saying what happened and what to do, and no unit, config or state dir
+    left behind."""
     home = tmp_path / "home"
-    env = {**home_env(home), "XDG_RUNTIME_DIR": str(tmp_path / "no-runtime")}
+    runtime = tmp_path / "no-runtime"
+    env = {**home_env(home), "XDG_RUNTIME_DIR": str(runtime)}
     cases = [
-        (env, "failed: Failed to connect to bus"),
-        ({**env, "PATH": str(tmp_path / "empty-path")}, "systemctl not found"),
+        (env, expected_no_manager(f"XDG_RUNTIME_DIR={runtime}")),
+        ({**env, "PATH": str(tmp_path / "empty-path")}, "systemctl not found: this host does not"),
     ]
     for case_env, message in cases:
         ran = run_tailerd("service", "install", "--user", **case_env)
         assert ran.returncode == 69, ran.stderr
         assert ran.stderr.count("\n") == 1 and message in ran.stderr, ran.stderr
         assert not home.exists()
+
+
+def test_no_runtime_dir_at_all_says_so(tmp_path):
+    """`su`/`sudo -i` sessions have no XDG_RUNTIME_DIR: the line names that and the way out."""
+    home = tmp_path / "home"
+    env = tailerd_env(**home_env(home))
+    for name in ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS"):
+        env.pop(name, None)
+    for action in ("install", "status", "uninstall"):
+        ran = subprocess.run(
+            [sys.executable, "-m", "tailerd", "service", action, "--user"],
+            capture_output=True, text=True, env=env, timeout=120, check=False,
+        )  # fmt: skip
+        expected = expected_no_manager("XDG_RUNTIME_DIR is not set")
+        if action == "uninstall":  # no unit file: nothing to stop, nothing to ask a manager
+            assert ran.returncode == 0 and "nothing to remove" in ran.stdout, ran.stderr
+            continue
+        assert ran.returncode == 69, (action, ran.stderr)
+        assert ran.stderr.count("\n") == 1 and expected in ran.stderr, ran.stderr
+        assert ran.stdout == "", ran.stdout  # no raw systemctl text, no `tailerd status`
+        if not no_systemd_here():
+            assert "loginctl enable-linger" in ran.stderr
+    assert not home.exists()
+
+
+def test_system_status_without_a_unit_or_without_systemd_is_one_line():
+    ran = run_tailerd("service", "status", "--system")
+    if no_systemd_here():
+        assert ran.returncode == 69, ran.stderr
+        assert "this host does not run systemd" in ran.stderr, ran.stderr
+    else:  # a systemd host without tailerd's system unit (a CI runner)
+        assert ran.returncode == 1, ran.stderr
+        assert "tailerd.service is not installed on this system: install it with `sudo" in (
+            ran.stderr
+        )
+    assert ran.stderr.count("\n") == 1 and ran.stdout == "", ran.stderr + ran.stdout
+
+
+def test_the_system_unit_without_root_is_one_line(monkeypatch, capsys):
+    """Installing or removing the system unit as a normal user: 78 and the sudo command. (As
+    root, as here, the process is told it is uid 1000: this interpreter lives under /root,
+    which another user cannot run. A CI runner's normal user runs it for real.)"""
+    if os.geteuid() == 0:
+        monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    for action in ("install", "uninstall"):
+        assert cli.main(["service", action, "--system"]) == 78
+        said = capsys.readouterr()
+        assert said.out == ""
+        assert said.err == (
+            f"tailerd: {'installing' if action == 'install' else 'removing'} the system unit"
+            f" needs root: run `sudo tailerd service {action} --system`\n"
+        )

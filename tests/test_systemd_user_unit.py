@@ -122,6 +122,13 @@ def test_service_install_user_ships_shows_status_and_uninstalls(
     manager: UserManager, tmp_path: Path
 ) -> None:
     home = Home(tmp_path, manager)
+    # Not installed yet: the manager answers that it knows no such unit; one line, exit 1.
+    before = home.tailerd("service", "status", "--user")
+    assert (before.rc, before.stdout) == (1, ""), before.stderr
+    assert before.stderr == (
+        "tailerd: tailerd.service is not installed for this user: install it with"
+        " `tailerd service install`\n"
+    )
     pid = install(home)
     status = proc_status(manager, pid)
     hardened = {"Seccomp": "2", "NoNewPrivs": "1"}
