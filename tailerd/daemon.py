@@ -19,7 +19,7 @@ from tailerd import formats
 from tailerd.delivery import JOIN_TIMEOUT, Delivery, Pending
 from tailerd.domain import Outcome, Rejected
 from tailerd.edges.agent_db.followed import DatabaseFiles
-from tailerd.edges.checkpoint_store import CheckpointStore
+from tailerd.edges.checkpoint_store import CheckpointStore, FileCheckpoint
 from tailerd.edges.source_file import SourceFile
 from tailerd.edges.watcher import Hints, Watching
 from tailerd.emitter import Emitter
@@ -28,7 +28,7 @@ from tailerd.history import PRUNE_INTERVAL, HistoryIndex
 from tailerd.redaction import Redactor
 from tailerd.settings import Settings
 from tailerd.sinks.base import Sink
-from tailerd.status import Counters, OpenSince, StatusWriter
+from tailerd.status import READ_SIGNATURE, Counters, OpenSince, StatusWriter
 from tailerd.tracking import FileTable
 
 log = logging.getLogger("tailerd")
@@ -68,6 +68,7 @@ class Daemon(FilePump):
         self.counters = Counters()
         self.status = StatusWriter(state_dir)
         self.start_failures = {}
+        self.read_signatures = {}
         self._open_turns: set[str] = set()  # keys of files whose parser holds an open turn
         self.open_since = OpenSince()  # when tailerd first saw each file's oldest open turn
         self.watching = Watching(self.hints)  # inotify, or polling
@@ -333,6 +334,8 @@ class Daemon(FilePump):
                 if offset != cp.offset or ahead != cp.resolved_ahead:
                     cp.offset, cp.resolved_ahead = offset, ahead
                     cp.context = f.pipe.snapshot()
+            elif f is not None and f.checkpoint is cp and f.document:
+                self._note_shipped_read(f, cp)
             changed.append(cp)
         now = time.monotonic()
         due = force or now - self._last_save >= self.settings.checkpoint_interval
@@ -350,6 +353,18 @@ class Daemon(FilePump):
             self.status.touch()
         if force:
             self._write_status(force=True)
+
+    def _note_shipped_read(self, f: SourceFile, cp: FileCheckpoint) -> None:
+        """A file read whole whose last read is read to its end and acknowledged by every sink
+        keeps that read's signature in its checkpoint (`tailerd status`: up to date)."""
+        if f.dirty or f.ledger.unresolved:
+            return
+        if f.key in self.databases:
+            sig = self.databases.read_signature(f)
+        else:
+            sig = self.read_signatures.get(f.key)
+        if sig is not None and cp.context.get(READ_SIGNATURE) != list(sig):
+            cp.context = {**cp.context, READ_SIGNATURE: list(sig)}
 
     def _write_status(self, force: bool = False) -> None:
         self.status.write(self, force)

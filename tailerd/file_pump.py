@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tailerd.delivery import Delivery
 from tailerd.domain import DeadLetter, Turn
+from tailerd.edges.agent_db import Signature, signature
 from tailerd.edges.agent_db.followed import DatabaseFiles
 from tailerd.edges.source_file import SourceFile
 from tailerd.emitter import Emitter
@@ -44,6 +45,7 @@ class FilePump:
     open_since: OpenSince
     _open_turns: set[str]
     start_failures: dict[str, list[Path]]  # why a format could not start -> its files unread
+    read_signatures: dict[str, Signature | None]  # document key -> signature of its last read
 
     @property
     def emitter(self) -> Emitter:
@@ -65,6 +67,7 @@ class FilePump:
         if f.document:
             if self._pump_database(f, idle=False) is None:
                 self._pump_document(f, final=False)
+            table.changed.add(f.key)  # its read signature may move at the next commit
             return
         for item in f.read_turns(self.settings.read_budget):
             self._accept(f, item)
@@ -113,6 +116,7 @@ class FilePump:
     def _pump_document(self, f: SourceFile, final: bool) -> None:
         """A file rewritten whole: re-read it and send the turns whose key is new."""
         assert f.reader is not None
+        self.read_signatures[f.key] = signature(f.path)  # taken before: never newer than read
         for item in f.pipe.document_turns(f.reader.read(0, f.size), final=final):
             if isinstance(item, DeadLetter) or (
                 item.key not in f.sent_keys and not f.ledger.is_pending(item.key)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from tailerd.edges import dead_letter_store
+from tailerd.edges.agent_db import signature
 from tailerd.edges.agent_db.protocol import idle_close_of
 from tailerd.formats.claude_code import turns as claude_turns
 from tailerd.formats.codex import turns as codex_turns
@@ -28,6 +30,10 @@ if TYPE_CHECKING:
     from tailerd.settings import Settings
 
 OpenTurn = tuple[int, str]  # (first byte offset of the turn, what would close it)
+# In the checkpoint context of a file read whole (a rewritten document, an agent database):
+# its `edges.agent_db.signature` when last read with every turn acknowledged.
+READ_SIGNATURE = "read_signature"
+UP_TO_DATE, CHANGED, NOT_READ = "up to date", "changed since the last shipped read", "not read yet"
 
 STATUS = "status.json"
 STATUS_INTERVAL = 1.0  # seconds between rewrites while things change
@@ -195,6 +201,18 @@ def open_turn_lines(
     if len(files) > limit:
         lines.append(f"and {len(files) - limit} more files with open turns")
     return lines
+
+
+def whole_read_state(path: str, context: Mapping[str, Any]) -> str:
+    """Where a file read whole stands, since byte offsets mean nothing for it: UP_TO_DATE when
+    its signature (size and mtime in ns of the file and its `-wal`) is the one of its last read
+    whose every turn every sink acknowledged, CHANGED when it differs (or the file is gone),
+    NOT_READ when no read was acknowledged yet."""
+    stored = context.get(READ_SIGNATURE)
+    if not isinstance(stored, list):
+        return NOT_READ
+    now = signature(Path(path))
+    return UP_TO_DATE if now is not None and list(now) == stored else CHANGED
 
 
 def close_rule(format_name: str, settings: Settings) -> str:

@@ -12,6 +12,9 @@ import orjson
 
 from tailerd.edges import dead_letter_store
 from tailerd.edges.checkpoint_store import CheckpointStore
+from tailerd.status import CHANGED, NOT_READ, UP_TO_DATE, whole_read_state
+
+WHOLE_LAG = {UP_TO_DATE: "current", CHANGED: "changed", NOT_READ: "unread"}  # the LAG column
 
 
 def _time(ns: int | None) -> str:
@@ -49,7 +52,9 @@ def status(state_dir: Path) -> dict[str, Any]:
                 "format": cp.format or None,
                 "offset": cp.offset,
                 "size": size,
-                "lag_bytes": None if size is None else max(0, size - cp.offset),
+                # a file read whole has no byte lag: whether it is shipped is `whole_read`
+                "lag_bytes": None if size is None or cp.document else max(0, size - cp.offset),
+                "whole_read": whole_read_state(cp.path, cp.context) if cp.document else None,
                 "turns_emitted": cp.turns_emitted,
                 "dead_letters": cp.dead_letters,
                 "unknown_record_types": seen.get("unknown_record_types", {}),
@@ -95,8 +100,11 @@ def render_status(doc: dict[str, Any]) -> Iterator[str]:
     for f in doc["files"]:
         size = "-" if f["size"] is None else f["size"]
         lag = "-" if f["lag_bytes"] is None else f["lag_bytes"]
+        offset = f["offset"]
+        if f.get("whole_read"):  # read whole: no offset, no byte lag (see whole_read_state)
+            offset, lag = "-", WHOLE_LAG[f["whole_read"]]
         yield (
-            f"{f['offset']:>12} {size:>12} {lag:>10} {f['turns_emitted']:>6} "
+            f"{offset:>12} {size:>12} {lag:>10} {f['turns_emitted']:>6} "
             f"{f['dead_letters']:>5}  {(f['format'] or '-'):<11} {f['path']}"
         )
         for kind, count in sorted(f["unknown_record_types"].items()):

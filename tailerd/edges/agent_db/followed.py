@@ -15,6 +15,7 @@ from pathlib import PurePath
 from typing import Protocol
 
 from tailerd.domain import DeadLetter, Turn
+from tailerd.edges.agent_db import Signature
 from tailerd.edges.agent_db.protocol import DatabaseFormat, as_database, idle_close_of
 from tailerd.edges.agent_db.source import DatabaseSource
 from tailerd.edges.related_files import source_for
@@ -74,6 +75,11 @@ class DatabaseFiles:
         """Every sink is done with turn `key` of `f`; False if `f` is not an agent database."""
         found = self.sources.get(f.key)
         return found is not None and found[1].settled(key)
+
+    def read_signature(self, f: SourceFile) -> Signature | None:
+        """`f`'s database signature at its last successful read; None if none (or no database)."""
+        found = self.sources.get(f.key)
+        return None if found is None else found[1].read_signature
 
     def pending_cursors(self) -> list[Cursor]:
         """Acknowledged cursors not yet written."""

@@ -57,6 +57,11 @@ class DatabaseSource:
         self.more = False  # the last poll stopped at its turn limit: poll again to go on
 
     @property
+    def read_signature(self) -> Signature | None:
+        """The database's `signature` at the last successful read (None before one)."""
+        return self._signature
+
+    @property
     def open_sessions(self) -> frozenset[str]:
         return frozenset(self._open)
 
