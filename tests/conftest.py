@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +21,20 @@ os.environ["WANDB_ERROR_REPORTING"] = "false"
 # No test reads the user's ~/.config/tailerd/tailerd.toml: empty means "no config file" (a test
 # of the default file sets TAILERD_CONFIG or XDG_CONFIG_HOME itself).
 os.environ["TAILERD_CONFIG"] = ""
+# No test writes the machine's default store, state or config (~/.local/share/tailerd,
+# ~/.local/state/tailerd, ~/.config): the XDG dirs platformdirs reads point into this session's
+# temp dir, for tests and the tailerd processes they start. A test that gives its own HOME to
+# `tailerd_env` gets the XDG dirs of that home instead (as on a login without XDG variables);
+# XDG variables a test sets itself win. Not XDG_CACHE_HOME: tests/agents_cli keep the agent CLIs
+# they install in ~/.cache/tailerd/agents-cli (or $AGENTS_CLI_CACHE) across sessions.
+SESSION_XDG = Path(tempfile.mkdtemp(prefix="tailerd-tests-xdg-"))
+XDG_DIRS = {
+    "XDG_DATA_HOME": str(SESSION_XDG / "data"),
+    "XDG_STATE_HOME": str(SESSION_XDG / "state"),
+    "XDG_CONFIG_HOME": str(SESSION_XDG / "config"),
+}
+os.environ.update(XDG_DIRS)
+atexit.register(shutil.rmtree, SESSION_XDG, ignore_errors=True)
 
 LONG = os.environ.get("TAILERD_LONG") == "1" or os.environ.get("TAILERD_SOAK") == "1"
 
@@ -55,6 +71,9 @@ def tailerd_env(**extra: str) -> dict[str, str]:
     env.pop("STATE_DIRECTORY", None)
     env.pop("WANDB_ERROR_REPORTING", None)
     env["TAILERD_CONFIG"] = ""  # no user config file (see above)
+    if "HOME" in extra:  # the XDG dirs of that home, unless the test names its own
+        for name in XDG_DIRS:
+            env.pop(name, None)
     env.update(extra)
     return env
 

@@ -67,6 +67,7 @@ class UserManager:
             env.pop(name, None)
         if home is not None:  # the manager's user's home: %h, and $HOME of its services
             env["HOME"] = str(home)
+            env.pop("XDG_DATA_HOME", None)  # its data dir is under that home (tests/conftest.py)
         env.update(
             XDG_RUNTIME_DIR=str(runtime),
             XDG_CONFIG_HOME=str(base / "config"),
