@@ -103,7 +103,8 @@ def migrated(filled: Path) -> Path:
 
 def test_the_usage_ledger_puts_each_calls_tokens_and_cost_on_its_chat_span(migrated: Path) -> None:
     found = read_goose(migrated)
-    assert {sid: len(ts) for sid, ts in found.items()} == {S1: 3, S2: 1}  # no totals turns
+    # S1 has ledger rows: no totals turn; S2 has none (older than the ledger): its totals
+    assert {sid: len(ts) for sid, ts in found.items()} == {S1: 3, S2: 2}
     turns = [t.turn for t in found[S1]]
     chat = {i: [s for s in t.spans if isinstance(s, LLMCall)] for i, t in enumerate(turns)}
     assert [[(s.usage.input_tokens, s.usage.output_tokens) for s in c] for c in chat.values()] == [
@@ -119,11 +120,22 @@ def test_the_usage_ledger_puts_each_calls_tokens_and_cost_on_its_chat_span(migra
     assert all("tailerd.usage.recorded" not in s.attributes for c in chat.values() for s in c)
     assert {s.model for c in chat.values() for s in c} == {SONNET}
     assert turns[0].key == f"goose|{S1}|msg_{S1}_1"  # goose's own message id (migration 7)
-    (sub,) = (t.turn for t in found[S2])
+    sub, totals = (t.turn for t in found[S2])
     (sub_call,) = (s for s in sub.spans if isinstance(s, LLMCall))
     assert (sub_call.model, sub_call.provider_name) == ("gpt-4o", "openai")  # metadata.inference
     assert sub_call.attributes["tailerd.usage.recorded"] is False  # no ledger row for it
     assert sub.attributes["goose.parent_session_id"] == S1
+    assert totals.attributes["tailerd.synthetic"] == "session_totals"
+    (span,) = totals.spans
+    assert isinstance(span, LLMCall)
+    assert (span.usage.input_tokens, span.usage.output_tokens) == (500, 40)
+    # Read just after its last message (T0 + 14), S2's totals wait: its first ledger row may
+    # still be on its way.
+    with read_snapshot(migrated) as db:
+        early = FORMAT.read_session(
+            db, Source(str(migrated)), S2, None, now=T0 + 15, idle_close=600
+        )
+    assert early.open and [t.turn.key for t in early.turns] == [sub.key]
 
 
 def test_a_ledger_row_written_after_its_turn_shipped_is_shipped_once_on_its_own(
@@ -151,13 +163,15 @@ def test_once_ships_the_ledgers_tokens_and_goose_costs_to_the_store(
 ) -> None:
     """By hand from LEDGER: S1's input 1000+1200+1400+1600+1700+1700+1800 = 10400, output
     50+30+40+20+15+200+25 = 380, goose's own costs 0.004+0.002+0.003 = 0.009 on 3 spans; S2
-    has no ledger row. Turns 3 + 1, chat spans 6 + 1 compaction + 1, tool spans 4."""
+    has no ledger row, so its totals (500 in, 40 out) come on a totals turn. Turns 3 + 1 + 1,
+    chat spans 6 + 1 compaction + 1 + 1 totals, tool spans 4; tokens 10400 + 500 = 10900 in,
+    380 + 40 = 420 out."""
     home = migrated.parents[4]
     state = tmp_path / "state"
     once = ("--once", "--agents", "goose", "--state-dir", state, "--data-dir", state)
     result = run_tailerd(*once, HOME=str(home), XDG_DATA_HOME="", GOOSE_PATH_ROOT="")
     assert result.returncode == 0, result.stderr
-    assert stored(state) == (4, 8, 4)
+    assert stored(state) == (5, 9, 4)
     db = sqlite3.connect(state / "tailerd.db")
     try:
         tokens_in, tokens_out, agent_costs, priced_by_agent = db.execute(
@@ -170,7 +184,7 @@ def test_once_ships_the_ledgers_tokens_and_goose_costs_to_the_store(
         ).fetchone()
     finally:
         db.close()
-    assert (tokens_in, tokens_out, priced_by_agent) == (10400, 380, 3)
+    assert (tokens_in, tokens_out, priced_by_agent) == (10900, 420, 3)
     assert agent_costs == pytest.approx(0.009)
 
 

@@ -24,7 +24,9 @@ brackets: block/goose `session_manager.rs` migrations 6-16):
   shipped once, as their growth since the last read, on a synthetic `session_totals` turn
   (the pattern of formats/copilot_cli), when no turn of the session is open.
   [15: `usage_ledger` holds every provider call's model, tokens (cache reads/writes too) and
-  goose's own cost: usage.py puts them on the chat spans instead, and no totals turn is sent.]
+  goose's own cost: usage.py puts them on the chat spans instead, and no totals turn is sent
+  for a session with ledger rows; one with none (older than the ledger) still gets its totals,
+  once it is `idle_close` quiet.]
 * No cost [13/15: goose's own, from the ledger, as `gen_ai.usage.cost`, `tailerd.cost.source =
   "agent"`]; otherwise tailerd prices the tokens when the model is known.
 * Sub-agents run in sessions of their own (`session_type = "sub_agent"`), linked to no tool

@@ -28,7 +28,14 @@ from tailerd.edges.agent_db.protocol import SessionQuery, SessionRead, SessionTu
 from tailerd.formats.base import parse_time, turn_key
 from tailerd.formats.goose.content import Row, call_of, result_of
 from tailerd.formats.goose.rows import Position, after, check, messages, session_row
-from tailerd.formats.goose.usage import Charge, charged, in_window, ledger, with_charges
+from tailerd.formats.goose.usage import (
+    Charge,
+    charged,
+    has_ledger,
+    in_window,
+    ledger,
+    with_charges,
+)
 from tailerd.formats.json_values import as_str
 
 AGENT = "goose"
@@ -58,8 +65,9 @@ def read_session(query: SessionQuery) -> SessionRead:
     if session is None:
         return SessionRead()
     position = Position.parse(query.cursor)
+    rows = messages(db, session_id)
     groups: list[list[Row]] = []
-    for row in after(messages(db, session_id), position):
+    for row in after(rows, position):
         if row.is_prompt or not groups:
             groups.append([row])
         else:
@@ -86,8 +94,13 @@ def read_session(query: SessionQuery) -> SessionRead:
             )
         position = dataclasses.replace(position, index=group[-1].index, key=group[-1].key)
         turns.append(SessionTurn(turn, position.text()))
-    totals = () if charges is not None else _totals_turn(session, position, agent)
-    return SessionRead((*turns, *totals))
+    if charges is not None:
+        return SessionRead(tuple(turns))
+    if has_ledger(db) and rows and query.now - rows[-1].created < query.idle_close:
+        # No ledger row yet in a database that keeps one: a session older than the ledger, or
+        # a new one whose first row is not written yet; its totals wait until it is quiet.
+        return SessionRead(tuple(turns), True)
+    return SessionRead((*turns, *_totals_turn(session, position, agent)))
 
 
 def _final(group: list[Row]) -> bool:

@@ -51,10 +51,21 @@ class Charge:
     compaction: bool
 
 
+def has_ledger(db: sqlite3.Connection) -> bool:
+    """The database keeps a complete `usage_ledger` (goose schema 15 on)."""
+    return set(LEDGER_COLUMNS) <= table_columns(db, "usage_ledger")
+
+
 def ledger(db: sqlite3.Connection, session_id: str, after: int) -> list[Charge] | None:
     """The session's ledger rows with id above `after`, in id order; None when the database
-    has no complete `usage_ledger` (goose before schema 15)."""
-    if not set(LEDGER_COLUMNS) <= table_columns(db, "usage_ledger"):
+    has no complete `usage_ledger` (goose before schema 15) or the session has no row in it
+    at all (a session older than the ledger: its calls are only in the session's totals)."""
+    if not has_ledger(db):
+        return None
+    if (
+        db.execute("SELECT 1 FROM usage_ledger WHERE session_id = ?", (session_id,)).fetchone()
+        is None
+    ):
         return None
     found = db.execute(
         f"SELECT {', '.join(LEDGER_COLUMNS)} FROM usage_ledger"  # noqa: S608
