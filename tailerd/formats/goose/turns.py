@@ -215,7 +215,9 @@ def _totals_turn(session: dict[str, Any], passed: Position, agent: str) -> tuple
         ended_at=when,
         attributes=attributes,
     )
-    moved = Position(passed.index, passed.key, max(total_in, seen_in), max(total_out, seen_out))
+    moved = dataclasses.replace(
+        passed, input_tokens=max(total_in, seen_in), output_tokens=max(total_out, seen_out)
+    )
     return (SessionTurn(turn, moved.text()),)
 
 
