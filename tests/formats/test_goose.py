@@ -50,8 +50,9 @@ from tailerd.edges.agent_db import read_snapshot
 from tailerd.edges.agent_db.protocol import SessionTurn
 from tailerd.formats.base import Source
 from tailerd.formats.goose import FORMAT
-from tests.conftest import FIXTURES, run_tailerd
+from tests.conftest import FIXTURES, popen_tailerd, run_tailerd
 from tests.formats.test_crush import read_all, stored
+from tests.test_agent_db import stored_roots, wait_for
 
 REAL = FIXTURES / "goose" / "jwp23-dotfiles" / ".local" / "share" / "goose" / "sessions"
 T0 = 1764694800  # 2025-12-02T17:00:00Z, just after the real session was created
@@ -275,3 +276,32 @@ def test_only_goose_databases_are_claimed() -> None:
     assert FORMAT.claims(Path("/root/data/sessions/sessions.db"), head)
     assert not FORMAT.claims(Path("/h/other/sessions/sessions.db"), head)
     assert not FORMAT.claims(Path("/h/.local/share/goose/sessions/sessions.db"), b"{}")
+
+
+def test_the_daemon_ships_what_goose_writes_while_it_runs(filled: Path, tmp_path: Path) -> None:
+    """goose 1.1x keeps sessions.db in rollback-journal mode (the real file's journal_mode is
+    `delete`), not WAL. Live: the 6 turns of the filled copy, then a new prompt and its final
+    answer (1 turn), then the session's totals growing by 100 in / 10 out (1 totals turn)."""
+    home = filled.parents[4]
+    state = tmp_path / "state"
+    proc = popen_tailerd(
+        "--agents", "goose", "--state-dir", state, "--data-dir", state,
+        HOME=str(home), XDG_DATA_HOME="", GOOSE_PATH_ROOT="",
+    )  # fmt: skip
+    try:
+        assert wait_for(lambda: stored_roots(state) == 6, 90.0), proc.stderr
+        now = int(time.time())
+        fill(filled, [(S2, "user", [text("and FIXME?")]), (S2, "assistant", [text("None.")])], now)
+        assert wait_for(lambda: stored_roots(state) == 7, 60.0)
+        agent = sqlite3.connect(filled, isolation_level=None)
+        agent.execute(
+            "UPDATE sessions SET accumulated_input_tokens = 600, accumulated_output_tokens = 50,"
+            " updated_at = datetime('now') WHERE id = ?",
+            (S2,),
+        )
+        agent.close()
+        assert wait_for(lambda: stored_roots(state) == 8, 60.0)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
