@@ -325,6 +325,8 @@ class Daemon(FilePump):
         for key in list(table.changed):
             f = table.files.get(key)
             self.status.note(key, f, self.settings, self.open_since.get(key))
+            if f is None:
+                self.read_signatures.pop(key, None)  # let go of (retired or forgotten)
             cp = table.index.get(key)
             if cp is None:
                 continue
