@@ -247,17 +247,23 @@ def test_after_the_cursor_only_an_open_turn_waits_and_totals_ship_their_growth(
     assert after.turns == ()  # nothing twice
 
 
+def once_in_home(db_path: Path, state: Path) -> Path:
+    """`tailerd --once --agents goose` with HOME the temp home holding `db_path` (zero
+    configuration: no --watch, goose's variables unset), state and store in `state`; asserts
+    it exited 0 and returns `state`."""
+    home = db_path.parents[4]
+    result = run_tailerd(
+        "--once", "--agents", "goose", "--state-dir", state, "--data-dir", state,
+        HOME=str(home), XDG_DATA_HOME="", GOOSE_PATH_ROOT="",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return state
+
+
 def test_once_over_a_home_ships_every_turn_once(filled: Path, tmp_path: Path) -> None:
-    """Zero configuration: HOME is the temp home, no --watch, `--agents goose`."""
-    home = filled.parents[4]
-    state = tmp_path / "state"
-    once = ("--once", "--agents", "goose", "--state-dir", state, "--data-dir", state)
-    first = run_tailerd(*once, HOME=str(home), XDG_DATA_HOME="", GOOSE_PATH_ROOT="")
-    assert first.returncode == 0, first.stderr
+    state = once_in_home(filled, tmp_path / "state")
     assert stored(state) == (6, 9, 4)
-    again = run_tailerd(*once, HOME=str(home), XDG_DATA_HOME="", GOOSE_PATH_ROOT="")
-    assert again.returncode == 0, again.stderr
-    assert stored(state) == (6, 9, 4)  # nothing re-sent
+    assert stored(once_in_home(filled, state)) == (6, 9, 4)  # nothing re-sent
 
 
 def test_goose_home_honours_its_own_variables(tmp_path: Path) -> None:

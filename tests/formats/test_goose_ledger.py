@@ -24,9 +24,17 @@ from tailerd.domain import LLMCall
 from tailerd.edges.agent_db import read_snapshot
 from tailerd.formats.base import Source
 from tailerd.formats.goose import FORMAT
-from tests.conftest import run_tailerd
 from tests.formats.test_crush import stored
-from tests.formats.test_goose import S1, S2, T0, VISIBLE, filled_copy, goose_home, read_goose
+from tests.formats.test_goose import (
+    S1,
+    S2,
+    T0,
+    VISIBLE,
+    filled_copy,
+    goose_home,
+    once_in_home,
+    read_goose,
+)
 from tests.formats.test_wrong_types import at, by_depth, other_type, paths_in, replaced
 
 # ---- a later schema: the copy migrated as goose migrates it, with its usage ledger ----------
@@ -166,11 +174,7 @@ def test_once_ships_the_ledgers_tokens_and_goose_costs_to_the_store(
     has no ledger row, so its totals (500 in, 40 out) come on a totals turn. Turns 3 + 1 + 1,
     chat spans 6 + 1 compaction + 1 + 1 totals, tool spans 4; tokens 10400 + 500 = 10900 in,
     380 + 40 = 420 out."""
-    home = migrated.parents[4]
-    state = tmp_path / "state"
-    once = ("--once", "--agents", "goose", "--state-dir", state, "--data-dir", state)
-    result = run_tailerd(*once, HOME=str(home), XDG_DATA_HOME="", GOOSE_PATH_ROOT="")
-    assert result.returncode == 0, result.stderr
+    state = once_in_home(migrated, tmp_path / "state")
     assert stored(state) == (5, 9, 4)
     db = sqlite3.connect(state / "tailerd.db")
     try:
