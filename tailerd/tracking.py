@@ -245,6 +245,9 @@ class FileTable(Resumption):
             self.index.reindex(f.checkpoint, old_path, f.checkpoint.head_hash)
             self.changed.add(f.key)
         f.gone = False
+        # a file renamed to a name the globs want is followed for itself, not only as a
+        # possible rotated copy (Amp writes `T-<id>.json.amptmp`, renamed to `T-<id>.json`)
+        f.copy_only = f.copy_only and self._copy_only(path)
         self._gone_keys.discard(f.key)
         self.by_path[str(path)] = f.key
 
@@ -260,7 +263,7 @@ class FileTable(Resumption):
     def _track(self, path: Path, st: os.stat_result, copy_only: bool = False) -> None:
         """Follow a new file. Its checkpoint is resolved when it is first read (`resolve`)."""
         key = f"{st.st_dev}:{st.st_ino}"
-        if self._not_copies.get(key) == (st.st_size, st.st_mtime):
+        if copy_only and self._not_copies.get(key) == (st.st_size, st.st_mtime):
             return  # looked at before: named like a rotated copy, but not one
         if not _utf8(str(path)):
             if key not in self._unreadable:

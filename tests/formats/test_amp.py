@@ -38,6 +38,8 @@ from tailerd.domain import LLMCall, SubAgentCall, ToolCall, Turn
 from tailerd.edges.discovery import Globs
 from tailerd.formats.amp import FORMAT, turns_from_document
 from tailerd.formats.base import Source
+from tailerd.settings import Settings
+from tailerd.tracking import FileTable
 from tests.conftest import FIXTURES, popen_tailerd, run_tailerd
 from tests.formats.test_wrong_types import document_format_of, mutated_lines
 
@@ -173,7 +175,7 @@ def test_a_turn_still_running_waits_for_its_end_or_for_quiet() -> None:
     doc["messages"][1]["state"] = {"type": "error", "error": {"message": "overloaded"}}
     (failed,) = read(doc)
     assert failed.interrupted
-    assert chats(failed)[0].attributes["amp.error.message"] == "overloaded"
+    assert chats(failed)[0].attributes["amp.error"] == "overloaded"
     assert read(b'{"v": 3, "id": "T-1", "messages": [{"role": "user"') == []  # half-written
 
 
@@ -396,12 +398,14 @@ def _wait_for_roots(store: Path, count: int, timeout: float = 90) -> int:
     deadline = time.monotonic() + timeout
     found = 0
     while time.monotonic() < deadline:
-        if store.exists():
-            with sqlite3.connect(store) as db:
-                query = "SELECT COUNT(*) FROM spans WHERE parent_span_id IS NULL"
+        query = "SELECT COUNT(*) FROM spans WHERE parent_span_id IS NULL"
+        try:
+            with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
                 found = db.execute(query).fetchone()[0]
-            if found >= count:
-                break
+        except sqlite3.OperationalError:
+            pass  # not there yet, or its table not yet made
+        if found >= count:
+            break
         time.sleep(0.2)
     return int(found)
 
@@ -431,3 +435,31 @@ def test_the_daemon_ships_each_turn_of_a_thread_amp_rewrites_once(tmp_path: Path
     ops = [op for op, _ in rows]
     assert (ops.count("invoke_agent"), ops.count("chat"), ops.count("execute_tool")) == (2, 6, 6)
     assert {sid for _, sid in rows} == {A}
+
+
+def test_a_thread_renamed_over_its_old_self_is_followed(tmp_path: Path) -> None:
+    """Amp writes `T-<id>.json.amptmp` and renames it over `T-<id>.json`. The temporary file is
+    named like a rotated copy of the thread (`<name>.<suffix>`), so it is looked at as one and
+    found to be none; the same inode renamed to the thread's own name must still be followed,
+    whether it had been looked at (1) or not yet (2) when the rename came."""
+    threads = tmp_path / "amp" / "threads"
+    threads.mkdir(parents=True)
+    path = threads / f"{A}.json"
+    tmp = path.with_name(path.name + ".amptmp")
+    write_like_amp(path, thread(A))
+    table = FileTable(Settings(watch=(tmp_path / "amp",)), {})
+    table.scan()
+    assert table.open(table.files[table.by_path[str(path)]])  # followed, checkpoint resolved
+    for looked_at_first in (True, False):
+        tmp.write_text(json.dumps(two_turns(), indent=2))
+        table.look_at(str(tmp))
+        inode = f"{tmp.stat().st_dev}:{tmp.stat().st_ino}"
+        if looked_at_first:
+            assert not table.open(table.files[inode])  # no copy of anything: let go
+            assert inode not in table.files
+        tmp.rename(path)
+        table.look_at(str(tmp))
+        table.look_at(str(path))
+        assert table.by_path.get(str(path)) == inode, looked_at_first
+        assert table.open(table.files[inode])
+        assert table.files[inode].path == path

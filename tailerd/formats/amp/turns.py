@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from tailerd.domain import LLMCall, Message, SpanCall, Turn
@@ -82,36 +81,39 @@ def _interrupted(assistants: list[Record]) -> bool:
     return kind in ("cancelled", "error") or not ends_turn(assistants[-1])
 
 
-def _time(value: Any) -> datetime | None:
-    return parse_time(value)
-
-
 def _span(spans: Mapping[int, Span], key: int | None) -> Span:
     """The trace span of a message id; (None, None) when there is none."""
     return spans.get(key, (None, None)) if key is not None else (None, None)
+
+
+def _reasoning(message: Record) -> list[str]:
+    """The thinking blocks' text, as the Claude Code format keeps it (a redacted one named)."""
+    out = []
+    for b in blocks(message):
+        if b.get("type") == "thinking" and as_str(b.get("thinking")):
+            out.append(b["thinking"])
+        elif b.get("type") == "redacted_thinking":
+            out.append("[redacted thinking]")
+    return out
 
 
 def _llm_call(message: Record, span: Span) -> LLMCall:
     usage = as_dict(message.get("usage"))
     model = as_str(usage.get("model"))
     kind, reason = _state(message)
-    ended = span[1] or _time(usage.get("timestamp"))
+    ended = span[1] or parse_time(usage.get("timestamp"))
     attributes: dict[str, Any] = {} if usage else {"tailerd.usage.recorded": False}
     if kind == "error":
-        attributes["error.type"] = "amp_error"
         error = as_dict(as_dict(message.get("state")).get("error"))
-        attributes["amp.error.message"] = as_str(error.get("message"))
+        attributes["error.type"] = "amp_error"  # OTel's: the call failed
+        attributes["amp.error"] = as_str(error.get("message"))
     text = _text(message)
     return LLMCall(
         model=model,
         provider_name=provider_of(model),
         output_messages=(Message("assistant", text),) if text else (),
         usage=usage_of(usage),
-        reasoning="\n\n".join(
-            as_str(b.get("thinking"))
-            for b in blocks(message)
-            if b.get("type") == "thinking" and as_str(b.get("thinking"))
-        ),
+        reasoning="\n\n".join(_reasoning(message)),
         finish_reasons=(reason or kind,) if kind else (),
         started_at=span[0] or ended,
         ended_at=ended,
@@ -177,7 +179,7 @@ def build_turn(thread: Thread, group: list[Record]) -> Turn:
     models = [m for m in models if m]
     spans = _spans(prompt_id, rest, thread.traces)
     whole = _span(thread.traces.agent, prompt_id)
-    started = _time(as_dict(prompt.get("meta")).get("sentAt")) or whole[0]
+    started = parse_time(as_dict(prompt.get("meta")).get("sentAt")) or whole[0]
     ends = [s.ended_at for s in spans if s.ended_at is not None]
     attributes = dict(thread.attributes)
     mode = as_str(prompt.get("agentMode"))
