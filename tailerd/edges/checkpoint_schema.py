@@ -34,6 +34,7 @@ from tailerd.errors import StateCorruptError
 
 SCHEMA_VERSION = 3
 MIGRATABLE_VERSIONS = frozenset({"1", "2"})  # older schemas this version upgrades in place
+MIGRATED_SUFFIX = ".migrated"
 
 HISTORY_SCHEMA = """
 CREATE TABLE history (
@@ -175,6 +176,25 @@ def forget_cursors(
         )
     if sessions:
         db.executemany("DELETE FROM db_cursors WHERE db_path = ? AND session_id = ?", sessions)
+
+
+def retire_legacy(db: sqlite3.Connection, path: Path) -> list[str]:
+    """Rename `checkpoints.json` (and `.prev`) beside the database at `path` once their
+    contents are in it; the warnings to give (none when there is no such file)."""
+    present = [p for p in legacy_checkpoints.paths(path.parent) if p.exists()]
+    if not present:
+        return []
+    migrated = db.execute("SELECT 1 FROM meta WHERE name = 'migrated_from'").fetchone()
+    if migrated is None:
+        return [f"ignoring {present[0]}: checkpoints are kept in {path}"]
+    for p in present:
+        p.replace(p.with_name(p.name + MIGRATED_SUFFIX))
+    fsync_dir(path.parent)
+    count = db.execute("SELECT count(*) FROM files").fetchone()[0]
+    return [
+        f"migrated {count} file checkpoints from {present[0]} to {path};"
+        f" the old file is kept as {present[0].name}{MIGRATED_SUFFIX}"
+    ]
 
 
 def create_schema(db: sqlite3.Connection, migrated: bool) -> None:

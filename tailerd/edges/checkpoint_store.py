@@ -23,7 +23,6 @@ import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from tailerd.edges import legacy_checkpoints
 from tailerd.edges.checkpoint_schema import (
     KINDS,
     MIGRATABLE_VERSIONS,
@@ -45,6 +44,7 @@ from tailerd.edges.checkpoint_schema import (
     fsync_dir,
     migrate,
     paths_of,
+    retire_legacy,
     to_row,
     transaction,
 )
@@ -53,7 +53,6 @@ from tailerd.errors import StateCorruptError
 __all__ = ["FILE_NAME", "SCHEMA_VERSION", "CheckpointStore", "FileCheckpoint", "Shipped"]
 
 FILE_NAME = "checkpoints.db"
-MIGRATED_SUFFIX = ".migrated"
 # Turn keys kept per file and kind. Dropping keys beyond this cannot make a turn recur in
 # practice: `resolved_ahead` only holds turns that start at or after the committed offset
 # (core/ledger.py prunes the rest: reading resumes at the committed offset, so a turn before it is
@@ -341,7 +340,7 @@ class CheckpointStore:
             # Schema, version and the imported checkpoints: one transaction.
             self._write(db, list((legacy or {}).values()), [], init=legacy is not None)
         self._db, self._finalizer = db, weakref.finalize(self, close_writer, db)
-        self._retire_legacy(db)
+        self.warnings.extend(retire_legacy(db, self.path))
         return db
 
     def _connect(self, mode: str) -> sqlite3.Connection:
@@ -383,24 +382,6 @@ class CheckpointStore:
             return True
         db.close()
         raise self._corrupt(f"has unknown schema version {found!r}")
-
-    def _retire_legacy(self, db: sqlite3.Connection) -> None:
-        """Rename `checkpoints.json` (and `.prev`) once their contents are in the database."""
-        present = [p for p in legacy_checkpoints.paths(self.path.parent) if p.exists()]
-        if not present:
-            return
-        migrated = db.execute("SELECT 1 FROM meta WHERE name = 'migrated_from'").fetchone()
-        if migrated is None:
-            self.warnings.append(f"ignoring {present[0]}: checkpoints are kept in {self.path}")
-            return
-        for p in present:
-            p.replace(p.with_name(p.name + MIGRATED_SUFFIX))
-        fsync_dir(self.path.parent)
-        count = db.execute("SELECT count(*) FROM files").fetchone()[0]
-        self.warnings.append(
-            f"migrated {count} file checkpoints from {present[0]} to {self.path};"
-            f" the old file is kept as {present[0].name}{MIGRATED_SUFFIX}"
-        )
 
     def _corrupt(self, what: str) -> StateCorruptError:
         return StateCorruptError(
