@@ -2,10 +2,11 @@
 
 `tailerd import PATH...` backfills whole sessions through weave's `log_conversation`.
 
-It streams each file through the same per-file pipeline as the daemon (tailerd/pipeline.py),
-keeps only finished turns, groups a file's turns by session, and emits every
-session with the same deterministic ids as the live path, so importing what was already tailed
-adds nothing to a store that keys by span id. It keeps no checkpoints of its own.
+It streams each file through the same per-file pipeline as the daemon (tailerd/pipeline.py;
+an agent's SQLite database is read by session, read-only, with no cursor stored:
+edges/agent_db/whole.py), keeps only finished turns, groups a file's turns by session, and
+emits every session with the same deterministic ids as the live path, so importing what was
+already tailed adds nothing to a store that keys by span id. It keeps no checkpoints of its own.
 
 History copied into another file (a resumed session; tailerd/history.py) is recognised: import
 and preview read the state dir's history index read-only and also remember what they met

@@ -18,6 +18,7 @@ import hashlib
 import json
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 
 from tests.conftest import FIXTURES, ROOT, run_tailerd
@@ -117,3 +118,26 @@ def test_import_reads_an_opencode_database_with_the_daemons_span_ids(tmp_path: P
         sorted(n for n in found.values() if n.startswith("execute_tool "))
         == ["execute_tool bash"] * 3
     )
+
+
+def test_preview_lists_a_database_session_whose_turn_is_open(tmp_path: Path) -> None:
+    project = tmp_path / "utils"
+    shutil.copytree(CRUSH, project / ".opencode", copy_function=shutil.copyfile)
+    db_path = project / ".opencode" / "opencode.db"
+    session = "635c8ffb-566f-4bd6-a816-f648f33beb9d"  # the session only in the WAL
+    db = sqlite3.connect(db_path)
+    parts = json.dumps([{"type": "text", "data": {"text": "and rebase?"}}])
+    now = int(time.time())
+    db.execute(
+        "INSERT INTO messages (id, session_id, role, parts, created_at, updated_at)"
+        " VALUES ('added-1', ?, 'user', ?, ?, ?)",
+        (session, parts, now, now),
+    )
+    db.commit()
+    db.close()
+    shown = run_tailerd("preview", db_path, "--state-dir", tmp_path / "state")
+    assert shown.returncode == 0, shown.stderr
+    assert len(shown.stdout.splitlines()) == 18 + 61 + 80  # the new prompt is not sent
+    assert "1 turns still open in 1 files (not shown" in shown.stderr, shown.stderr
+    [line] = [x for x in shown.stderr.splitlines() if "open: " in x]
+    assert f"session {session}: the next prompt or the agent's final answer" in line, line
