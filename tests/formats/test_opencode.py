@@ -259,6 +259,7 @@ def store_totals(state: Path) -> tuple[int, int, int, int, int]:
 SCRIPT_TOTALS = (2, 7, 3, 10250, 192)  # turns, chat, tool spans, tokens: module docstring
 
 
+@pytest.mark.long  # tests/agents_cli runs the real opencode CLI in CI; this adds cache tokens
 def test_the_real_cli_database_ships_exactly_the_script(tmp_path: Path) -> None:
     """Live (a daemon running while the CLI writes) and with `--once` (twice: nothing again)."""
     from tests.agents_cli.install import Unavailable, install
