@@ -77,7 +77,14 @@ def _empty_line(db_path: Path, found: bool, args: argparse.Namespace) -> str:
     if args.since or args.until:
         scope.append(f"between {args.since or 'the start'} and {args.until or 'now'}")
     where = " ".join(["no LLM calls", *scope, f"in {db_path}"])
+    if scope and _has_calls(db_path):  # the store has data, just not in that range or agent
+        return f"{where}: no usage in that range (widen --since/--until or drop --agent)"
     return f"{where}: run `tailerd --watch DIR --once` with this --data-dir to fill it"
+
+
+def _has_calls(db_path: Path) -> bool:
+    """Whether the store at `db_path` holds any LLM call at all (any day, any agent)."""
+    return any(True for _ in calls(db_path, None, None, None))
 
 
 _HEADERS = {

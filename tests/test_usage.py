@@ -240,3 +240,13 @@ def test_a_closed_pipe_ends_usage_quietly(store: Path, args: tuple[str, ...]) ->
     assert proc.wait(timeout=60) == 0
     said = proc.stderr.read()
     assert b"Traceback" not in said and (said == b"" or "-v" in args), said
+
+
+def test_a_range_with_no_calls_in_a_filled_store_says_so(store: Path) -> None:
+    """Fresh-user review: `usage --since 2030-01-01` advised filling a store that has data.
+    Every call of examples/logs is on 2026-11-24 (module docstring), so 2030 has none."""
+    done = run_tailerd("usage", "--data-dir", store, "--since", "2030-01-01")
+    assert done.returncode == 0, done.stderr
+    assert "no usage in that range" in done.stdout and "--once" not in done.stdout
+    other = run_tailerd("usage", "--data-dir", store, "--agent", "no-such-agent")
+    assert "no usage in that range" in other.stdout

@@ -1,0 +1,34 @@
+"""Second fresh-user review of the CLI: each mishap is one line naming the path and what to
+do, with the exit code README's table gives."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tests.conftest import run_tailerd
+from tests.live_daemon import turn_line
+
+
+def _one_line(result: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
+    assert result.returncode == code, (result.returncode, result.stderr)
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+    for word in words:
+        assert word in result.stderr, (word, result.stderr)
+
+
+def test_a_mistyped_state_dir_is_said_not_the_default_store_shown(tmp_path: Path) -> None:
+    """`sessions|show|usage --state-dir TYPO` printed the home's default store with rc 0."""
+    logs, home = tmp_path / "logs", tmp_path / "home"
+    logs.mkdir()
+    (logs / "a.jsonl").write_bytes(turn_line("s1", "t"))
+    env = {"HOME": str(home), "XDG_DATA_HOME": str(home / "d"), "XDG_STATE_HOME": str(home / "s")}
+    filled = run_tailerd("--watch", logs, "--once", **env)  # fills the home's default store
+    assert filled.returncode == 0, filled.stderr
+    assert run_tailerd("sessions", "--json", **env).stdout.count('"s1"') == 1
+    typo = tmp_path / "typo"
+    for command in (["sessions"], ["show", "s1"], ["usage"], ["status"]):
+        result = run_tailerd(*command, "--state-dir", typo, **env)
+        _one_line(result, 66, f"no tailerd state in {typo}")
+        assert result.stdout == ""
