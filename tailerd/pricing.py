@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 # span attributes of the cost contract (shared with the reports)
 COST = "gen_ai.usage.cost"  # USD, float, on a priced chat span
 UNPRICED = "tailerd.cost.unpriced"  # True on a chat span whose model has no known price
+# genai-prices table used when the call's provider's own table lacks the model (pricing._maker)
+PRICE_TABLE = "tailerd.cost.price_table"
 # of `gen_ai.usage.cache_write.input_tokens`, the tokens cached for an hour (Anthropic's
 # `cache_creation.ephemeral_1h_input_tokens`), which cost more than 5-minute writes
 CACHE_WRITE_1H = "tailerd.usage.cache_write_1h.input_tokens"
@@ -40,8 +42,12 @@ def _resolve(provider: str, model: str) -> tuple[Any, Any] | None:
     """genai-prices' (Provider, ModelInfo) for a call, or None when it knows no price.
 
     A provider genai-prices knows is asked first (falling back to the providers it names for that
-    provider's models); with no provider, the provider is inferred from the model name. A provider
-    it does not know prices nothing: the same model name there may cost anything."""
+    provider's models); when that provider's table lacks the model, the model's maker is found
+    from the model name alone (`find_provider_model` without a provider: GitHub Copilot's table
+    has no `claude-opus-4.6`, Anthropic's prices it): the returned Provider then is not the
+    call's one (see `price_table`). With no provider, the provider is inferred from the model
+    name. A provider it does not know prices nothing: the same model name there may cost
+    anything."""
     from genai_prices import data_snapshot
 
     if not model:
@@ -52,9 +58,40 @@ def _resolve(provider: str, model: str) -> tuple[Any, Any] | None:
             model, None, provider.lower() or None, None
         )
     except LookupError:
+        return _maker(snapshot, provider, model)
+    return found
+
+
+def _maker(snapshot: Any, provider: str, model: str) -> tuple[Any, Any] | None:
+    """The model's maker's (Provider, ModelInfo) when `provider` is one genai-prices knows
+    whose table lacks `model`; None otherwise (an unknown provider, or an unknown model)."""
+    try:
+        if provider:
+            snapshot.find_provider(model, provider.lower(), None)  # known to genai-prices?
+        found: tuple[Any, Any] = snapshot.find_provider_model(model, None, None, None)
+    except LookupError:
         log.debug("no price known for model %r of provider %r", model, provider)
         return None
     return found
+
+
+def price_table(provider: str, model: str) -> str | None:
+    """The id of the genai-prices provider table that priced `model` called through `provider`
+    when it is not that provider's own (a fallback to the model's maker, e.g. "anthropic" for
+    Copilot's `claude-opus-4.6`); None when the provider's own table priced it or none did."""
+    if not (isinstance(provider, str) and isinstance(model, str) and provider):
+        return None
+    resolved = _resolve(provider, model)
+    if resolved is None:
+        return None
+    from genai_prices import data_snapshot
+
+    try:
+        own = data_snapshot.get_snapshot().find_provider(model, provider.lower(), None)
+    except LookupError:
+        return None
+    table: str = resolved[0].id
+    return None if table == own.id else table
 
 
 def price(
@@ -158,9 +195,14 @@ def _linear_price(prices: Any, usage: Usage, cache_write_1h: int) -> float | Non
 def cost_attributes(
     provider: str, model: str, usage: Usage, when: datetime | None = None, cache_write_1h: int = 0
 ) -> dict[str, Any]:
-    """The cost contract's attributes for one chat span: `{COST: usd}` or `{UNPRICED: True}`."""
+    """The cost contract's attributes for one chat span: `{COST: usd}` or `{UNPRICED: True}`;
+    a price from the model maker's table rather than the provider's own adds
+    `{PRICE_TABLE: "<genai-prices provider id>"}` (see `_resolve`)."""
     usd = price(provider, model, usage, when, cache_write_1h)
-    return {UNPRICED: True} if usd is None else {COST: usd}
+    if usd is None:
+        return {UNPRICED: True}
+    table = price_table(provider, model) if usd else None
+    return {COST: usd} if table is None else {COST: usd, PRICE_TABLE: table}
 
 
 def usage_from_attributes(attrs: Mapping[str, Any]) -> Usage:

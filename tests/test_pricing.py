@@ -109,6 +109,24 @@ def test_unknown_model_or_provider_is_unpriced_never_zero():
     assert pricing.price("", "gpt-4o", call, WHEN) == pytest.approx(0.0026, rel=1e-12)
 
 
+def test_a_model_missing_from_its_providers_table_is_priced_by_its_maker():
+    """GitHub Copilot's table in genai-prices lacks claude-opus-4.6 (Copilot CLI 1.0.10 fixture's
+    model); Anthropic publishes Opus 4.6 at $5 input / $25 output per Mtok, $0.50 cache read:
+    100,000 prompt (40,000 of them cache reads) and 2,000 output =
+    60,000*5 + 40,000*0.5 + 2,000*25 = 370,000 per Mtok -> $0.37."""
+    call = usage(100_000, 2_000, read=40_000)
+    when = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    assert pricing.price("github_copilot", "claude-opus-4.6", call, when) == pytest.approx(0.37)
+    attributes = pricing.cost_attributes("github_copilot", "claude-opus-4.6", call, when)
+    assert attributes == {pricing.COST: pytest.approx(0.37), pricing.PRICE_TABLE: "anthropic"}
+    # the provider's own table, when it has the model: no fallback mark (Copilot's Sonnet 4.6,
+    # $3 input / $15 output: 1,000*3 + 100*15 = 4,500 per Mtok)
+    own = pricing.cost_attributes("github_copilot", "claude-sonnet-4.6", usage(1000, 100), when)
+    assert own == {pricing.COST: pytest.approx(0.0045)}
+    # a provider genai-prices does not know still prices nothing
+    assert pricing.price("my-own-gateway", "claude-opus-4.6", call, when) is None
+
+
 def test_no_tokens_cost_nothing_and_bad_counts_are_unpriced():
     assert pricing.price("anthropic", "<synthetic>", usage(0, 0), WHEN) == 0.0
     assert pricing.price("anthropic", SONNET, usage(10, 5, read=400), WHEN) is None  # read > prompt
