@@ -60,7 +60,7 @@ def _report(command: str, argv: Sequence[str]) -> int:
     state_dir = resolve_state_dir(cfg.state_dir)
     terminal = sys.stdout.isatty()
     if command == "status":
-        return _status(args, state_dir)
+        return _status(args, state_dir, cfg.heartbeat_interval)
     if command == "sessions":
         _sessions(args, _store(cfg, state_dir), terminal)
     elif command == "show":
@@ -143,14 +143,18 @@ def _doctor(argv: Sequence[str]) -> int:
     return 1 if any(c.level == "fail" for c in checks) else 0
 
 
-def _status(args: argparse.Namespace, state_dir: Path) -> int:
+def _status(args: argparse.Namespace, state_dir: Path, heartbeat_interval: float) -> int:
+    """`status`, or with --alive a liveness check: 0 alive, 1 not, 78 heartbeats off in the
+    config read (the same --config / TAILERD_* as the daemon's: a probe could never pass)."""
     from tailerd import reports
-    from tailerd.edges.heartbeat import alive
+    from tailerd.edges.heartbeat import HEARTBEATS_OFF, alive
 
     if args.alive is None:
         _need_state(state_dir)
         _print(reports.status(state_dir), args.json, reports.render_status)
         return 0
+    if heartbeat_interval <= 0:
+        raise ConfigError(HEARTBEATS_OFF)
     why = alive(state_dir, args.alive)
     if why is not None:
         sys.stderr.write(f"tailerd: {why}\n")

@@ -144,8 +144,8 @@ def report_parser(command: str) -> argparse.ArgumentParser:
             "--alive",
             type=float,
             metavar="SECONDS",
-            help="exit 0 if a daemon runs on the state dir and beat within SECONDS "
-            "(needs heartbeat_interval; for liveness probes)",
+            help="exit 0 if a daemon runs on the state dir and beat within SECONDS, 1 if not,"
+            " 78 if heartbeat_interval is 0 (default 15 s; for liveness probes)",
         )
     if command == "doctor":
         p.add_argument("--watch", action="append", type=Path, metavar="DIR")

@@ -102,9 +102,10 @@ class Settings(BaseSettings):
     history_retention: float = Field(default=30 * 86400.0, gt=0)
     checkpoint_interval: float = Field(default=0.0, ge=0)  # 0: after every acknowledged batch
     shutdown_timeout: float = Field(default=10.0, ge=0)
-    # seconds between refreshes of status.json's mtime, for `tailerd status --alive` (a
-    # Kubernetes liveness probe); 0: off, a caught-up daemon writes nothing
-    heartbeat_interval: float = Field(default=0.0, ge=0)
+    # seconds between refreshes of status.json's mtime (one utime, no data), for `tailerd
+    # status --alive` (a Kubernetes liveness probe, a cron check); 0: off, a caught-up daemon
+    # then writes nothing. 15 s: `--alive 30` (twice the interval) holds on a healthy daemon.
+    heartbeat_interval: float = Field(default=15.0, ge=0)
     # bytes read from one file before others get a turn; with max_pending_spans, what bounds
     # memory: the spans of the turns read wait for acknowledgement (2 MiB, 4096: ~140 MB RSS)
     read_budget: int = Field(default=2 << 20, ge=4096)

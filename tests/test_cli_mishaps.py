@@ -3,11 +3,12 @@ do, with the exit code README's table gives."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
 from tests.conftest import run_tailerd
-from tests.live_daemon import turn_line
+from tests.live_daemon import RunningTailerd, poll, turn_line
 
 
 def _one_line(result: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
@@ -32,3 +33,25 @@ def test_a_mistyped_state_dir_is_said_not_the_default_store_shown(tmp_path: Path
         result = run_tailerd(*command, "--state-dir", typo, **env)
         _one_line(result, 66, f"no tailerd state in {typo}")
         assert result.stdout == ""
+
+
+def test_heartbeats_are_on_by_default_and_alive_says_when_they_are_off(tmp_path: Path) -> None:
+    """`status --alive 30` failed on a healthy daemon with the default config: heartbeats were
+    off (0). Default now 15 s, under the 30 s a probe gives; off, --alive says so (exit 78)."""
+    shown = run_tailerd("check-config", "--json")
+    assert json.loads(shown.stdout)["settings"]["heartbeat_interval"] == 15.0
+    logs, state = tmp_path / "logs", tmp_path / "s"
+    logs.mkdir()
+    (logs / "a.jsonl").write_bytes(turn_line("s1", "t"))
+    config = tmp_path / "off.toml"
+    config.write_text("heartbeat_interval = 0\n")
+    where = ("--state-dir", state, "--data-dir", state)
+    daemon = RunningTailerd("--watch", logs, *where, "--config", config)
+    try:
+        assert poll((state / "status.json").exists, timeout=60) is not None
+        alive = run_tailerd("status", "--alive", "30", "--state-dir", state)
+        assert alive.returncode == 0, alive.stderr  # the default config: heartbeats on
+        off = run_tailerd("status", "--alive", "30", "--state-dir", state, "--config", config)
+        _one_line(off, 78, "heartbeats are off (heartbeat_interval = 0)")
+    finally:
+        daemon.terminate(timeout=30)

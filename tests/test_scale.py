@@ -129,6 +129,9 @@ def test_an_idle_daemon_writes_nothing(tmp_path: Path, receiver: Receiver) -> No
     logs, state = tmp_path / "logs", tmp_path / "state"
     wanted = _write_tree(logs, 50, 5)
     args = ["--watch", logs, "--state-dir", state, "--data-dir", state]
+    quiet = tmp_path / "no-heartbeat.toml"  # heartbeats (on by default) touch status.json
+    quiet.write_text("heartbeat_interval = 0\n")
+    args += ["--config", quiet]
     daemon = RunningTailerd(*args, "--sink", "otlp", "--otlp-endpoint", receiver.url)
     try:
         assert poll(lambda: has_labels(wanted)(receiver), timeout=60, every=0.1) is not None

@@ -2,8 +2,10 @@
 refreshes the status file's mtime every `heartbeat_interval` seconds, and
 `tailerd status --alive SECONDS` checks that a daemon holds the state dir and beat recently.
 
-Off by default (0): a caught-up daemon then writes nothing at all to its state dir. systemd has
-its own watchdog (WATCHDOG=1 pings, tailerd/edges/systemd.py).
+On by default every 15 s (settings.heartbeat_interval; one utime of a file that exists, no
+data written), so `status --alive 30` holds on a healthy daemon with the default config. 0 turns
+it off: a caught-up daemon then writes nothing at all to its state dir, and `--alive` says so
+(HEARTBEATS_OFF). systemd has its own watchdog (WATCHDOG=1 pings, tailerd/edges/systemd.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ import time
 from pathlib import Path
 
 from tailerd.status import STATUS
+
+HEARTBEATS_OFF = (
+    "heartbeats are off (heartbeat_interval = 0): `status --alive` cannot tell a live daemon;"
+    " set heartbeat_interval (e.g. 15) in the daemon's config and give --alive twice that"
+)
 
 
 class Heartbeat:
