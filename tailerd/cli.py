@@ -217,9 +217,22 @@ def _serve(argv: Sequence[str]) -> int:
     from tailerd.agent_homes import with_agent_homes
 
     def load() -> Any:  # at start and on every reload (SIGHUP)
-        return with_agent_homes(_settings(args))
+        cfg = with_agent_homes(_settings(args))
+        _warn_include(cfg)
+        return cfg
 
     return service.run(load(), load)
+
+
+def _warn_include(cfg: Any) -> None:
+    """The start log's (and each reload's) warning when `include` leaves formats unread."""
+    from tailerd.config_check import include_warning
+
+    warning = include_warning(cfg.include, cfg.format)
+    if warning is not None:
+        import logging
+
+        logging.getLogger("tailerd").warning("%s", warning)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

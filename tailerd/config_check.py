@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import tomli_w
 
 from tailerd import formats, settings
 from tailerd.content_policy import build_redactor
+from tailerd.edges.discovery import Globs
 from tailerd.edges.state_dir import resolve_data_dir, resolve_state_dir
 
 MASK = "********"
@@ -39,10 +40,57 @@ def mask(value: Any, masked: bool = False) -> Any:
     return MASK if masked and value not in ("", None) else value
 
 
+# One file each registered format reads, named and placed as its agent writes it (each
+# format's `claims` docstring, README's agents table), relative to a watched directory: how
+# `unreachable` tells which formats an `include` setting leaves unread.
+SAMPLE_FILES = {
+    "qwen-code": "-home-me-project/chats/0a1b.jsonl",
+    "claude-code": "-home-me-project/0a1b.jsonl",
+    "codex": "2026/01/01/rollout-2026-01-01T00-00-00-0a1b.jsonl",
+    "cline": "0a1b/0a1b.messages.json",
+    "amp": "T-0a1b.json",
+    "gemini": "0a1b/chats/session-2026-01-01T00-00-0a1b.json",
+    "cursor": "-home-me-project/agent-transcripts/0a1b.jsonl",
+    "droid": "-home-me-project/0a1b.jsonl",
+    "openhands": "0a1b/base_state.json",
+    "copilot-cli": "0a1b/events.jsonl",
+    "pi": "--home-me-project--/2026-01-01T00-00-00_0a1b.jsonl",
+    "crush": "project/.crush/crush.db",
+    "opencode": "opencode.db",
+    "opencode-storage": "storage/session/global/ses_0a1b.json",
+    "goose": "sessions.db",
+    "native": "agent.jsonl",
+}
+
+
+def unreachable(include: Sequence[str]) -> list[str]:
+    """The registered formats (FORMATS order) none of whose files `include` matches: they
+    would never be read. Empty for the default include."""
+    globs = Globs(tuple(include))
+    names = [f.name for f in formats.FORMATS]
+    return [
+        n for n in names if n in SAMPLE_FILES and not globs.match("/w", "/w/" + SAMPLE_FILES[n])
+    ]
+
+
+def include_warning(include: Sequence[str], forced_format: str | None) -> str | None:
+    """One line when `include` leaves registered formats unread (none with a forced
+    `format`: then only that format is read anyway), else None."""
+    lost = [] if forced_format else unreachable(include)
+    if not lost:
+        return None
+    return (
+        f"include = {list(include)} matches no file of {', '.join(lost)}: their sessions are"
+        " never read; leave `include` unset (the default covers every agent) or add their globs"
+        " (README, Configuration)"
+    )
+
+
 def effective(config_file: Path | None, flags: Mapping[str, Any]) -> dict[str, Any]:
     """{"settings": the effective settings (secrets masked), "sources": dotted key -> where it
     came from, "config_file": the file read (str) or None, "paths": the state and data
-    directories they resolve to}. ConfigError: the error a start with these settings would
+    directories they resolve to, "warnings": lines about settings that work but lose data
+    (include_warning)}. ConfigError: the error a start with these settings would
     stop with."""
     cfg, origin = settings.layered(config_file, flags)
     formats.configured(cfg.mapping, cfg.format)
@@ -60,6 +108,7 @@ def effective(config_file: Path | None, flags: Mapping[str, Any]) -> dict[str, A
             if not any(other.startswith(key + ".") for other in origin)
         },
         "config_file": str(config_file) if config_file else None,
+        "warnings": [w for w in [include_warning(cfg.include, cfg.format)] if w],
         "paths": {
             "state_dir": str(state_dir),
             "data_dir": str(resolve_data_dir(cfg.data_dir, state_dir)),
@@ -77,12 +126,15 @@ def render_toml(doc: dict[str, Any]) -> str:
     lines += [f"# config file read: {read}"]
     lines += [f"# {key} {source}" for key, source in doc["sources"].items()]
     lines += [f"# resolved {key}: {path}" for key, path in doc["paths"].items()]
+    lines += [f"# warning: {warning}" for warning in doc["warnings"]]
     return "\n".join(lines) + "\n\n" + tomli_w.dumps(doc["settings"])
 
 
 def run(config_file: Path | None, flags: Mapping[str, Any], as_json: bool) -> int:
     """Print the effective configuration; 0. Errors are raised as ConfigError (exit 78)."""
     doc = effective(config_file, flags)
+    for warning in doc["warnings"]:
+        sys.stderr.write(f"tailerd: warning: {warning}\n")
     if as_json:
         sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:

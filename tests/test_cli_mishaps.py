@@ -4,10 +4,15 @@ do, with the exit code README's table gives."""
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 import subprocess
 from pathlib import Path
 
-from tests.conftest import run_tailerd
+from tests.conftest import ROOT, run_tailerd
+from tests.formats.test_cline import SESSION as CLINE_SESSION
+from tests.formats.test_cline import cline_home
+from tests.formats.test_openhands import CONVERSATION, openhands_home
 from tests.live_daemon import RunningTailerd, poll, turn_line
 
 
@@ -55,3 +60,37 @@ def test_heartbeats_are_on_by_default_and_alive_says_when_they_are_off(tmp_path:
         _one_line(off, 78, "heartbeats are off (heartbeat_interval = 0)")
     finally:
         daemon.terminate(timeout=30)
+
+
+def test_the_shipped_config_reads_every_agent_and_a_narrow_include_is_warned(
+    tmp_path: Path,
+) -> None:
+    """config/tailerd.toml set include = ["*.jsonl", "*.jsonl.zst", "session-*.json"], which
+    replaced the default globs: Cline's <id>.messages.json and OpenHands' base_state.json were
+    never read. With the shipped file, a home holding one session of each ships both."""
+    shipped = ROOT / "config" / "tailerd.toml"
+    home, state = tmp_path / "home", tmp_path / "s"
+    cline_home(home)
+    openhands_home(home)
+    for p in home.rglob("*"):
+        os.utime(p, (1_700_000_000, 1_700_000_000))  # long quiet: last turns are finished
+    done = run_tailerd(
+        "--config", shipped, "--watch", home, "--once", "--state-dir", state, "--data-dir", state
+    )
+    assert done.returncode == 0, done.stderr
+    assert "matches no file of" not in done.stderr
+    with sqlite3.connect(state / "tailerd.db") as db:
+        sessions = {row[0] for row in db.execute("SELECT DISTINCT session_id FROM spans")}
+    assert sessions == {CLINE_SESSION, CONVERSATION}
+    checked = run_tailerd("check-config", "--config", shipped)
+    assert checked.returncode == 0 and checked.stderr == "", checked.stderr
+    narrow = tmp_path / "narrow.toml"
+    narrow.write_text('include = ["*.jsonl", "*.jsonl.zst", "session-*.json"]\n')
+    warned = run_tailerd("check-config", "--config", narrow)
+    assert warned.returncode == 0, warned.stderr
+    # the formats whose files end otherwise (README's agents table): .messages.json, T-*.json,
+    # base_state.json, crush.db, opencode.db, storage/session/*/ses_*.json, sessions.db
+    lost = "cline, amp, openhands, crush, opencode, opencode-storage, goose"
+    assert f"matches no file of {lost}:" in warned.stderr, warned.stderr
+    once = run_tailerd("--config", narrow, "--watch", home, "--once", "--state-dir", state)
+    assert f"matches no file of {lost}:" in once.stderr, once.stderr
