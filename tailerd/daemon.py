@@ -313,8 +313,7 @@ class Daemon(FilePump):
         f.ledger.resolved(p.turn.key)
         self.table.changed.add(f.key)
         if f.document and not self.databases.settled(f, p.turn.key):
-            f.sent_keys.add(p.turn.key)
-            f.checkpoint.sent_keys = sorted(f.sent_keys)
+            self._mark_sent(f, p.turn.key)
 
     # ---- checkpoints ------------------------------------------------------------------------
 

@@ -138,8 +138,7 @@ class FilePump:
             self.history.skip(item, f.key, owner, f.path)
             self.counters.duplicates_skipped += 1
             if f.document:
-                f.sent_keys.add(item.key)
-                f.checkpoint.sent_keys = sorted(f.sent_keys)
+                self._mark_sent(f, item.key)
             self.table.changed.add(f.key)
             return
         turn = self.redactor.apply(item) if self.redactor else item
@@ -153,6 +152,18 @@ class FilePump:
         self.delivery.add(f, item, spans)
         f.checkpoint.turns_emitted += 1
         self.counters.turns += 1
+
+    def _mark_sent(self, f: SourceFile, key: str) -> None:
+        """A whole document's turn `key` is shipped: its checkpoint keeps the key, and so does
+        the checkpoint of the file that replaced it at the same path (a rename over it) while
+        the turn was in flight, so neither this run nor a later one sends it again."""
+        f.sent_keys.add(key)
+        f.checkpoint.sent_keys = sorted(f.sent_keys)
+        now = self.table.files.get(self.table.by_path.get(str(f.path), ""))
+        if now is not None and now is not f and now.document and key not in now.sent_keys:
+            now.sent_keys.add(key)
+            now.checkpoint.sent_keys = sorted(now.sent_keys)
+            self.table.changed.add(now.key)
 
     def close_idle(self, force: bool = False) -> None:
         """Close turns their format considers finished after the file's quiet time. Only files

@@ -76,9 +76,15 @@ class Resumption:
             )
             return moved, True
 
-        doc = self.index.document_at(path)
-        if doc is not None:
-            return here(doc)
+        docs = self.index.documents_at(path)
+        if docs:
+            # A document rewritten by a rename leaves a checkpoint per inode, each with the
+            # turns acknowledged while it was followed: continue this inode's own (else the
+            # best), knowing every turn any of them shipped.
+            doc = next((cp for cp in docs if cp.key == fresh.key), docs[0])
+            moved, _ = here(doc)
+            moved.sent_keys = sorted({k for cp in docs for k in cp.sent_keys})
+            return moved, True
         own = self.index.get(fresh.key)
         if own is not None and not matches(own, head, size):
             self._retire_generation(own)  # truncated or replaced while tailerd was away

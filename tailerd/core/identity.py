@@ -118,13 +118,15 @@ class IdentityIndex(Generic[T]):
                 return cp
         return None
 
-    def document_at(self, path: str) -> T | None:
-        """A whole-document checkpoint recorded for this path (resumed by path, not inode)."""
-        for key in self._by_path.get(path, ()):
-            cp = self._by_key[key]
-            if cp.document:
-                return cp
-        return None
+    def documents_at(self, path: str) -> list[T]:
+        """The whole-document checkpoints recorded for this path (resumed by path, not inode),
+        best first: the one followed now (not removed), then the most recently removed. A
+        document replaced by a rename (a new inode) leaves one per inode; the order never
+        depends on the set's (per-process, hash-seeded) iteration order."""
+        found = [self._by_key[k] for k in self._by_path.get(path, ()) if self._by_key[k].document]
+        return sorted(
+            found, key=lambda cp: (cp.removed_at is not None, -(cp.removed_at or 0), cp.key)
+        )
 
     def resume_candidates(self, key: str, stable_name: str, path: str = "") -> Iterator[T]:
         """Checkpoints this file (inode `key`, first bytes `head`, at `path`) may continue, best
