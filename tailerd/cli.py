@@ -217,11 +217,33 @@ def _serve(argv: Sequence[str]) -> int:
     from tailerd.agent_homes import with_agent_homes
 
     def load() -> Any:  # at start and on every reload (SIGHUP)
-        cfg = with_agent_homes(_settings(args))
+        given = _settings(args)
+        if given.once:
+            _need_a_root(given.watch)
+        cfg = with_agent_homes(given)
         _warn_include(cfg)
         return cfg
 
     return service.run(load(), load)
+
+
+def _need_a_root(watch: Sequence[Path]) -> None:
+    """`--once` over watch roots given (flag, config, env) none of which can be listed:
+    NoInputError (66) naming each and why, rather than "0 files" and exit 0 (a typo in a cron
+    job). One readable root is enough: the others are skipped with a warning each
+    (edges/discovery.Roots). Zero-config agent homes are not given: never checked here."""
+    why = []
+    for root in watch:
+        try:
+            with os.scandir(root):
+                return
+        except OSError as exc:
+            why.append(f"{root} ({exc.strerror or exc})")
+    if why:
+        raise NoInputError(
+            f"no watch directory could be read: {', '.join(why)}; check --watch (or `watch` in"
+            " the config)"
+        )
 
 
 def _warn_include(cfg: Any) -> None:

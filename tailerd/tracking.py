@@ -98,7 +98,7 @@ class FileTable(Resumption):
         """What a walk matches and where it starts: the watched roots, the agent homes among
         them waited for without a warning."""
         return Globs(settings.include, settings.exclude), Roots(
-            settings.watch, agent_homes.home_paths()
+            settings.watch, agent_homes.home_paths(), settings.once
         )
 
     def look_for_roots(self) -> None:

@@ -94,3 +94,20 @@ def test_the_shipped_config_reads_every_agent_and_a_narrow_include_is_warned(
     assert f"matches no file of {lost}:" in warned.stderr, warned.stderr
     once = run_tailerd("--config", narrow, "--watch", home, "--once", "--state-dir", state)
     assert f"matches no file of {lost}:" in once.stderr, once.stderr
+
+
+def test_once_over_a_missing_or_unreadable_watch_root(tmp_path: Path) -> None:
+    """`--once --watch TYPO` said "waiting for it" and exited 0 with "0 files". Now: a root
+    that cannot be read is skipped (one line); none readable at all exits 66."""
+    logs, state = tmp_path / "logs", tmp_path / "s"
+    logs.mkdir()
+    (logs / "a.jsonl").write_bytes(turn_line("s1", "t"))
+    typo = tmp_path / "typo"
+    where = ("--once", "--state-dir", state, "--data-dir", state)
+    alone = run_tailerd("--watch", typo, *where)
+    _one_line(alone, 66, f"no watch directory could be read: {typo} (No such file or directory)")
+    both = run_tailerd("--watch", typo, "--watch", logs, *where)
+    assert both.returncode == 0, both.stderr
+    assert f"watch directory {typo} does not exist: skipped" in both.stderr
+    assert "waiting for it" not in both.stderr
+    assert "1 turns emitted" in both.stderr or "1 turn emitted" in both.stderr, both.stderr

@@ -148,9 +148,12 @@ class Roots:
     about once and retried (an INFO line when it can be read again). Costs one stat per
     missing root per `check`, one listing per unreadable directory per `retry`."""
 
-    def __init__(self, roots: Sequence[Path], quiet: Collection[Path] = ()) -> None:
+    def __init__(
+        self, roots: Sequence[Path], quiet: Collection[Path] = (), once: bool = False
+    ) -> None:
         self.roots = tuple(roots)
         self.quiet = frozenset(quiet)  # waited for without a warning (agent homes not installed)
+        self.once = once  # `--once`: nothing is waited for or retried, a root is skipped
         self.missing: set[Path] = set()
         self.unreadable: dict[str, str] = {}  # directory -> why
 
@@ -171,7 +174,8 @@ class Roots:
                 if root in self.quiet:
                     log.debug("agent home %s does not exist (yet); waiting for it", root)
                 elif str(root) not in self.unreadable:
-                    log.warning("watch directory %s does not exist (yet); waiting for it", root)
+                    wait = ": skipped" if self.once else " (yet); waiting for it"
+                    log.warning("watch directory %s does not exist%s", root, wait)
             elif exists and root in self.missing:
                 self.missing.discard(root)
                 log.info("watch directory %s appeared; reading it", root)
@@ -184,9 +188,10 @@ class Roots:
             return  # vanished while walked (a root that vanished is `check`'s)
         if directory not in self.unreadable:
             log.warning(
-                "cannot read directory %s (%s); retrying at every rescan",
+                "cannot read directory %s (%s)%s",
                 directory,
                 exc.strerror or exc,
+                ": skipped" if self.once else "; retrying at every rescan",
             )
         self.unreadable[directory] = exc.strerror or str(exc)
 
