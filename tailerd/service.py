@@ -147,7 +147,13 @@ def _stop_promptly(
                 return
         if finished.is_set():
             return
-    log.info("stopping: finishing what is being sent (at most %.0f s), then committing", bound)
+    log.info(
+        "stopping: finishing what is being sent (at most %g s: shutdown_timeout %g s + %g s to"
+        " close), then committing",
+        bound,
+        bound - STOP_GRACE,
+        STOP_GRACE,
+    )
     wake.set()
     if finished.wait(bound):
         return

@@ -111,3 +111,39 @@ def test_once_over_a_missing_or_unreadable_watch_root(tmp_path: Path) -> None:
     assert f"watch directory {typo} does not exist: skipped" in both.stderr
     assert "waiting for it" not in both.stderr
     assert "1 turns emitted" in both.stderr or "1 turn emitted" in both.stderr, both.stderr
+
+
+def test_unusable_data_dirs_name_the_path_and_what_to_do(tmp_path: Path) -> None:
+    """Were "File exists" (a data dir that is a file) and "No such file or directory"
+    (--data-dir /proc/x: /proc holds no new directories): neither said what to do."""
+    logs, a_file = tmp_path / "logs", tmp_path / "f"
+    logs.mkdir()
+    (logs / "a.jsonl").write_bytes(turn_line("s1", "t"))
+    a_file.write_text("x")
+    where = ("--watch", logs, "--once", "--state-dir", tmp_path / "s")
+    _one_line(
+        run_tailerd(*where, "--data-dir", a_file),
+        78,
+        f"cannot use data dir {a_file}: it is a file, not a directory (give --data-dir a",
+    )
+    _one_line(
+        run_tailerd(*where, "--data-dir", "/proc/x"),
+        78,
+        "cannot use data dir /proc/x: No such file or directory; it cannot be created in /proc",
+        "give --data-dir a directory",
+    )
+
+
+def test_the_stop_line_says_the_configured_bound(tmp_path: Path) -> None:
+    """ "stopping … (at most 12 s)" with shutdown_timeout = 10: the line now names the setting."""
+    logs, state = tmp_path / "logs", tmp_path / "s"
+    logs.mkdir()
+    config = tmp_path / "c.toml"
+    config.write_text("shutdown_timeout = 4\n")
+    daemon = RunningTailerd(
+        "--watch", logs, "--state-dir", state, "--data-dir", state, "--config", config
+    )
+    assert poll(lambda: "watching" in daemon.log, timeout=60) is not None, daemon.log
+    code, _ = daemon.terminate(timeout=30)
+    assert code == 0, daemon.log
+    assert "shutdown_timeout 4 s" in daemon.log, daemon.log

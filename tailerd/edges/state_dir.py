@@ -95,8 +95,31 @@ def prepare(state_dir: Path) -> Path:
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         state_dir.chmod(0o700)
     except OSError as exc:
-        raise ConfigError(f"cannot use state dir {state_dir}: {exc.strerror}") from None
+        raise unusable("state dir", state_dir, exc.strerror or str(exc)) from None
     return state_dir
+
+
+def unusable(kind: str, path: Path, why: str) -> ConfigError:
+    """The one line (exit 78) for a state or data dir (`kind`: "state dir" / "data dir") that
+    cannot be made or used, `why` being the system's words: it names the path and what to do,
+    since "File exists" or "No such file or directory" alone say neither."""
+    flag = "--" + kind.replace(" ", "-")
+    head = f"cannot use {kind} {path}: "
+    try:
+        if path.exists() and not path.is_dir():
+            return ConfigError(
+                f"{head}it is a file, not a directory (give {flag} a directory, or move the file)"
+            )
+        there = path.is_dir()
+        ancestor = next((p for p in path.absolute().parents if p.exists()), Path("/"))
+    except OSError:
+        there, ancestor = False, path.absolute().parent
+    if there:
+        return ConfigError(f"{head}{why} (check its permissions, or give {flag} another one)")
+    return ConfigError(
+        f"{head}{why}; it cannot be created in {ancestor} (give {flag} a directory this user"
+        " can create or write)"
+    )
 
 
 class StateLock:

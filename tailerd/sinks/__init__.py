@@ -12,21 +12,22 @@ from tailerd.sinks.base import Sink
 def _local(settings: Settings, data_dir: Path) -> Sink:
     import sqlite3
 
-    from tailerd.errors import ConfigError, StateCorruptError
+    from tailerd.edges.state_dir import unusable
+    from tailerd.errors import StateCorruptError
     from tailerd.sinks.local import DB_FILE, LocalSink
 
     path = data_dir / DB_FILE
     try:
         return LocalSink(path)
     except sqlite3.OperationalError as exc:  # cannot open or write: a place, not the data
-        raise ConfigError(f"cannot use data dir {data_dir}: {exc} (see --data-dir)") from None
+        raise unusable("data dir", data_dir, str(exc)) from None
     except sqlite3.DatabaseError as exc:
         raise StateCorruptError(
             f"local store {path} is unreadable ({exc}); move it aside to start a new one"
         ) from None
     except (OSError, sqlite3.Error) as exc:
         why = getattr(exc, "strerror", None) or exc
-        raise ConfigError(f"cannot use data dir {data_dir}: {why} (see --data-dir)") from None
+        raise unusable("data dir", data_dir, str(why)) from None
 
 
 def _otlp(settings: Settings, data_dir: Path) -> Sink:
