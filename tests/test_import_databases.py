@@ -6,7 +6,8 @@ span once.
 Expected values are hand counts, not tailerd's:
 * Crush / opencode-go (../shared/fixtures/agents/opencode-go, SOURCE.txt; the sqlite3 counts
   are in tests/formats/test_crush.py's docstring): 18 user messages = 18 turns, 61 assistant
-  messages = 61 chat spans, 80 tool_call parts = 80 tool spans; 159 spans in all.
+  messages = 61 chat spans, 80 tool_call parts = 80 tool spans, plus one chat span per session
+  (7) carrying its cost (`select count(*) from sessions`); 166 spans in all.
 * OpenCode (tests/data/opencode-storage/migrated/opencode.db, written by the real opencode-ai
   1.2.1, SOURCE.txt): 2 turns, 7 LLM calls, 3 bash calls (`ls`, `cat notes.txt`, and the
   sub-agent's `wc -l notes.txt`; the `task` call is the sub-agent span, not a tool span).
@@ -93,7 +94,7 @@ def test_import_reads_a_crush_database_with_the_daemons_span_ids(tmp_path: Path)
     shutil.copytree(CRUSH, project / ".opencode", copy_function=shutil.copyfile)
     before = digests(project / ".opencode")
     found, root_count = import_then_once(project, project, tmp_path)
-    assert totals(found, root_count) == (18, 61, 80)
+    assert totals(found, root_count) == (18, 61 + 7, 80)
     assert digests(project / ".opencode") == before  # the agent's files were not written
 
 
@@ -104,7 +105,7 @@ def test_preview_shows_every_span_of_a_crush_database(tmp_path: Path) -> None:
     shown = run_tailerd("preview", db, "--state-dir", tmp_path / "state")
     assert shown.returncode == 0, shown.stderr
     records = [json.loads(line) for line in shown.stdout.splitlines()]
-    assert len(records) == 18 + 61 + 80
+    assert len(records) == 18 + 61 + 7 + 80
     assert not (tmp_path / "state" / "checkpoints.db").exists()
 
 
@@ -137,7 +138,8 @@ def test_preview_lists_a_database_session_whose_turn_is_open(tmp_path: Path) -> 
     db.close()
     shown = run_tailerd("preview", db_path, "--state-dir", tmp_path / "state")
     assert shown.returncode == 0, shown.stderr
-    assert len(shown.stdout.splitlines()) == 18 + 61 + 80  # the new prompt is not sent
+    # the new prompt is not sent, nor its session's cost (it waits for the open turn): 6 costs
+    assert len(shown.stdout.splitlines()) == 18 + 61 + 6 + 80
     assert "1 turns still open in 1 files (not shown" in shown.stderr, shown.stderr
     [line] = [x for x in shown.stderr.splitlines() if "open: " in x]
     assert f"session {session}: the next prompt or the agent's final answer" in line, line

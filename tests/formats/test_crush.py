@@ -20,6 +20,12 @@ Hand counts, with the sqlite3 CLI on a copy of the fixture (db + wal + shm toget
     635c8ffb "New Session": 1 turn, 4 messages, 1 tool call, `view`:
     sqlite3 opencode.db "select j.value->'data'->>'name' from messages m,
         json_each(m.parts) j where m.session_id like '635c8ffb%' and j.value->>'type'='tool_call'"
+Cost, the agent's own, cumulative per session (no child sessions here):
+    sqlite3 opencode.db "select id, cost from sessions"  -> bd9a6907 0.01131705,
+        d65ab244 0.0445305, 3fc3b40d 0.00319275, 87d5c393 0.01361085, 12fb5660 0.62170155,
+        d19286ff 0.1055299, 635c8ffb 0.0492849; "select sum(cost) from sessions" -> 0.8491675
+    sessions.prompt_tokens / completion_tokens are the LAST call's (assigned, not added, in
+    opencode-go's and Crush's TrackUsage): d65ab244's 42 messages end with completion 21.
 """
 
 from __future__ import annotations
@@ -55,6 +61,25 @@ TURNS_PER_SESSION = {
     "635c8ffb-566f-4bd6-a816-f648f33beb9d": 1,
 }
 WAL_ONLY_SESSION = "635c8ffb-566f-4bd6-a816-f648f33beb9d"
+COST = {
+    "bd9a6907-4d8b-4f34-9c25-e18c7740e41d": 0.01131705,
+    "d65ab244-13fc-4a03-9d79-0372e6ae7ed1": 0.0445305,
+    "3fc3b40d-4412-4617-af61-ac294c0aea47": 0.00319275,
+    "87d5c393-84b5-4d42-9c70-201e07d33127": 0.01361085,
+    "12fb5660-9f82-498c-9393-bcf94e771d67": 0.62170155,
+    "d19286ff-7e04-4d9c-af03-cf2c6b3e687c": 0.1055299,
+    "635c8ffb-566f-4bd6-a816-f648f33beb9d": 0.0492849,
+}
+TOTAL_COST = 0.8491675
+
+
+def totals_spans(turns: list[SessionTurn]) -> list[LLMCall]:
+    return [
+        s
+        for st in turns
+        for s in st.turn.spans
+        if isinstance(s, LLMCall) and s.attributes.get("tailerd.usage.session_totals")
+    ]
 
 
 @pytest.fixture
@@ -86,7 +111,8 @@ def test_turns_llm_and_tool_calls_match_the_hand_counts(project: Path) -> None:
     assert {sid: len(turns) for sid, turns in found.items()} == TURNS_PER_SESSION
     turns = [st.turn for sts in found.values() for st in sts]
     spans = [s for t in turns for s in t.spans]
-    assert sum(isinstance(s, LLMCall) for s in spans) == 61
+    totals = [s for s in spans if s.attributes.get("tailerd.usage.session_totals")]
+    assert sum(isinstance(s, LLMCall) for s in spans) == 61 + len(totals)
     assert sum(isinstance(s, ToolCall) for s in spans) == 80
     assert not any(isinstance(s, SubAgentCall) for s in spans)  # no child sessions here
     assert sum(t.interrupted for t in turns) == 6
@@ -102,11 +128,55 @@ def test_the_session_only_in_the_wal_is_read_in_full(project: Path) -> None:
     assert turn.session_name == "New Session"
     assert turn.messages[0].content == "how to squash commits"
     assert [s.name for s in turn.spans if isinstance(s, ToolCall)] == ["view"]
-    assert [s.model for s in turn.spans if isinstance(s, LLMCall)] == ["claude-3.7-sonnet"] * 2
+    calls = [s for s in turn.spans if isinstance(s, LLMCall)]
+    assert [s.model for s in calls] == ["claude-3.7-sonnet"] * 3  # 2 calls, the session's cost
     assert turn.output_messages[0].content.startswith("To squash commits in Git:")
-    # session totals as the agent keeps them (sessions row): 514 prompt, 11205 completion
-    assert turn.attributes["tailerd.session.input_tokens"] == 514
-    assert turn.attributes["tailerd.session.output_tokens"] == 11205
+    assert not any(k.startswith("tailerd.session.") for k in turn.attributes)
+
+
+def test_each_sessions_cost_is_shipped_once_as_the_agents_own(project: Path) -> None:
+    """The session's cost (the agent's, cumulative) on one session-totals span of its last turn
+    read; read again from that turn's cursor, nothing more; grown later, only the growth, on a
+    synthetic turn of its own."""
+    db_path = project / ".opencode" / "opencode.db"
+    found = read_all(db_path)
+    for sid, turns in found.items():
+        (span,) = totals_spans(turns)
+        assert span in turns[-1].turn.spans  # on the last turn read
+        assert span.attributes["gen_ai.usage.cost"] == pytest.approx(COST[sid])
+        assert span.attributes["tailerd.cost.source"] == "agent"
+        assert span.usage.input_tokens == span.usage.output_tokens == 0  # not recorded
+    assert sum(
+        s.attributes["gen_ai.usage.cost"] for ts in found.values() for s in totals_spans(ts)
+    ) == pytest.approx(TOTAL_COST)
+    sid = "d19286ff-7e04-4d9c-af03-cf2c6b3e687c"
+    last = found[sid][-1].cursor
+    with read_snapshot(db_path) as db:
+        again = FORMAT.read_session(db, Source(str(db_path)), sid, last, now=time.time(),
+                                    idle_close=600)  # fmt: skip
+    assert again.turns == ()
+    writer = sqlite3.connect(db_path, isolation_level=None)
+    writer.execute("UPDATE sessions SET cost = cost + 0.25 WHERE id = ?", (sid,))
+    writer.close()
+    with read_snapshot(db_path) as db:
+        grown = FORMAT.read_session(db, Source(str(db_path)), sid, last, now=time.time(),
+                                    idle_close=600)  # fmt: skip
+    (synthetic,) = grown.turns
+    assert synthetic.turn.attributes["tailerd.synthetic"] == "session_totals"
+    assert synthetic.turn.agent_name == "crush"
+    (span,) = totals_spans([synthetic])
+    assert span.attributes["gen_ai.usage.cost"] == pytest.approx(0.25)
+    with read_snapshot(db_path) as db:
+        after = FORMAT.read_session(db, Source(str(db_path)), sid, synthetic.cursor,
+                                    now=time.time(), idle_close=600)  # fmt: skip
+    assert after.turns == ()
+    # a cursor of an earlier tailerd (no cost in it: none was shipped) gets the whole cost
+    old = last.partition("|")[2]
+    with read_snapshot(db_path) as db:
+        upgraded = FORMAT.read_session(db, Source(str(db_path)), sid, old, now=time.time(),
+                                       idle_close=600)  # fmt: skip
+    (span,) = totals_spans(list(upgraded.turns))
+    assert span.attributes["gen_ai.usage.cost"] == pytest.approx(COST[sid] + 0.25)
 
 
 def test_a_turn_after_the_cursor_only_and_an_open_turn_waits(project: Path) -> None:
@@ -174,10 +244,10 @@ def test_once_ships_every_turn_once_then_nothing_then_only_the_new_turn(
     once = ("--watch", project, "--once", "--state-dir", state, "--data-dir", state)
     first = run_tailerd(*once)
     assert first.returncode == 0, first.stderr
-    assert stored(state) == (18, 61, 80)
+    assert stored(state) == (18, 61 + 7, 80)  # 7 sessions' cost spans
     again = run_tailerd(*once)
     assert again.returncode == 0, again.stderr
-    assert stored(state) == (18, 61, 80)  # nothing re-sent
+    assert stored(state) == (18, 61 + 7, 80)  # nothing re-sent
     now = time.time()
     add_messages(
         project / ".opencode" / "opencode.db",
@@ -187,7 +257,7 @@ def test_once_ships_every_turn_once_then_nothing_then_only_the_new_turn(
     )
     third = run_tailerd(*once)
     assert third.returncode == 0, third.stderr
-    assert stored(state) == (19, 62, 80)  # one turn: its prompt and one answer
+    assert stored(state) == (19, 62 + 7, 80)  # one turn: its prompt and one answer
 
 
 # ---- wrong types: the agent's rows with one value of another type ---------------------------
@@ -289,7 +359,11 @@ def test_an_agent_tool_call_nests_its_child_session(project: Path) -> None:
     found = read_all(db_path)
     assert "call-agent-1" not in found  # read through its parent only
     new = found[WAL_ONLY_SESSION][-1].turn
-    assert [type(s).__name__ for s in new.spans] == ["LLMCall", "SubAgentCall", "LLMCall"]
+    # two calls, the sub-agent, then the session's cost (the fixture's: nothing was added here)
+    assert [type(s).__name__ for s in new.spans] == [
+        "LLMCall", "SubAgentCall", "LLMCall", "LLMCall"
+    ]  # fmt: skip
+    assert totals_spans(found[WAL_ONLY_SESSION]) == [new.spans[-1]]
     sub = new.spans[1]
     assert isinstance(sub, SubAgentCall) and sub.agent_id == "call-agent-1"
     assert [type(s).__name__ for s in sub.spans] == ["LLMCall", "ToolCall", "LLMCall"]

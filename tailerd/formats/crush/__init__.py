@@ -13,12 +13,15 @@ updated_at, finished_at)`; later Crush migrations add columns (`messages.provide
 {text}, `reasoning` {thinking}, `tool_call` {id, name, input}, `tool_result` {tool_call_id,
 content, is_error}, `finish` {reason, time}, `image_url`, `binary`.
 
-What the agent records and what it does not: token usage and cost only per *session*,
-cumulative (`sessions.prompt_tokens`, `completion_tokens`, `cost`): chat spans carry
-`tailerd.usage.recorded = false` and the turn the session's totals when it was read
-(`tailerd.session.*`). Times are unix seconds (the schema's comments say milliseconds; both are
-read). The working directory is not stored by opencode-go: the project directory holding
-`.opencode/` is the agent's working directory (its data dir is relative to it), so
+What the agent records and what it does not (cost.py): no tokens per call, and per session only
+the cost (cumulative, sub-agents' included) and the LAST call's token counts (not totals). Chat
+spans carry `tailerd.usage.recorded = false`; the session's cost is shipped once, as its growth
+since the last read, on a session-totals chat span of the last turn read (or of a synthetic
+`session_totals` turn when it grew with no new turn), as the agent's own (`tailerd.cost.source =
+"agent"`). Both agents' databases are labelled agent `crush` (`opencode` is the TypeScript
+OpenCode, formats/opencode). Times are unix seconds (the schema's comments say milliseconds;
+both are read). The working directory is not stored by opencode-go: the project directory
+holding `.opencode/` is the agent's working directory (its data dir is relative to it), so
 `tailerd.cwd` is that directory (or Crush's `sessions.workspace_cwd` when present). Sub-agents
 (the `agent` tool) are child sessions whose id is the tool call's id (`parent_session_id` = the
 calling session): they are nested under that tool call as a SubAgentCall, never shipped alone.

@@ -4,13 +4,17 @@ A turn is a user message and the assistant and tool messages after it. It is fin
 next user message exists, when its last assistant message finished for a reason other than
 `tool_use` with every tool call answered, or when its last message is `idle_close` seconds old.
 Each assistant message is one LLM call; each `tool_call` part one tool call, its result taken
-from the `tool_result` part with the same id. The cursor that passes a turn is its last
-message's `created_at` and id (`"<created_at>|<id>"`): messages are read in
-(`created_at`, rowid) order, the order the agent inserted them.
+from the `tool_result` part with the same id. The cursor that passes a turn is
+`"$<cost shipped>|<created_at>|<id>"`: the session's cost already shipped (see `_costed`) and
+its last message's `created_at` and id (messages are read in (`created_at`, rowid) order, the
+order the agent inserted them). A cursor of an earlier tailerd, `"<created_at>|<id>"`, is read
+as no cost shipped (none was).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,12 +28,12 @@ from tailerd.domain import LLMCall, Message, SpanCall, SubAgentCall, ToolCall, T
 from tailerd.edges.agent_db import table_columns
 from tailerd.edges.agent_db.protocol import SessionQuery, SessionRead, SessionTurn
 from tailerd.formats.base import Source, json_text, parse_time, turn_key
+from tailerd.formats.crush.cost import provider_of, shipped_cost, totals_span
 
+AGENT = "crush"
 MAX_DEPTH = 4  # sub-agent sessions nested this deep are read; deeper ones are cut off
 FINAL_CONTINUES = "tool_use"  # the one finish reason after which the agent goes on by itself
 _MESSAGE_COLUMNS = ("id", "role", "parts", "model", "created_at", "updated_at", "finished_at")
-_PROVIDERS = (("claude", "anthropic"), ("gpt", "openai"), ("o1", "openai"), ("o3", "openai"),
-              ("o4", "openai"), ("gemini", "gcp.gemini"), ("grok", "x_ai"))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,7 @@ def read_session(query: SessionQuery) -> SessionRead:
     session = _session(db, session_id)
     if session is None:
         return SessionRead()
+    shipped, cursor = shipped_cost(cursor)
     rows = _after(_messages(db, session_id), cursor)
     groups: list[list[Row]] = []
     for row in rows:
@@ -90,8 +95,51 @@ def read_session(query: SessionQuery) -> SessionRead:
         turn = _turn(
             db, source, session, group, interrupted=not _final(group) and i + 1 == len(groups)
         )
-        turns.append(SessionTurn(turn, f"{_num(last.created)}|{last.id}"))
-    return SessionRead(tuple(turns), still_open)
+        turns.append(SessionTurn(turn, f"${shipped!r}|{_num(last.created)}|{last.id}"))
+    if still_open:  # the cost grown so far waits for the open turn
+        return SessionRead(tuple(turns), True)
+    return SessionRead(_costed(session, turns, shipped, cursor, source))
+
+
+def _costed(
+    session: dict[str, Any],
+    turns: list[SessionTurn],
+    shipped: float,
+    cursor: str | None,
+    source: Source,
+) -> tuple[SessionTurn, ...]:
+    """The session's cost grown since `shipped` (`sessions.cost` is cumulative: the agent adds
+    each call's cost, and a sub-agent session's cost when it ends), shipped once: on a
+    session-totals chat span appended to the last turn read, or, when no turn was read, on a
+    synthetic turn of its own (`tailerd.synthetic = "session_totals"`); the cursor then holds
+    the session's cost. A cost that shrank (a session reset) counts from 0."""
+    total = session["cost"]
+    grown = total - shipped if total >= shipped else total
+    if grown <= 0:
+        return tuple(turns)
+    passed = turns[-1].cursor.partition("|")[2] if turns else cursor or ""
+    moved = f"${total!r}|{passed}"
+    if turns:
+        turn = turns[-1].turn
+        span = totals_span(grown, turn.model, turn.ended_at)
+        turn = dataclasses.replace(turn, spans=(*turn.spans, span))
+        return (*turns[:-1], SessionTurn(turn, moved))
+    when = _time(session["updated"])
+    span = totals_span(grown, session["model"], when)
+    turn = Turn(
+        key=turn_key("crush", session["id"], "session_totals", repr(total)),
+        session_id=session["id"],
+        start=0,
+        end=0,
+        agent_name=_agent(source),
+        model=session["model"],
+        session_name=session["title"],
+        spans=(span,),
+        started_at=when,
+        ended_at=when,
+        attributes={**_cwd(session, source), "tailerd.synthetic": "session_totals"},
+    )
+    return (SessionTurn(turn, moved),)
 
 
 def _final(group: list[Row]) -> bool:
@@ -120,21 +168,10 @@ def _turn(
     answers = [r for r in group if r.role == "assistant"]
     output = next((r.texts() for r in reversed(answers) if r.texts()), "")
     model = next((r.model for r in reversed(answers) if r.model), "")
-    attributes: dict[str, Any] = {
-        "tailerd.session.input_tokens": session["prompt_tokens"],
-        "tailerd.session.output_tokens": session["completion_tokens"],
-        "tailerd.session.cost": session["cost"],
-    }
-    if session["cwd"]:
-        attributes["tailerd.cwd"] = session["cwd"]
-    else:
-        project = PurePath(source.path).parent.parent
-        attributes["tailerd.cwd"] = str(project)
+    attributes: dict[str, Any] = _cwd(session, source)
     if answers and answers[-1].finish_reason:
         attributes["tailerd.finish_reason"] = answers[-1].finish_reason
-    agent = source.agent_name or (
-        "crush" if PurePath(source.path).name == "crush.db" else "opencode"
-    )
+    agent = _agent(source)
     return Turn(
         key=turn_key("crush", session["id"], first.id),
         session_id=session["id"],
@@ -154,6 +191,17 @@ def _turn(
     )
 
 
+def _cwd(session: dict[str, Any], source: Source) -> dict[str, Any]:
+    """`tailerd.cwd`: Crush's `sessions.workspace_cwd`, else the project holding the data dir."""
+    return {"tailerd.cwd": session["cwd"] or str(PurePath(source.path).parent.parent)}
+
+
+def _agent(source: Source) -> str:
+    """`crush` for Crush and for its predecessor opencode-go alike (`opencode` names the
+    TypeScript OpenCode, formats/opencode), unless the source names its agent."""
+    return source.agent_name or AGENT
+
+
 def _spans(
     db: sqlite3.Connection, group: list[Row], results: dict[str, dict[str, Any]], depth: int = 0
 ) -> list[SpanCall]:
@@ -171,7 +219,7 @@ def _spans(
         spans.append(
             LLMCall(
                 model=row.model,
-                provider_name=row.provider or _provider(row.model),
+                provider_name=row.provider or provider_of(row.model),
                 output_messages=out,
                 reasoning=row.texts("reasoning", "thinking"),
                 response_id=row.id,
@@ -243,20 +291,22 @@ def _session(db: sqlite3.Connection, session_id: str) -> dict[str, Any] | None:
     columns = table_columns(db, "sessions")
     cwd = "workspace_cwd" if "workspace_cwd" in columns else "''"
     found = db.execute(
-        f"SELECT id, title, prompt_tokens, completion_tokens, cost, {cwd} FROM sessions"  # noqa: S608
-        " WHERE id = ?",
+        f"SELECT id, title, cost, updated_at, {cwd}, (SELECT model FROM messages"  # noqa: S608
+        " WHERE session_id = sessions.id AND role = 'assistant' AND model != ''"
+        " ORDER BY created_at DESC, rowid DESC LIMIT 1) FROM sessions WHERE id = ?",
         (session_id,),
     ).fetchone()
     if found is None:
         return None
-    sid, title, prompt, completion, cost, workdir = found
+    sid, title, cost, updated, workdir, model = found
+    usd = _num(cost)
     return {
         "id": str(sid),
         "title": _str(title),
-        "prompt_tokens": _int(prompt),
-        "completion_tokens": _int(completion),
-        "cost": float(cost) if isinstance(cost, (int, float)) else 0.0,
+        "cost": usd if math.isfinite(usd) and usd > 0 else 0.0,
+        "updated": _seconds(updated),
         "cwd": _str(workdir),
+        "model": _str(model),
     }
 
 
@@ -325,21 +375,12 @@ def _after(rows: list[Row], cursor: str | None) -> list[Row]:
     return [r for r in rows if r.created > at]
 
 
-def _provider(model: str) -> str:
-    lowered = model.lower()
-    return next((p for prefix, p in _PROVIDERS if lowered.startswith(prefix)), "")
-
-
 def _time(value: float | None) -> datetime | None:
     return parse_time(value) if value else None
 
 
 def _str(value: object) -> str:
     return value if isinstance(value, str) else ""
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _num(value: object) -> float:

@@ -1,0 +1,62 @@
+"""What Crush and opencode-go record of a session's spending, and how tailerd ships it.
+
+`sessions.cost` is the session's cost in USD as the agent computed it from its model table,
+cumulative: each call's cost is added (`sess.Cost += cost` in opencode-go
+`internal/llm/agent/agent.go` `TrackUsage`, charmbracelet/crush `internal/agent`), and a
+sub-agent session's cost is added to its parent's when it ends (`parentSession.Cost +=
+updatedSession.Cost` in their agent tool), so a top-level session's cost includes its
+sub-agents'. `sessions.prompt_tokens` / `completion_tokens` are NOT totals: the same function
+assigns them the last call's counts (`sess.PromptTokens = usage.InputTokens +
+usage.CacheCreationTokens`, `sess.CompletionTokens = usage.OutputTokens +
+usage.CacheReadTokens`), the context gauge of the agent's status bar; in the real fixture a
+42-message session ends with completion 21. Per-call tokens are recorded nowhere, so tailerd
+ships no tokens for these agents, only the cost: its growth since the cursor, once, on a
+session-totals chat span (`tailerd.usage.session_totals = true`, `gen_ai.usage.cost`,
+`tailerd.cost.source = "agent"`, `tailerd.usage.recorded = false`).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+from tailerd.domain import LLMCall, Usage
+
+_PROVIDERS = (("claude", "anthropic"), ("gpt", "openai"), ("o1", "openai"), ("o3", "openai"),
+              ("o4", "openai"), ("gemini", "gcp.gemini"), ("grok", "x_ai"))  # fmt: skip
+
+
+def shipped_cost(cursor: str | None) -> tuple[float, str | None]:
+    """(cost already shipped, message cursor) of a cursor `"$<cost>|<created_at>|<id>"`."""
+    if not cursor or not cursor.startswith("$"):
+        return 0.0, cursor
+    cost_text, _, rest = cursor[1:].partition("|")
+    try:
+        cost = float(cost_text)
+    except ValueError:
+        return 0.0, rest
+    return (cost if math.isfinite(cost) and cost >= 0 else 0.0), rest
+
+
+def totals_span(grown: float, model: str, when: datetime | None) -> LLMCall:
+    """A chat span of `grown` USD of the session's cost: the agent's own (`tailerd.cost.source
+    = "agent"`), no tokens (the agent keeps only the last call's, see the module docstring)."""
+    return LLMCall(
+        model=model,
+        provider_name=provider_of(model),
+        usage=Usage(),
+        started_at=when,
+        ended_at=when,
+        attributes={
+            "tailerd.usage.session_totals": True,
+            "tailerd.usage.recorded": False,
+            "gen_ai.usage.cost": grown,
+            "tailerd.cost.source": "agent",
+        },
+    )
+
+
+def provider_of(model: str) -> str:
+    """The OTel provider name of a model id of these agents' tables, by prefix ("" unknown)."""
+    lowered = model.lower()
+    return next((p for prefix, p in _PROVIDERS if lowered.startswith(prefix)), "")
