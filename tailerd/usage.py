@@ -163,6 +163,12 @@ def draw(
             f"{total.cost.unpriced_calls:,} of {total.calls:,} LLM calls have no known price "
             "(their model is not in the price table): not counted in COST USD."
         )
+    if total.cost.unrecorded_calls:
+        console.print(
+            f"{total.cost.unrecorded_calls:,} of {total.calls:,} LLM calls have no tokens of "
+            "their own: their agent does not record them per call (where it keeps session "
+            "totals, those are counted once, on a session-totals span)."
+        )
 
 
 def _bars(console: Console, daily: Sequence[Totals]) -> None:

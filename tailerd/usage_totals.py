@@ -8,8 +8,13 @@ cache write, output and reasoning (inside output, as the providers bill it), and
 total = input (with cache) + output. Cost is the issue-10 contract: `gen_ai.usage.cost` (USD)
 on a priced call, `tailerd.cost.unpriced = true` on a call whose model has no known price; a
 call stored before tailerd priced calls is priced here from its tokens (tailerd/pricing.py).
-Unpriced calls are counted and shown as "unpriced", never as $0. Days, weeks (starting Monday)
-and months are UTC.
+Unpriced calls are counted and shown as "unpriced", never as $0. A call whose agent recorded no
+tokens for it (`tailerd.usage.recorded = false`: Crush, goose, Cursor, ...) is "not recorded",
+not unpriced: its price is not missing from the table, its tokens are missing from the agent's
+record (an agent that records session totals ships them on a span of their own). A synthetic
+span of session totals (`tailerd.usage.session_totals = true`: Copilot CLI's shutdown totals,
+goose's and Crush's session totals) adds its tokens and cost but is no LLM call: CALLS leaves
+it out. Days, weeks (starting Monday) and months are UTC.
 """
 
 from __future__ import annotations
@@ -33,17 +38,20 @@ _NS = 1_000_000_000
 
 @dataclass(frozen=True, slots=True)
 class Cost:
-    """USD over `priced_calls`, plus how many calls had no known price (never counted as $0)."""
+    """USD over `priced_calls`, plus how many calls had no known price (never counted as $0)
+    and how many recorded no tokens of their own (`unrecorded_calls`: no price to look up)."""
 
     usd: float = 0.0
     priced_calls: int = 0
     unpriced_calls: int = 0
+    unrecorded_calls: int = 0
 
     def __add__(self, other: Cost) -> Cost:
         return Cost(
             self.usd + other.usd,
             self.priced_calls + other.priced_calls,
             self.unpriced_calls + other.unpriced_calls,
+            self.unrecorded_calls + other.unrecorded_calls,
         )
 
     @property
@@ -52,9 +60,12 @@ class Cost:
         return self.usd if self.priced_calls else None
 
     def text(self) -> str:
-        """`$1.23`, `$1.23 + unpriced` when some calls had no price, `unpriced` when none had."""
+        """`$1.23`, `$1.23 + unpriced` when some calls had no price, `unpriced` when none had,
+        `not recorded` when no call recorded its tokens."""
         if not self.priced_calls:
-            return "unpriced" if self.unpriced_calls else "-"
+            if self.unpriced_calls:
+                return "unpriced"
+            return "not recorded" if self.unrecorded_calls else "-"
         money = _money(self.usd)
         return f"{money} + unpriced" if self.unpriced_calls else money
 
@@ -90,7 +101,7 @@ class Totals:
         return self.input_tokens + self.output_tokens
 
     def add(self, call: _Call) -> None:
-        self.calls += 1
+        self.calls += 0 if call.totals else 1
         self.input_tokens += call.prompt
         self.uncached_input_tokens += call.uncached
         self.cache_read_tokens += call.cache_read
@@ -107,7 +118,8 @@ class Totals:
         """JSON shape: key, calls, input_tokens (with cache), uncached_input_tokens,
         cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, total_tokens,
         cost_usd (float USD rounded to COST_DIGITS places, or None when no call was priced),
-        priced_calls, unpriced_calls, agents (sorted list)."""
+        priced_calls, unpriced_calls, unrecorded_calls (calls with no tokens of their own),
+        agents (sorted list). `calls` leaves out synthetic session-totals spans."""
         known = self.cost.known
         return {
             "key": self.key,
@@ -122,6 +134,7 @@ class Totals:
             "cost_usd": None if known is None else round(known, COST_DIGITS),
             "priced_calls": self.cost.priced_calls,
             "unpriced_calls": self.cost.unpriced_calls,
+            "unrecorded_calls": self.cost.unrecorded_calls,
             "agents": sorted(self.agents),
         }
 
@@ -139,6 +152,7 @@ class _Call:
     output: int
     reasoning: int
     cost: Cost
+    totals: bool = False  # a synthetic span of session totals, not an LLM call
 
 
 # The attributes read from a chat span, in this order after start, session and agent.
@@ -154,6 +168,7 @@ _FIELDS = (
     pricing.UNPRICED,
     "tailerd.usage.recorded",
     pricing.CACHE_WRITE_1H,
+    "tailerd.usage.session_totals",
 )
 _PATHS = ", ".join(f"'$.\"{name}\"'" for name in _FIELDS)
 
@@ -181,7 +196,9 @@ def _cost(row: tuple[Any, ...]) -> Cost:
     stored, unpriced, recorded = row[10], row[11], row[12]
     if isinstance(stored, (int, float)) and not isinstance(stored, bool):
         return Cost(float(stored), 1, 0)
-    if unpriced in (1, True, "true") or recorded in (0, False, "false"):
+    if recorded in (0, False, "false"):
+        return Cost(0.0, 0, 0, 1)
+    if unpriced in (1, True, "true"):
         return Cost(0.0, 0, 1)
     # a call stored before tailerd priced calls: priced now, from its tokens
     when = None if row[0] is None else datetime.fromtimestamp(row[0] / _NS, tz=timezone.utc)
@@ -224,6 +241,7 @@ def calls(
                 output=_int(row[6]),
                 reasoning=_int(row[9]),
                 cost=_cost(row),
+                totals=row[14] in (1, True, "true"),
             )
 
 

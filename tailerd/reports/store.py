@@ -42,6 +42,10 @@ def _text(attr: str) -> str:
 _CWD = "COALESCE(" + ", ".join(_text(k) for k in CWD_KEYS) + ")"
 _ROOT = "parent_span_id IS NULL"
 _CHAT = "operation = 'chat'"
+# a synthetic span of session totals (tokens and cost, no LLM call: not counted as a call), and
+# a call whose agent recorded no tokens for it (no price missing: not counted as unpriced)
+_TOTALS = """json_extract(attributes, '$."tailerd.usage.session_totals"')"""
+_RECORDED = """json_extract(attributes, '$."tailerd.usage.recorded"')"""
 
 # Built from the constant attribute names above only: no input reaches this text.
 _SESSIONS = f"""
@@ -51,7 +55,7 @@ SELECT session_id,
        MAX(CASE WHEN {_ROOT} THEN {_text("gen_ai.conversation.name")} END),
        MAX(CASE WHEN {_ROOT} THEN {_CWD} END),
        GROUP_CONCAT(DISTINCT CASE WHEN {_CHAT} THEN {_text("gen_ai.request.model")} END),
-       SUM(CASE WHEN {_CHAT} THEN 1 ELSE 0 END),
+       SUM(CASE WHEN {_CHAT} AND {_TOTALS} IS NOT 1 THEN 1 ELSE 0 END),
        SUM(CASE WHEN {_CHAT} THEN {_num("gen_ai.usage.input_tokens")} ELSE 0 END),
        SUM(CASE WHEN {_CHAT} THEN {_num("gen_ai.usage.cache_read.input_tokens")} ELSE 0 END),
        SUM(CASE WHEN {_CHAT} THEN {_num("gen_ai.usage.cache_write.input_tokens")} ELSE 0 END),
@@ -61,7 +65,7 @@ SELECT session_id,
        SUM(CASE WHEN {_CHAT} AND typeof(json_extract(attributes, '$."gen_ai.usage.cost"'))
                 IN ('integer', 'real') THEN 1 ELSE 0 END),
        SUM(CASE WHEN {_CHAT} AND json_extract(attributes, '$."tailerd.cost.unpriced"')
-                IN (1, 'true') THEN 1 ELSE 0 END),
+                IN (1, 'true') AND {_RECORDED} IS NOT 0 THEN 1 ELSE 0 END),
        MIN(start_ns), MAX(end_ns)
 FROM spans WHERE session_id IS NOT NULL GROUP BY session_id
 """  # noqa: S608
