@@ -117,14 +117,21 @@ class FilePump:
         """A file rewritten whole: re-read it and send the turns whose key is new."""
         assert f.reader is not None
         self.read_signatures[f.key] = signature(f.path)  # taken before: never newer than read
-        for item in f.pipe.document_turns(f.reader.read(0, f.size), final=final):
+        data = f.reader.read(0, f.size)
+        items = f.pipe.document_turns(data, final=final)
+        for item in items:
             if isinstance(item, DeadLetter) or (
                 item.key not in f.sent_keys and not f.ledger.is_pending(item.key)
             ):
                 self._accept(f, item)
-        f.dirty, f.document_final = False, final
-        if not final:
+        # Open only if the format holds a turn back (started, not finished): the quiet-time
+        # pass would give more than this read did.
+        held = not final and _holds_a_turn(f, data, items)
+        f.dirty, f.document_final = False, not held
+        if held:
             self._open_turns.add(f.key)
+        else:
+            self._open_turns.discard(f.key)
         self.open_since.track(f)
 
     def _accept(self, f: SourceFile, item: Turn | DeadLetter) -> None:
@@ -225,3 +232,16 @@ class FilePump:
             parts.append(f"{reason}; left unread: {named}{more}")
         fix = "fix the format's options (or the files it reads) and run again"
         return FormatStartError(f"{'; '.join(parts)} ({fix})")
+
+
+def _holds_a_turn(f: SourceFile, data: bytes, read: list[Turn | DeadLetter]) -> bool:
+    """Whether the document `data`, read not final into `read`, has a turn its format holds
+    back until the agent finishes it or the file is quiet (a second, final parse: a document
+    is read whole on each rewrite anyway)."""
+    if any(isinstance(item, DeadLetter) for item in read):
+        return False  # the format failed on it: a final parse fails alike
+    given = {item.key for item in read if isinstance(item, Turn)}
+    return any(
+        isinstance(item, Turn) and item.key not in given
+        for item in f.pipe.document_turns(data, final=True)
+    )
