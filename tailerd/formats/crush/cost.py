@@ -12,7 +12,8 @@ usage.CacheReadTokens`), the context gauge of the agent's status bar; in the rea
 42-message session ends with completion 21. Per-call tokens are recorded nowhere, so tailerd
 ships no tokens for these agents, only the cost: its growth since the cursor, once, on a
 session-totals chat span (`tailerd.usage.session_totals = true`, `gen_ai.usage.cost`,
-`tailerd.cost.source = "agent"`, `tailerd.usage.recorded = false`).
+`tailerd.cost.source = "agent"`, zero tokens; `tailerd.usage.recorded` is left out so that
+readers that skip unrecorded calls, e.g. `tailerd show`, still see its cost).
 """
 
 from __future__ import annotations
@@ -49,7 +50,6 @@ def totals_span(grown: float, model: str, when: datetime | None) -> LLMCall:
         ended_at=when,
         attributes={
             "tailerd.usage.session_totals": True,
-            "tailerd.usage.recorded": False,
             "gen_ai.usage.cost": grown,
             "tailerd.cost.source": "agent",
         },
