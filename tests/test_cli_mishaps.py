@@ -12,7 +12,11 @@ from pathlib import Path
 from tests.conftest import ROOT, run_tailerd
 from tests.formats.test_cline import SESSION as CLINE_SESSION
 from tests.formats.test_cline import cline_home
+from tests.formats.test_droid import SESSION as DROID_SESSION
+from tests.formats.test_droid import TITLE as DROID_TITLE
+from tests.formats.test_droid import droid_home
 from tests.formats.test_openhands import CONVERSATION, openhands_home
+from tests.formats.test_wrong_types import once_into_store
 from tests.live_daemon import RunningTailerd, poll, turn_line
 
 
@@ -147,3 +151,28 @@ def test_the_stop_line_says_the_configured_bound(tmp_path: Path) -> None:
     code, _ = daemon.terminate(timeout=30)
     assert code == 0, daemon.log
     assert "shutdown_timeout 4 s" in daemon.log, daemon.log
+
+
+def test_show_says_usage_not_recorded_and_sessions_caps_titles(tmp_path: Path) -> None:
+    """`show` printed "in 0, out 0, unpriced" for calls the agent kept no counts of; `sessions`
+    piped printed whole titles (a ~330-column table). The Droid fixture: 5 assistant messages
+    (`jq -c 'select(.message.role=="assistant")' droid-session.jsonl | wc -l`), the session's
+    token totals given to the last one only (formats/droid/usage.py), so 4 carry none."""
+    home = tmp_path / "home"
+    droid_home(home)
+    for p in home.rglob("*"):
+        os.utime(p, (1_700_000_000, 1_700_000_000))  # long quiet: the turn is finished
+    state = once_into_store(home / ".factory", tmp_path).parent
+    where = ("--state-dir", state, "--data-dir", state)
+    shown = run_tailerd("show", DROID_SESSION, *where)
+    assert shown.returncode == 0, shown.stderr
+    llm = [line for line in shown.stdout.splitlines() if line.lstrip().startswith("llm:")]
+    assert len(llm) == 5
+    assert sum("usage not recorded" in line for line in llm) == 4, shown.stdout
+    assert "in 0, out 0" not in shown.stdout
+    assert f"'{DROID_TITLE}'" in " ".join(shown.stdout.split())  # whole, wrapped at 100
+    listed = run_tailerd("sessions", *where)
+    # 49 characters (test_droid.TITLE) cut to 40: 39 and an ellipsis
+    assert DROID_TITLE[:39] + "…" in listed.stdout and DROID_TITLE not in listed.stdout
+    as_json = json.loads(run_tailerd("sessions", *where, "--json").stdout)
+    assert [s["title"] for s in as_json] == [DROID_TITLE]

@@ -108,11 +108,22 @@ _COLUMNS = (
 )
 
 
+TITLE_WIDTH = 40  # characters of a title in the table (`show` and --json give it whole)
+
+
+def _title(text: str | None) -> str:
+    """A session title cut to TITLE_WIDTH characters, an ellipsis marking the cut."""
+    if not text:
+        return "-"
+    text = " ".join(text.split())  # a title with line breaks keeps its row on one line
+    return text if len(text) <= TITLE_WIDTH else text[: TITLE_WIDTH - 1] + "…"
+
+
 def _cells(r: dict[str, Any], exact: bool) -> list[str]:
     count = str if exact else _tokens
     return [
         r["session_id"],
-        r["title"] or "-",
+        _title(r["title"]),
         r["project"] or "-",
         r["agent"] or "-",
         ("," if exact else ", ").join(r["models"]) or "-",
@@ -128,7 +139,8 @@ def _cells(r: dict[str, Any], exact: bool) -> list[str]:
 
 
 def plain_lines(rows: Iterable[dict[str, Any]]) -> list[str]:
-    """The table as aligned plain text, exact numbers, nothing cut: for pipes and files."""
+    """The table as aligned plain text, exact numbers, nothing cut but titles (TITLE_WIDTH):
+    for pipes and files."""
     table = [[name for name, _ in _COLUMNS]] + [_cells(r, exact=True) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(_COLUMNS))]
     lines = []

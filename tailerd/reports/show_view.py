@@ -130,6 +130,8 @@ def _seconds(span: dict[str, Any]) -> str:
 
 
 def _tokens_text(a: dict[str, Any]) -> str:
+    if a.get("tailerd.usage.recorded") is False:  # the agent keeps no token counts (Droid...)
+        return "usage not recorded"
     tokens_in = _int(a.get("gen_ai.usage.input_tokens"))
     read = _int(a.get("gen_ai.usage.cache_read.input_tokens"))
     write = _int(a.get("gen_ai.usage.cache_write.input_tokens"))
