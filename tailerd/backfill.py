@@ -149,7 +149,8 @@ def run(settings: Settings, paths: Sequence[Path]) -> int:
     if "local" in settings.sinks:
         record_data_dir(state_dir, data_dir)
     emitter = Emitter(include_content=redactor.keeps_content)
-    failed = sessions = total = 0
+    failed = total = 0
+    sessions: set[str] = set()  # distinct: a session may span files (resumed, sub-agents)
     still_open: OpenFiles = []
     history = _history(settings)
     files = _files(paths, settings)
@@ -159,7 +160,8 @@ def run(settings: Settings, paths: Sequence[Path]) -> int:
     try:
         for turns in _sessions(settings, files, still_open, history, shown):
             session_id = turns[0].session_id
-            sessions, total = sessions + 1, total + len(turns)
+            sessions.add(session_id)
+            total += len(turns)
             spans = emitter.emit_session([redactor.apply(t) for t in turns])
             for sink in outputs:
                 outcome = _send_with_retry(sink, spans, settings.once_timeout)
@@ -172,7 +174,7 @@ def run(settings: Settings, paths: Sequence[Path]) -> int:
         shown.finish()
     log.info(
         "imported %d sessions, %d turns (%d copies of history already shipped left out)",
-        sessions,
+        len(sessions),
         total,
         history.skipped,
     )
