@@ -392,3 +392,18 @@ def test_times_in_milliseconds_read_as_seconds(project: Path) -> None:
         before.turn.ended_at,
     )
     assert after.cursor == before.cursor
+
+
+def test_a_cost_grown_within_the_same_second_changes_the_sessions_version(project: Path) -> None:
+    """The agent saves a call's cost after its message; `updated_at` (whole seconds, set by a
+    trigger) may not move then. Dropping the trigger on the copy stands for that second."""
+    db_path = project / ".opencode" / "opencode.db"
+    sid = "d19286ff-7e04-4d9c-af03-cf2c6b3e687c"
+    with read_snapshot(db_path) as db:
+        before = FORMAT.session_versions(db)[sid]
+    writer = sqlite3.connect(db_path, isolation_level=None)
+    writer.execute("DROP TRIGGER update_sessions_updated_at")
+    writer.execute("UPDATE sessions SET cost = cost + 0.01 WHERE id = ?", (sid,))
+    writer.close()
+    with read_snapshot(db_path) as db:
+        assert FORMAT.session_versions(db)[sid] != before

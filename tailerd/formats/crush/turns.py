@@ -60,12 +60,14 @@ class Row:
 
 
 def session_versions(db: sqlite3.Connection) -> dict[str, str]:
-    """Top-level session id -> "<updated_at>|<message_count>" (both move on every message)."""
+    """Top-level session id -> "<updated_at>|<message_count>|<cost>" (the first two move on
+    every message; the cost too, but `updated_at` has whole seconds and the agent saves the
+    cost after the call's message: a cost grown within that second still changes it)."""
     rows = db.execute(
-        "SELECT id, updated_at, message_count FROM sessions WHERE parent_session_id IS NULL"
+        "SELECT id, updated_at, message_count, cost FROM sessions WHERE parent_session_id IS NULL"
         " OR parent_session_id = ''"
     )
-    return {str(i): f"{u}|{n}" for i, u, n in rows}
+    return {str(i): f"{u}|{n}|{c}" for i, u, n, c in rows}
 
 
 def read_session(query: SessionQuery) -> SessionRead:
