@@ -132,8 +132,12 @@ def _doctor(argv: Sequence[str]) -> int:
     cfg = _settings(args)
     state_dir = resolve_state_dir(cfg.state_dir)
     data_dir = resolve_data_dir(cfg.data_dir, state_dir)
-    watched = [agent_homes.Root("watch", p, "default") for p in cfg.watch]
-    checks = doctor.run(cfg, state_dir, data_dir, watched + agent_homes.roots(cfg.agents or None))
+    # what a daemon with these settings would watch: the roots given, else the agent homes
+    roots = [agent_homes.Root("watch", p, "default") for p in cfg.watch]
+    zero_config = not roots
+    if zero_config:
+        roots = agent_homes.roots(cfg.agents or None)
+    checks = doctor.run(cfg, state_dir, data_dir, roots, zero_config)
     if args.json:
         rows = [{"level": c.level, "check": c.what, "detail": c.detail} for c in checks]
         _print(rows, True, None)

@@ -1,13 +1,15 @@
 """`tailerd doctor`: is this machine ready, and what would tailerd find? One line per check.
 
-Checks, in order: each supported agent's home (files, bytes, the format tailerd detects), the
-watch roots the settings name, every configured sink probed for real (an empty OTLP export
-request, which a receiver answers 200; the local store opened for writing), the state dir
+Checks, in order: the watch roots the settings name or else each supported agent's home (files,
+bytes, the format tailerd detects; then a note on project-local databases), every configured
+sink probed for real (an empty OTLP export request, which a receiver answers 200; the local
+store opened for writing), the state dir
 (exists, private, checkpoints readable, a daemon running on it), the descriptor limit and the
 inotify watch limit against what the roots need, and the installed weave.
 
-A check is `ok`, `warn` (works, but look) or `fail` (tailerd will not do what you expect);
-the command exits 1 when any check failed.
+A check is `ok`, `note` (nothing wrong: something to know), `warn` (works, but look) or `fail`
+(tailerd will not do what you expect); the command exits 1 when any check failed. Given watch
+roots (--watch, `watch`), doctor checks those alone, as the daemon would watch only them.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from tailerd import agent_homes
 from tailerd.edges.discovery import Globs
 from tailerd.settings import Settings
 
-Level = Literal["ok", "warn", "fail"]
+Level = Literal["ok", "note", "warn", "fail"]  # note: nothing wrong, something to know
 WALK_CAP = 200_000  # entries visited per root before the counts are reported as "at least"
 INOTIFY_WATCHES = Path("/proc/sys/fs/inotify/max_user_watches")
 TESTED_WEAVE = ("0.52", "0.55")  # [low, high): the bound in pyproject.toml
@@ -242,14 +244,25 @@ def weave_check() -> Check:
     return Check("warn", "weave", f"{version}, outside the tested >={low},<{high}")
 
 
+# Databases an agent keeps inside each project, not in a home (formats/crush DATABASE_NAMES):
+# zero configuration cannot know where the projects are.
+PROJECT_DATABASES = (
+    "Crush <project>/.crush/crush.db and Go OpenCode <project>/.opencode/opencode.db live in"
+    " each project, not in a home: zero configuration does not find them; add"
+    " --watch <your projects dir>"
+)
+
+
 def run(
     settings: Settings,
     state_dir: Path,
     data_dir: Path,
     roots: Sequence[agent_homes.Root],
+    zero_config: bool = False,
 ) -> list[Check]:
-    """Every check, in the order people read them. `roots`: the agent homes and watch roots
-    tailerd would follow with these settings."""
+    """Every check, in the order people read them. `roots`: what tailerd would follow with
+    these settings (the watch roots given, else the agent homes: `zero_config`, which adds a
+    note on project-local databases)."""
     checks: list[Check] = []
     directories = 0
     for check, count in agent_checks(settings, roots):
@@ -261,6 +274,8 @@ def run(
                 "warn", "transcripts", "no agent home and no watch root exists yet: nothing to ship"
             )
         )
+    if zero_config:
+        checks.append(Check("note", "project databases", PROJECT_DATABASES))
     checks.extend(sink_checks(settings, data_dir))
     checks.extend(state_checks(state_dir))
     checks.extend(limit_checks(settings, directories))

@@ -3,12 +3,14 @@ sinks probed for real (a live OTLP receiver, a dead port), state dir permissions
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 from pathlib import Path
 
 from tailerd import agent_homes, doctor
 from tailerd.settings import Settings
+from tests.conftest import run_tailerd
 from tests.otlp_receiver import Receiver
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "agents"
@@ -67,3 +69,23 @@ def test_doctor_fails_an_unreachable_sink_in_one_line(tmp_path: Path) -> None:
     assert otlp.level == "fail"
     assert "Connection refused" in otlp.detail and "\n" not in otlp.line()
     assert any(c.what == "transcripts" and c.level == "warn" for c in checks)
+
+
+def test_doctor_with_watch_checks_what_the_daemon_would_watch(tmp_path: Path) -> None:
+    """`doctor --watch DIR` listed every agent home too, though a daemon given --watch watches
+    only DIR; zero-config doctor notes the project-local databases it cannot find."""
+    home = _home(tmp_path)  # a Claude Code home with 2 sessions
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    shutil.copy(CLAUDE, logs / "s.jsonl")
+    where = ("--state-dir", tmp_path / "s", "--data-dir", tmp_path / "s", "--json")
+    env = {"HOME": str(home)}
+    given = json.loads(run_tailerd("doctor", "--watch", logs, *where, **env).stdout)
+    roots = [c["check"] for c in given if c["check"].startswith(("watch ", "claude-code "))]
+    assert roots == [f"watch {logs}"]
+    assert not any(c["check"] == "project databases" for c in given)
+    zero = json.loads(run_tailerd("doctor", *where, **env).stdout)
+    assert f"claude-code {home / '.claude/projects'}" in [c["check"] for c in zero]
+    (note,) = [c for c in zero if c["check"] == "project databases"]
+    assert note["level"] == "note" and ".crush/crush.db" in note["detail"]
+    assert ".opencode/opencode.db" in note["detail"] and "--watch" in note["detail"]
