@@ -34,6 +34,7 @@ OpenTurn = tuple[int, str]  # (first byte offset of the turn, what would close i
 # its `edges.agent_db.signature` when last read with every turn acknowledged.
 READ_SIGNATURE = "read_signature"
 UP_TO_DATE, CHANGED, NOT_READ = "up to date", "changed since the last shipped read", "not read yet"
+NOT_RECORDED = "read; state not recorded yet"  # read by a version that did not record it
 
 STATUS = "status.json"
 STATUS_INTERVAL = 1.0  # seconds between rewrites while things change
@@ -203,14 +204,16 @@ def open_turn_lines(
     return lines
 
 
-def whole_read_state(path: str, context: Mapping[str, Any]) -> str:
+def whole_read_state(path: str, context: Mapping[str, Any], read: bool = False) -> str:
     """Where a file read whole stands, since byte offsets mean nothing for it: UP_TO_DATE when
     its signature (size and mtime in ns of the file and its `-wal`) is the one of its last read
     whose every turn every sink acknowledged, CHANGED when it differs (or the file is gone),
-    NOT_READ when no read was acknowledged yet."""
+    NOT_READ when no read was acknowledged yet. `read`: its checkpoint says it was read (turns
+    emitted or shipped) though no signature is recorded (a checkpoint written before tailerd
+    recorded one): NOT_RECORDED, until the next read records it."""
     stored = context.get(READ_SIGNATURE)
     if not isinstance(stored, list):
-        return NOT_READ
+        return NOT_RECORDED if read else NOT_READ
     now = signature(Path(path))
     return UP_TO_DATE if now is not None and list(now) == stored else CHANGED
 

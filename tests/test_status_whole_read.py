@@ -66,3 +66,24 @@ def test_a_shipped_cline_document_is_up_to_date_until_rewritten(tmp_path: Path) 
     assert (doc["lag_bytes"], doc["whole_read"]) == (None, "up to date")
     os.utime(messages, (1_700_000_100, 1_700_000_100))  # rewritten (same size, new mtime)
     assert status(state)[messages.name]["whole_read"] == "changed since the last shipped read"
+
+
+def test_a_database_shipped_before_read_states_were_recorded_is_read_not_unread(
+    tmp_path: Path,
+) -> None:
+    """After an upgrade: a checkpoint written by a version that did not record the read's
+    signature (its context without `read_signature`) but with turns emitted shows "read; state
+    not recorded yet" (LAG `read`), never "unread"; the next run records it: up to date."""
+    project, state = tmp_path / "utils", tmp_path / "state"
+    shutil.copytree(CRUSH, project / ".opencode", copy_function=shutil.copyfile)
+    once(project, state)
+    with sqlite3.connect(state / "checkpoints.db") as db:  # as the older version left it
+        db.execute("UPDATE files SET context = json_remove(context, '$.read_signature')")
+        turns = db.execute("SELECT turns_emitted FROM files WHERE path LIKE '%opencode.db'")
+        assert turns.fetchone()[0] > 0
+    assert status(state)["opencode.db"]["whole_read"] == "read; state not recorded yet"
+    text = run_tailerd("status", "--state-dir", state).stdout
+    [line] = [x for x in text.splitlines() if x.endswith("opencode.db")]
+    assert line.split()[:3] == ["-", "585728", "read"], line
+    once(project, state)
+    assert status(state)["opencode.db"]["whole_read"] == "up to date"

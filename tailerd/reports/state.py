@@ -12,9 +12,11 @@ import orjson
 
 from tailerd.edges import dead_letter_store
 from tailerd.edges.checkpoint_store import CheckpointStore
-from tailerd.status import CHANGED, NOT_READ, UP_TO_DATE, whole_read_state
+from tailerd.status import CHANGED, NOT_READ, NOT_RECORDED, UP_TO_DATE, whole_read_state
 
-WHOLE_LAG = {UP_TO_DATE: "current", CHANGED: "changed", NOT_READ: "unread"}  # the LAG column
+WHOLE_LAG = {  # the LAG column
+    UP_TO_DATE: "current", CHANGED: "changed", NOT_READ: "unread", NOT_RECORDED: "read",
+}  # fmt: skip
 
 
 def _time(ns: int | None) -> str:
@@ -54,7 +56,13 @@ def status(state_dir: Path) -> dict[str, Any]:
                 "size": size,
                 # a file read whole has no byte lag: whether it is shipped is `whole_read`
                 "lag_bytes": None if size is None or cp.document else max(0, size - cp.offset),
-                "whole_read": whole_read_state(cp.path, cp.context) if cp.document else None,
+                "whole_read": (
+                    whole_read_state(
+                        cp.path, cp.context, cp.turns_emitted > 0 or bool(cp.sent_keys)
+                    )
+                    if cp.document
+                    else None
+                ),
                 "turns_emitted": cp.turns_emitted,
                 "dead_letters": cp.dead_letters,
                 "unknown_record_types": seen.get("unknown_record_types", {}),
