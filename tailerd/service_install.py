@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -253,6 +254,32 @@ def user_unit_text(layout: UserLayout) -> str:
     )
 
 
+def closed_to_others(path: Path) -> Path | None:
+    """The first directory above `path` other users cannot enter (no o+x: a 0700 home such
+    as /root), or None: the system unit's DynamicUser could not run it (203/EXEC)."""
+    for folder in reversed(path.absolute().parents):
+        try:
+            if not folder.stat().st_mode & stat.S_IXOTH:
+                return folder
+        except OSError:
+            return folder
+    return None
+
+
+def warn_closed_executable(executable: Path) -> None:
+    """One warning line if the system unit's ExecStart or its Python is `closed_to_others`."""
+    for path in (executable, Path(sys.executable).resolve()):
+        closed = closed_to_others(path)
+        if closed is not None:
+            sys.stderr.write(
+                f"tailerd: warning: {path} is inside {closed}, which the system unit's dynamic"
+                " user cannot enter: it would fail with 203/EXEC; install tailerd into"
+                " /opt/tailerd/venv (README, Install) and run that tailerd's `service install"
+                " --system`\n"
+            )
+            return
+
+
 def install(scope: str, dry_run: bool) -> int:
     """Write the unit (or print it with `dry_run`), then daemon-reload and enable --now."""
     if scope == "user":
@@ -268,9 +295,15 @@ def install(scope: str, dry_run: bool) -> int:
         sys.stdout.write(f"# {unit_path}\n{text}")
         if scope == "user" and config is not None:
             sys.stdout.write(f"# {layout.config_file}\n{config}")
+        elif scope == "system" and not SYSTEM_CONFIG.exists():  # as the install writes it
+            sys.stdout.write(f"# {SYSTEM_CONFIG}\n{example_config().read_text()}")
+        if scope == "system":
+            warn_closed_executable(tailerd_executable())
         return 0
     if scope == "system" and os.geteuid() != 0:
         raise ConfigError(f"installing the system unit needs root: {_as_root('install')}")
+    if scope == "system":
+        warn_closed_executable(tailerd_executable())
     systemctl(scope, "show", "--property=Version")  # the manager answers, before writing anything
     if scope == "user":
         for folder in (layout.state_dir, layout.data_dir):  # ReadWritePaths= must exist

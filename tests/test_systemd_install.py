@@ -5,11 +5,13 @@ test_systemd_manager.py; systemd-analyze on both: test_systemd.py.)"""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-from tailerd import cli
+from tailerd import cli, service_install
 from tests.conftest import run_tailerd, tailerd_env
 
 try:
@@ -177,3 +179,42 @@ def test_the_system_unit_without_root_is_one_line(monkeypatch, capsys):
             f"tailerd: {'installing' if action == 'install' else 'removing'} the system unit"
             f" needs root: run `sudo tailerd service {action} --system`\n"
         )
+
+
+def test_dry_runs_read_as_an_operator_would(tmp_path):
+    """Fresh-user review: the user unit said "this line is only an example." right above the
+    real ExecStart; `--system --dry-run` did not show the /etc/tailerd/tailerd.toml it writes."""
+    home = tmp_path / "home"
+    user = run_tailerd("service", "install", "--user", "--dry-run", **home_env(home))
+    unit = sections(user.stdout)[str(home / ".config/systemd/user/tailerd.service")]
+    assert "only an example" not in unit
+    system = run_tailerd("service", "install", "--system", "--dry-run")
+    assert system.returncode == 0, system.stderr
+    if Path("/etc/tailerd/tailerd.toml").exists():  # kept as it is: nothing to show
+        return
+    shipped = (Path(__file__).resolve().parents[1] / "config" / "tailerd.toml").read_text()
+    assert system.stdout.endswith(f"# /etc/tailerd/tailerd.toml\n{shipped}")
+
+
+def test_a_system_unit_executable_in_a_closed_home_is_warned_about(monkeypatch, capsys):
+    """Under DynamicUser= a tailerd inside a 0700 home (a venv under /root) fails 203/EXEC:
+    the install says so in one line. Built under a fresh /tmp dir (pytest's own tmp_path sits
+    in a 0700 directory, which would be the answer for every path)."""
+    base = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        closed, opened = base / "home" / "venv" / "bin", base / "opt" / "venv" / "bin"
+        closed.mkdir(parents=True)
+        opened.mkdir(parents=True)
+        (base / "home").chmod(0o700)
+        assert service_install.closed_to_others(closed / "tailerd") == base / "home"
+        assert service_install.closed_to_others(opened / "tailerd") is None
+        monkeypatch.setattr(service_install, "tailerd_executable", lambda: closed / "tailerd")
+        assert cli.main(["service", "install", "--system", "--dry-run"]) == 0
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("tailerd: warning: ")
+        assert f"{closed / 'tailerd'} is inside {base / 'home'}" in err
+        assert "203/EXEC" in err and "/opt/tailerd/venv" in err
+    finally:
+        (base / "home").chmod(0o755)
+        shutil.rmtree(base)
