@@ -14,6 +14,9 @@ with one warning line and the running one stays. Then:
 * watch roots, globs, watch mode: files under a root no longer watched are drained and let go
   (their checkpoints kept), the watches are set up again and every root is walked: a new
   root's files are read from their checkpoint (or the start), known files are not re-read;
+* format options (`[format_options]`): a file's parser takes them when it is made, so they
+  apply to files opened after the reload; files already open keep theirs until a restart (an
+  INFO line says so);
 * other settings (intervals, limits) apply from the next tick.
 
 `state_dir` and `data_dir` need a restart (the lock and the stores are open); a change to them
@@ -109,6 +112,12 @@ def _apply(daemon: Daemon, new: Settings, data_dir: Path) -> bool:
         daemon.table.settings = new
     changed = [f for f in Settings.model_fields if getattr(old, f) != getattr(new, f)]
     log.info("configuration reloaded; changed: %s", ", ".join(changed) or "nothing")
+    if "format_options" in changed:  # a parser takes its options when it is made
+        log.info(
+            "reload: format options apply to files opened after the reload; files already"
+            " open (%d) keep theirs until a restart",
+            len(daemon.files),
+        )
     return True
 
 

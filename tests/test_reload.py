@@ -190,3 +190,27 @@ def test_reload_switches_to_polling_and_appends_still_arrive(
         assert duplicate_span_ids(receiver) == 0
     finally:
         daemon.stop()
+
+
+def test_a_format_options_reload_says_which_files_it_applies_to(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """Fresh-user review: "changed: format_options" while open files kept the old options.
+    The log now says the options apply to files opened after the reload (one file open)."""
+    logs, state = tmp_path / "logs", tmp_path / "state"
+    logs.mkdir()
+    (logs / "a.jsonl").write_bytes(turn_line("s1", "one"))
+    config = tmp_path / "tailerd.toml"
+    _config(config, [logs], ["otlp"], receiver.url)
+    daemon = _Daemon("--config", config, "--state-dir", state)
+    try:
+        assert receiver.wait_for(has_labels({"one"}), timeout=30), daemon.log
+        config.write_text(config.read_text() + "[format_options.native]\nidle_close = 5.0\n")
+        daemon.hup_and_wait("configuration reloaded")
+        assert "changed: format_options" in daemon.log, daemon.log
+        assert (
+            "format options apply to files opened after the reload; files already open (1)"
+            " keep theirs until a restart" in daemon.log
+        ), daemon.log
+    finally:
+        daemon.stop()
