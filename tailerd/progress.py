@@ -69,6 +69,9 @@ class Backfill:
         self._next_log = self._start + LOG_EVERY
         self._sizes: dict[str, int] = {}  # file key -> bytes
         self._logged = False
+        # what delivery waits for ("waiting for otlp (next attempt in 8 s)"), or None: shown
+        # instead of an ETA, which means nothing while no sink makes progress
+        self.waiting: Callable[[], str | None] = lambda: None
 
     # ---- import: told file by file ----------------------------------------------------------
 
@@ -105,9 +108,7 @@ class Backfill:
             try:
                 table = list(files())
                 sizes = [self._size_of(f) for f in table]
-                read = [
-                    min(int(f.pipe.framer.consumed), s) for f, s in zip(table, sizes, strict=True)
-                ]
+                read = [_read_of(f, s) for f, s in zip(table, sizes, strict=True)]
                 break
             except (RuntimeError, AttributeError):
                 continue
@@ -186,7 +187,8 @@ class Backfill:
 
     def _info(self) -> str:
         f = self._fields()
-        return f"{f['files']}  {f['mb']}  {f['turns']}  {f['rate']}"
+        waiting = self.waiting()
+        return f"{f['files']}  {f['mb']}  {f['turns']}  {waiting or f['rate']}"
 
     def line(self) -> str:
         """The progress as one log line: files, MB and share, turns, rate, ETA."""
@@ -196,6 +198,7 @@ class Backfill:
         left = self.bytes_total - self.bytes_done
         rate = self.bytes_done / elapsed
         eta = f"ETA {left / rate:,.0f} s" if rate > 0 and left > 0 else "ETA -"
+        eta = self.waiting() or eta
         return (
             f"{self.what}: {f['files']}, {f['mb']} ({share:.0%}), {f['turns']}, {f['rate']}, {eta}"
         )
@@ -226,6 +229,27 @@ class Backfill:
             for handler, stream in getattr(self, "_swapped", []):
                 handler.setStream(stream)
             self._swapped = []
+
+
+def _read_of(f: Any, size: int) -> int:
+    """Bytes of a followed file read so far: its framer's count, or, for a file read whole (an
+    agent database, a rewritten document: no framer moves), all of it once read."""
+    if f.document and f.pipe.fmt is not None and not f.dirty:
+        return size
+    return min(int(f.pipe.framer.consumed), size)
+
+
+def waiting_for(delivery: Any) -> str | None:
+    """ "waiting for SINK (next attempt in N s)" while some sink fails and turns wait for it
+    (every sink must acknowledge before a checkpoint moves), else None. `delivery`: the
+    daemon's Delivery (its `health` by sink name, SinkHealth.retry_at in monotonic s)."""
+    if not len(delivery):
+        return None
+    failing = {n: h for n, h in dict(delivery.health).items() if h.failing_since is not None}
+    if not failing:
+        return None
+    wait = max(0.0, min(h.retry_at for h in failing.values()) - time.monotonic())
+    return f"waiting for {', '.join(sorted(failing))} (next attempt in {wait:.0f} s)"
 
 
 class BatchLog:
@@ -299,6 +323,7 @@ def run_once(daemon: Any, stop: threading.Event | None = None) -> bool:
     def files() -> Iterable[Any]:
         return list(daemon.files.values())
 
+    shown.waiting = lambda: waiting_for(daemon.delivery)
     shown.start()
     try:
         shown.follow(files)

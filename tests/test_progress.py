@@ -172,3 +172,57 @@ def test_the_live_summary_says_what_happened_since_the_last(
     assert len(lines) == 2, lines
     assert "3 turns read, 0 waiting; 2 files followed; local 3 delivered" in lines[0]
     assert "0 turns read, 0 waiting; 2 files followed; local 0 delivered" in lines[1]
+
+
+def _backfill_lines(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> tuple[int, list[str]]:
+    """`--once` in-process with a progress line at every sample: its exit code and lines."""
+    monkeypatch.setattr(progress, "LOG_EVERY", 0.0)
+    tailerd_log = logging.getLogger("tailerd")
+    tailerd_log.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO, logger="tailerd")
+    try:
+        code = service.run(settings)
+    finally:
+        tailerd_log.removeHandler(caplog.handler)
+    messages = [r.getMessage() for r in caplog.records]
+    return code, [m for m in messages if m.startswith("backfill:")]
+
+
+def test_while_the_sink_is_down_the_backfill_says_it_waits_for_it_not_an_eta(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing listens on port 9: otlp fails and retries; the line says so (before: a growing
+    ETA), and --once gives up after once_timeout with 75."""
+    logs = _old_examples(tmp_path)
+    state = tmp_path / "s"
+    settings = Settings(
+        watch=(logs,), once=True, state_dir=state, data_dir=state, once_timeout=3,
+        sinks=("otlp",), otlp_endpoint="http://127.0.0.1:9/v1/traces",
+    )  # fmt: skip
+    code, lines = _backfill_lines(settings, monkeypatch, caplog)
+    assert code == 75
+    waiting = [line for line in lines if "waiting for otlp (next attempt in " in line]
+    assert waiting, lines
+    assert not any("ETA" in line for line in waiting)
+
+
+def test_a_document_read_whole_counts_as_a_file_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Cline session (messages.json read whole: its byte offset never moves) is 1 of 1 files
+    done, all its bytes read (before: "0/1 files, 0.0/0.3 MB (0%)")."""
+    from tests.formats.test_cline import cline_home
+
+    home = tmp_path / "home"
+    messages = cline_home(home)
+    for p in home.rglob("*"):
+        os.utime(p, (1_700_000_000, 1_700_000_000))
+    state = tmp_path / "s"
+    settings = Settings(watch=(home / ".cline",), once=True, state_dir=state, data_dir=state)
+    code, lines = _backfill_lines(settings, monkeypatch, caplog)
+    assert code == 0
+    size = messages.stat().st_size  # the only file followed (the manifest is read through it)
+    assert lines and lines[-1].startswith(f"backfill: 1/1 files, {size / 1e6:,.1f}/"), lines
+    assert "(100%), 5 turns" in lines[-1]  # 5 turns: test_cline's hand count
