@@ -86,10 +86,30 @@ def _backfill(command: str, cfg: Any, args: argparse.Namespace) -> int:
     from tailerd import backfill
 
     if command == "import":
-        return backfill.run(cfg, args.paths)
+        return backfill.run(cfg, _readable(args.paths))
     if command == "preview":
-        return backfill.preview(cfg, args.paths)
+        return backfill.preview(cfg, _readable(args.paths))
     return backfill.retry(cfg)
+
+
+def _readable(paths: Sequence[Path]) -> list[Path]:
+    """The paths given to import/preview that exist; each missing one is one warning line
+    ("… does not exist: skipped"); none at all: NoInputError (66), as `--once` does."""
+    import logging
+
+    found, missing = [], []
+    for path in paths:
+        try:
+            path.stat()
+        except OSError as exc:
+            missing.append(f"{path}: {exc.strerror or exc}")
+            continue
+        found.append(path)
+    if not found:
+        raise NoInputError(f"none of the paths given can be read ({'; '.join(missing)})")
+    for line in missing:
+        logging.getLogger("tailerd").warning("%s: skipped", line)
+    return found
 
 
 def _sessions(args: argparse.Namespace, db: Path, terminal: bool) -> None:

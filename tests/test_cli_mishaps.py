@@ -176,3 +176,17 @@ def test_show_says_usage_not_recorded_and_sessions_caps_titles(tmp_path: Path) -
     assert DROID_TITLE[:39] + "…" in listed.stdout and DROID_TITLE not in listed.stdout
     as_json = json.loads(run_tailerd("sessions", *where, "--json").stdout)
     assert [s["title"] for s in as_json] == [DROID_TITLE]
+
+
+def test_import_of_missing_paths(tmp_path: Path) -> None:
+    """Like `--once`: a missing path is skipped (one line), none readable exits 66."""
+    logs, state = tmp_path / "logs", tmp_path / "s"
+    logs.mkdir()
+    (logs / "a.jsonl").write_bytes(turn_line("s1", "t"))
+    typo = tmp_path / "typo"
+    where = ("--state-dir", state, "--data-dir", state)
+    _one_line(run_tailerd("import", typo, *where), 66, f"{typo}: No such file or directory")
+    both = run_tailerd("import", typo, logs, *where)
+    assert both.returncode == 0, both.stderr
+    assert f"{typo}: No such file or directory: skipped" in both.stderr
+    assert "imported 1 sessions, 1 turns" in both.stderr, both.stderr
