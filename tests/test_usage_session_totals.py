@@ -23,6 +23,7 @@ Hand counts:
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,10 @@ def test_copilot_session_totals_complete_the_cost_and_are_no_call(tmp_path: Path
     (session,) = sessions(state)
     assert session["llm_calls"] == 6
     assert session["cost_usd"] == pytest.approx(0.1934544, rel=1e-9)
+    shown = run_tailerd("show", session["session_id"], "--data-dir", state)
+    assert shown.returncode == 0, shown.stderr
+    per_turn = [int(n) for n in re.findall(r"turn total: (\d+) LLM call", shown.stdout)]
+    assert sum(per_turn) == 6 and per_turn[-1] == 0  # the totals turn holds no call
 
 
 def test_copilot_opus_is_priced_from_anthropics_table(tmp_path: Path) -> None:
@@ -111,3 +116,8 @@ def test_crush_sessions_show_the_agents_cost_and_calls_without_tokens(tmp_path: 
     assert sum(r["llm_calls"] for r in listed) == 61
     assert sum(r["cost_usd"] for r in listed) == pytest.approx(0.8491675, rel=1e-9)
     assert not any(r["unpriced_calls"] for r in listed)
+    first = listed[0]["session_id"]
+    shown = run_tailerd("show", first, "--data-dir", state)
+    assert shown.returncode == 0, shown.stderr
+    assert "turn total:" in shown.stdout and "unpriced" not in shown.stdout
+    assert re.search(r"cost \$[0-9.]+\+", shown.stdout) is None  # no '+': nothing unpriced

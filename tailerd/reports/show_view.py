@@ -68,7 +68,8 @@ def totals(span: dict[str, Any], into: Totals | None = None) -> Totals:
     for child in span["children"]:
         a = child["attributes"]
         if child["operation"] == "chat":
-            t.llm_calls += 1
+            # a synthetic span of session totals (Copilot, goose, Crush) is no LLM call
+            t.llm_calls += 0 if a.get("tailerd.usage.session_totals") is True else 1
             t.input_tokens += _int(a.get("gen_ai.usage.input_tokens"))
             t.cache_read += _int(a.get("gen_ai.usage.cache_read.input_tokens"))
             t.cache_write += _int(a.get("gen_ai.usage.cache_write.input_tokens"))
@@ -76,7 +77,8 @@ def totals(span: dict[str, Any], into: Totals | None = None) -> Totals:
             cost = a.get("gen_ai.usage.cost")
             if isinstance(cost, (int, float)) and not isinstance(cost, bool):
                 t.cost = (t.cost or 0.0) + float(cost)
-            if a.get("tailerd.cost.unpriced") is True:
+            recorded = a.get("tailerd.usage.recorded") is not False  # else: lacks no price
+            if a.get("tailerd.cost.unpriced") is True and recorded:
                 t.unpriced += 1
             if isinstance(a.get("gen_ai.request.model"), str):
                 t.models.add(a["gen_ai.request.model"])
