@@ -59,7 +59,22 @@ def _resolve(provider: str, model: str) -> tuple[Any, Any] | None:
         )
     except LookupError:
         return _maker(snapshot, provider, model)
+    if _priceless(found[1]):  # listed without any price (Copilot's gpt-4o): not a price of $0
+        return _maker(snapshot, provider, model)
     return found
+
+
+def _priceless(model_info: Any) -> bool:
+    """Whether genai-prices lists the model with no price at all (an empty `ModelPrice()`, as
+    its GitHub Copilot table does for models included in the subscription): unknown, not free."""
+    prices = model_info.prices
+    if isinstance(prices, list):  # conditional prices: priceless only if every one is empty
+        return all(_priceless_price(c.prices) for c in prices)
+    return _priceless_price(prices)
+
+
+def _priceless_price(prices: Any) -> bool:
+    return all(v is None for k, v in vars(prices).items() if not k.startswith("_"))
 
 
 def _maker(snapshot: Any, provider: str, model: str) -> tuple[Any, Any] | None:

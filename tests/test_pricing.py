@@ -127,6 +127,14 @@ def test_a_model_missing_from_its_providers_table_is_priced_by_its_maker():
     assert pricing.price("my-own-gateway", "claude-opus-4.6", call, when) is None
 
 
+def test_a_model_listed_without_a_price_is_not_free():
+    """genai-prices' GitHub Copilot table lists gpt-4o with an empty price (a model included in
+    the subscription): that is no price, not $0. OpenAI publishes gpt-4o at $2.50 input / $10
+    output per Mtok: 1,000*2.50 + 100*10 = 3,500 per Mtok -> $0.0035, from OpenAI's table."""
+    attributes = pricing.cost_attributes("github_copilot", "gpt-4o", usage(1000, 100), WHEN)
+    assert attributes == {pricing.COST: pytest.approx(0.0035), pricing.PRICE_TABLE: "openai"}
+
+
 def test_no_tokens_cost_nothing_and_bad_counts_are_unpriced():
     assert pricing.price("anthropic", "<synthetic>", usage(0, 0), WHEN) == 0.0
     assert pricing.price("anthropic", SONNET, usage(10, 5, read=400), WHEN) is None  # read > prompt
