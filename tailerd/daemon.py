@@ -135,7 +135,8 @@ class Daemon(FilePump):
         # emitter waits for it on the first turn).
         self._warm = threading.Thread(target=self._warm_up, name="tailerd-warm-up", daemon=True)
         self._warm.start()
-        self.table = FileTable(self.settings, checkpoints)
+        for cp in checkpoints.values():  # the table __init__ built, given its checkpoints
+            self.table.index.add(cp)
         for warning in self.store.warnings:
             log.warning("%s", warning)
         self.history.prune(time.time())
