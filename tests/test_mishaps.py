@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -199,22 +200,27 @@ def test_every_command_accepts_verbose_and_quiet(tmp_path: Path) -> None:
     state = tmp_path / "s"
     assert _once(logs, state, "-q").returncode == 0
     where = ("--state-dir", state, "--data-dir", state)
-    for flag in ("-v", "-q"):
-        for command in (
-            ["status"],
-            ["sessions"],
-            ["show", "s1"],
-            ["dead-letters"],
-            ["preview", logs],
-            ["retry"],
-        ):
-            result = run_tailerd(*command, *where, flag)
-            assert result.returncode == 0, (command, flag, result.stderr)
-    for flag in ("-v", "-q"):  # commands whose outcome depends on the machine: flags accepted
-        for command in (["usage"], ["doctor"], ["service", "install", "--user", "--dry-run"]):
-            result = run_tailerd(*command, flag, *(() if command[0] == "service" else where))
-            assert "unrecognized arguments" not in result.stderr, (command, flag, result.stderr)
-            assert "internal error" not in result.stderr, (command, flag, result.stderr)
+    works = [["status"], ["sessions"], ["show", "s1"], ["dead-letters"], ["preview", logs]]
+    depends = [["usage"], ["doctor"], ["service", "install", "--user", "--dry-run"]]
+    runs = {  # (command, flag) -> argv; all read-only, so they run side by side
+        (str(c), flag): [*c, flag, *(() if c[0] == "service" else where)]
+        for flag in ("-v", "-q")
+        for c in (*works, *depends)
+    }
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        done = dict(zip(runs, pool.map(lambda a: run_tailerd(*a), runs.values()), strict=True))
+    for c in works:
+        for flag in ("-v", "-q"):
+            result = done[str(c), flag]
+            assert result.returncode == 0, (c, flag, result.stderr)
+    for c in depends:  # commands whose outcome depends on the machine: flags accepted
+        for flag in ("-v", "-q"):
+            result = done[str(c), flag]
+            assert "unrecognized arguments" not in result.stderr, (c, flag, result.stderr)
+            assert "internal error" not in result.stderr, (c, flag, result.stderr)
+    for flag in ("-v", "-q"):  # retry writes the state dir: one at a time
+        result = run_tailerd("retry", *where, flag)
+        assert result.returncode == 0, ("retry", flag, result.stderr)
     quiet = run_tailerd("--watch", logs, "--once", *where, "-q")
     assert quiet.returncode == 0 and "INFO" not in quiet.stderr
 
