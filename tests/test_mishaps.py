@@ -202,7 +202,7 @@ def test_every_command_accepts_verbose_and_quiet(tmp_path: Path) -> None:
     where = ("--state-dir", state, "--data-dir", state)
     works = [["status"], ["sessions"], ["show", "s1"], ["dead-letters"], ["preview", logs]]
     depends = [["usage"], ["doctor"], ["service", "install", "--user", "--dry-run"]]
-    runs = {  # (command, flag) -> argv; all read-only, so they run side by side
+    runs: dict[tuple[str, str], list[str | Path]] = {  # all read-only: run side by side
         (str(c), flag): [*c, flag, *(() if c[0] == "service" else where)]
         for flag in ("-v", "-q")
         for c in (*works, *depends)
