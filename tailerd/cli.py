@@ -220,11 +220,11 @@ def _store(cfg: Any, state_dir: Path) -> Path:
     """The local store to read: --data-dir, else the one the daemon recorded in the state
     dir, else the default data dir (all three: edges/state_dir.resolve_data_dir). A state dir
     given (flag, config, env) without a data dir must hold tailerd state: NoInputError (66)."""
-    from tailerd.edges.state_dir import resolve_data_dir
+    from tailerd.edges.state_dir import recorded_data_dir, resolve_data_dir
 
     if state_dir.exists() and not state_dir.is_dir():
         raise ConfigError(f"state dir {state_dir} is a file, not a directory (see --state-dir)")
-    if cfg.state_dir is not None and cfg.data_dir is None:
+    if cfg.state_dir is not None and cfg.data_dir is None and not recorded_data_dir(state_dir):
         _need_state(state_dir)  # a mistyped --state-dir is said, not the home's store shown
     return resolve_data_dir(cfg.data_dir, state_dir) / DB_FILE
 
