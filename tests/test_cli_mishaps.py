@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import subprocess
 from pathlib import Path
 
 from tests.conftest import ROOT, run_tailerd
@@ -18,14 +17,7 @@ from tests.formats.test_droid import droid_home
 from tests.formats.test_openhands import CONVERSATION, openhands_home
 from tests.formats.test_wrong_types import once_into_store
 from tests.live_daemon import RunningTailerd, poll, turn_line
-
-
-def _one_line(result: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
-    assert result.returncode == code, (result.returncode, result.stderr)
-    assert len(result.stderr.splitlines()) == 1, result.stderr
-    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
-    for word in words:
-        assert word in result.stderr, (word, result.stderr)
+from tests.test_mishaps import _one_line
 
 
 def test_a_mistyped_state_dir_is_said_not_the_default_store_shown(tmp_path: Path) -> None:
