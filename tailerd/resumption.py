@@ -52,7 +52,12 @@ class Resumption:
                 return False
         self._postponed.pop(f.key, None)
         cp, resumed = self._resume_point(path, f.checkpoint, head, st_size)
-        if f.copy_only and not resumed:
+        # A copy of a document read whole (Cline's `<id>.messages.json.tmp`, written and renamed
+        # over the session file) has no unread tail to save: the document itself is read whole
+        # again. Followed under its temporary name it would be read as lines (its format reads
+        # only the document's own name whole: "could not start", and the file, once renamed
+        # over the document, never read again). It is followed when renamed to a wanted name.
+        if f.copy_only and (not resumed or cp.document):
             assert f.reader is not None
             st = f.reader.stat()
             self._forget(f, (st.st_size, st.st_mtime))

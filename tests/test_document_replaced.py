@@ -20,6 +20,8 @@ from tailerd.edges.checkpoint_store import FileCheckpoint
 from tailerd.settings import Settings
 from tailerd.tracking import FileTable
 from tests.conftest import run_tailerd
+from tests.formats.test_cline import SESSION as CLINE_SESSION
+from tests.formats.test_cline import cline_home
 from tests.formats.test_openhands import SAMPLE, has_open_turn, openhands_home
 from tests.live_daemon import RunningTailerd, poll
 
@@ -112,3 +114,46 @@ def test_once_after_a_daemon_sends_nothing_the_daemon_shipped(tmp_path: Path) ->
         assert result.returncode == 0, result.stderr
         assert "0 turns emitted" in result.stderr, (seed, result.stderr)
         assert _roots(run / "tailerd.db") == 2, seed  # turn 1 and turn 2, each once
+
+
+def test_once_after_a_daemon_sends_nothing_of_a_cline_session_it_shipped(tmp_path: Path) -> None:
+    """The same for Cline, which writes `<id>.messages.json.tmp` and renames it over the file
+    (the reviewer's /tmp/u-clive): the manifest says running (4 of the 5 turns ship: the last
+    may grow), the messages are rewritten, then the manifest says ended (completed) -> the 5th
+    ships; after a SIGTERM and a touch, `--once` under several hash seeds sends none again."""
+    home = tmp_path / "home"
+    messages = cline_home(home)
+    manifest = messages.with_name(f"{CLINE_SESSION}.json")
+    ended = json.loads(manifest.read_text())
+    running = {k: v for k, v in ended.items() if k not in ("ended_at", "exit_code")}
+    manifest.write_text(json.dumps({**running, "status": "running"}))
+    live = tmp_path / "live"
+    args = ("--watch", home / ".cline", "--sink", "local")
+    daemon = RunningTailerd(*args, "--state-dir", live, "--data-dir", live)
+    try:
+        assert poll(lambda: _roots(live / "tailerd.db") == 4, timeout=60), daemon.log
+        # Cline's rewrite, with the daemon looking at the temporary file before the rename (it
+        # is named like a rotated copy of the session file and has its content), then the end
+        # of the CLI: the 5th turn ships from the new inode
+        tmp = messages.with_name(messages.name + ".tmp")
+        tmp.write_bytes(messages.read_bytes())
+        assert poll(lambda: "same content as path=" in daemon.log, timeout=60), daemon.log
+        os.replace(tmp, messages)
+        gone = f"file gone; draining what is left path={messages}\n"
+        assert poll(lambda: gone in daemon.log, timeout=60), daemon.log
+        manifest.write_text(json.dumps(ended))
+        assert poll(lambda: _roots(live / "tailerd.db") == 5, timeout=60), daemon.log
+        code, _ = daemon.terminate(timeout=60)
+        assert code == 0, daemon.log
+    finally:
+        daemon.stop()
+    for seed in ("0", "1", "2", "3"):
+        run = tmp_path / f"once-{seed}"
+        shutil.copytree(live, run)
+        messages.touch()
+        result = run_tailerd(
+            *args, "--once", "--state-dir", run, "--data-dir", run, PYTHONHASHSEED=seed
+        )
+        assert result.returncode == 0, result.stderr
+        assert "0 turns emitted" in result.stderr, (seed, result.stderr)
+        assert _roots(run / "tailerd.db") == 5, seed
