@@ -5,8 +5,9 @@
 It streams each file through the same per-file pipeline as the daemon (tailerd/pipeline.py;
 an agent's SQLite database is read by session, read-only, with no cursor stored:
 edges/agent_db/whole.py), keeps only finished turns, groups a file's turns by session, and
-emits every session with the same deterministic ids as the live path, so importing what was
-already tailed adds nothing to a store that keys by span id. It keeps no checkpoints of its own.
+emits every session with the same deterministic ids as the live path. It keeps no checkpoints
+of its own; the turns the state dir's checkpoints say a daemon already shipped are left out
+(tailerd/shipped_before.py; `--resend` sends them again, with the same ids).
 
 History copied into another file (a resumed session; tailerd/history.py) is recognised: import
 and preview read the state dir's history index read-only and also remember what they met
@@ -49,6 +50,7 @@ from tailerd.history import HistoryIndex
 from tailerd.pipeline import FilePipeline, whole_file
 from tailerd.progress import Backfill
 from tailerd.settings import Settings
+from tailerd.shipped_before import ShippedByDaemon
 from tailerd.sinks.base import Sink, span_record
 from tailerd.status import OpenTurn, open_turn_lines, open_turns
 
@@ -101,12 +103,15 @@ def _sessions(
     files: Sequence[Path],
     still_open: OpenFiles,
     history: HistoryIndex,
+    daemon: ShippedByDaemon,
+    *,
     shown: Backfill | None = None,
 ) -> Iterator[list[Turn]]:
     """The finished turns of the files, one session at a time (a file's sessions together);
     files with turns still open are appended to `still_open`. A turn that is a copy of history
     (tailerd/history.py: shipped by the daemon from another file, or met earlier in this
-    command) is left out. `shown` hears of each file read."""
+    command) is left out, and so is a turn the daemon shipped (tailerd/shipped_before.py).
+    `shown` hears of each file read."""
     mapped = formats.configured(settings.mapping, settings.format)
     for path in files:
         by_session: dict[str, list[Turn]] = defaultdict(list)
@@ -115,7 +120,10 @@ def _sessions(
         except OSError:
             continue
         file_key = f"{st.st_dev}:{st.st_ino}"  # as the checkpoint store keys files
+        shipped = daemon.of_file(path, st)
         for turn in finished_turns(path, settings, mapped, still_open):
+            if shipped(turn):
+                continue
             owner = history.is_copy(turn, file_key)
             if owner is not None:
                 history.skip(turn, file_key, owner, path)
@@ -134,13 +142,15 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _history(settings: Settings) -> HistoryIndex:
-    """The state dir's history index, read-only: import and preview never write it."""
+def _history(settings: Settings, resend: bool) -> tuple[HistoryIndex, ShippedByDaemon]:
+    """The state dir's history index and checkpoints, read-only: import and preview never
+    write them."""
     store = CheckpointStore(resolve_state_dir(settings.state_dir), readonly=True)
-    return HistoryIndex(store, settings.history_retention, write=False)
+    index = HistoryIndex(store, settings.history_retention, write=False)
+    return index, ShippedByDaemon(store, resend=resend)
 
 
-def run(settings: Settings, paths: Sequence[Path]) -> int:
+def run(settings: Settings, paths: Sequence[Path], resend: bool = False) -> int:
     """`tailerd import`: every finished turn of the files, one `log_conversation` per session."""
     state_dir = prepare(resolve_state_dir(settings.state_dir))
     redactor = build_redactor(settings)
@@ -152,13 +162,13 @@ def run(settings: Settings, paths: Sequence[Path]) -> int:
     failed = total = 0
     sessions: set[str] = set()  # distinct: a session may span files (resumed, sub-agents)
     still_open: OpenFiles = []
-    history = _history(settings)
+    history, daemon = _history(settings, resend)
     files = _files(paths, settings)
     shown = Backfill("import", lambda: total, quiet=not log.isEnabledFor(logging.INFO))
     shown.expect(len(files), sum(_size(p) for p in files))
     shown.start()
     try:
-        for turns in _sessions(settings, files, still_open, history, shown):
+        for turns in _sessions(settings, files, still_open, history, daemon, shown=shown):
             session_id = turns[0].session_id
             sessions.add(session_id)
             total += len(turns)
@@ -173,9 +183,11 @@ def run(settings: Settings, paths: Sequence[Path]) -> int:
     finally:
         shown.finish()
     log.info(
-        "imported %d sessions, %d turns (%d copies of history already shipped left out)",
+        "imported %d sessions, %d turns (%d turns already shipped by the daemon left out,"
+        " --resend sends them; %d copies of history already shipped left out)",
         len(sessions),
         total,
+        daemon.left_out,
         history.skipped,
     )
     _report_open(still_open, "not imported")
@@ -184,20 +196,24 @@ def run(settings: Settings, paths: Sequence[Path]) -> int:
     return EX_TEMPFAIL if failed else 0
 
 
-def preview(settings: Settings, paths: Sequence[Path]) -> int:
+def preview(settings: Settings, paths: Sequence[Path], resend: bool = False) -> int:
     """`tailerd preview`: exactly the spans that would be sent, after redaction; sends nothing."""
     redactor = build_redactor(settings)
     emitter = Emitter(include_content=redactor.keeps_content)
     out = sys.stdout
     still_open: OpenFiles = []
-    history = _history(settings)
-    for turns in _sessions(settings, _files(paths, settings), still_open, history):
+    history, daemon = _history(settings, resend)
+    for turns in _sessions(settings, _files(paths, settings), still_open, history, daemon):
         for turn in turns:
             for span in emitter.emit(redactor.apply(turn)):
                 out.write(orjson.dumps(span_record(span)).decode() + "\n")
     counts = redactor.counts()
     if counts:
         log.info("redacted: %s", ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    if daemon.left_out:
+        log.info(
+            "%d turns already shipped by the daemon left out (--resend shows them)", daemon.left_out
+        )
     if history.skipped:
         log.info("%d copies of history already shipped left out", history.skipped)
     _report_open(still_open, "not shown")

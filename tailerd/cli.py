@@ -86,9 +86,9 @@ def _backfill(command: str, cfg: Any, args: argparse.Namespace) -> int:
     from tailerd import backfill
 
     if command == "import":
-        return backfill.run(cfg, _readable(args.paths))
+        return backfill.run(cfg, _readable(args.paths), args.resend)
     if command == "preview":
-        return backfill.preview(cfg, _readable(args.paths))
+        return backfill.preview(cfg, _readable(args.paths), args.resend)
     return backfill.retry(cfg)
 
 

@@ -139,6 +139,11 @@ def report_parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
         p.add_argument("--format")
         p.add_argument("--agent-name")
+        p.add_argument(
+            "--resend",
+            action="store_true",
+            help="also the turns the daemon already shipped (its checkpoints say so)",
+        )
     if command == "status":
         p.add_argument(
             "--alive",
