@@ -41,6 +41,19 @@ class SessionCursors:
         self._by_key[key] = (session_id, entry)
         self.read_to[session_id] = cursor
 
+    def moved(self, session_id: str, cursor: str | None) -> None:
+        """`session_id` moves to `cursor` with no turn (None: it does not): acknowledged at
+        once, or, with turns in flight, right after them."""
+        if cursor is None:
+            return
+        self.read_to[session_id] = cursor
+        queue = self._queues.get(session_id)
+        if queue:
+            queue.append(_InFlight("", cursor, settled=True))
+        else:
+            self.acked[session_id] = cursor
+            self._changed.add(session_id)
+
     def settled(self, key: str) -> bool:
         """Every sink is done with turn `key`; False if it is not one of these sessions'."""
         found = self._by_key.pop(key, None)

@@ -35,11 +35,13 @@ class SessionTurn:
 @dataclass(frozen=True, slots=True)
 class SessionRead:
     """One session read after a cursor: its finished turns in order, and whether a turn is
-    still open (not finished and not idle long enough)."""
+    still open (not finished and not idle long enough); `cursor`, a cursor the session moves to
+    after its turns, with or without any (a format's bookkeeping, e.g. Crush's cost baseline)."""
 
     turns: tuple[SessionTurn, ...] = ()
     open: bool = False
     attributes: Mapping[str, object] = field(default_factory=dict)
+    cursor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

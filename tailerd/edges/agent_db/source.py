@@ -136,6 +136,7 @@ class DatabaseSource:
             for item in read.turns:
                 out.append((session_id, item.turn))
                 self.cursors.emitted(session_id, item.turn.key, item.cursor)
+            self.cursors.moved(session_id, read.cursor)
             if read.open:
                 self._open.add(session_id)
             else:

@@ -13,15 +13,20 @@ usage.CacheReadTokens`), the context gauge of the agent's status bar; in the rea
 ships no tokens for these agents, only the cost: its growth since the cursor, once, on a
 session-totals chat span (`tailerd.usage.session_totals = true`, `gen_ai.usage.cost`,
 `tailerd.cost.source = "agent"`, zero tokens; `tailerd.usage.recorded` is left out so that
-readers that skip unrecorded calls, e.g. `tailerd show`, still see its cost).
+readers that skip unrecorded calls, e.g. `tailerd show`, still see its cost). A cost that
+went down means the agent rewrote its total (nothing in its source lowers it): nothing is
+shipped for it, and the new value is the baseline later growth is counted from.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import datetime
 
 from tailerd.domain import LLMCall, Usage
+
+log = logging.getLogger(__name__)
 
 _PROVIDERS = (("claude", "anthropic"), ("gpt", "openai"), ("o1", "openai"), ("o3", "openai"),
               ("o4", "openai"), ("gemini", "gcp.gemini"), ("grok", "x_ai"))  # fmt: skip
@@ -37,6 +42,19 @@ def shipped_cost(cursor: str | None) -> tuple[float, str | None]:
     except ValueError:
         return 0.0, rest
     return (cost if math.isfinite(cost) and cost >= 0 else 0.0), rest
+
+
+def cost_growth(total: float, shipped: float, session_id: str) -> float:
+    """USD to ship for a session whose cumulative cost is `total` after `shipped` was: the
+    growth, or 0 when it went down (the agent rewrote its total; logged at DEBUG, and the
+    caller takes `total` as the new baseline)."""
+    if total < shipped:
+        log.debug(
+            "session %s: cost went down from %r to %r USD; nothing shipped, %r is the new baseline",
+            session_id, shipped, total, total,
+        )  # fmt: skip
+        return 0.0
+    return total - shipped
 
 
 def totals_span(grown: float, model: str, when: datetime | None) -> LLMCall:

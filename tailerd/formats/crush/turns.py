@@ -28,7 +28,7 @@ from tailerd.domain import LLMCall, Message, SpanCall, SubAgentCall, ToolCall, T
 from tailerd.edges.agent_db import table_columns
 from tailerd.edges.agent_db.protocol import SessionQuery, SessionRead, SessionTurn
 from tailerd.formats.base import Source, json_text, parse_time, turn_key
-from tailerd.formats.crush.cost import provider_of, shipped_cost, totals_span
+from tailerd.formats.crush.cost import cost_growth, provider_of, shipped_cost, totals_span
 
 AGENT = "crush"
 MAX_DEPTH = 4  # sub-agent sessions nested this deep are read; deeper ones are cut off
@@ -100,7 +100,7 @@ def read_session(query: SessionQuery) -> SessionRead:
         turns.append(SessionTurn(turn, f"${shipped!r}|{_num(last.created)}|{last.id}"))
     if still_open:  # the cost grown so far waits for the open turn
         return SessionRead(tuple(turns), True)
-    return SessionRead(_costed(session, turns, shipped, cursor, source))
+    return _costed(session, turns, shipped, cursor, source)
 
 
 def _costed(
@@ -109,23 +109,27 @@ def _costed(
     shipped: float,
     cursor: str | None,
     source: Source,
-) -> tuple[SessionTurn, ...]:
+) -> SessionRead:
     """The session's cost grown since `shipped` (`sessions.cost` is cumulative: the agent adds
     each call's cost, and a sub-agent session's cost when it ends), shipped once: on a
     session-totals chat span appended to the last turn read, or, when no turn was read, on a
     synthetic turn of its own (`tailerd.synthetic = "session_totals"`); the cursor then holds
-    the session's cost. A cost that shrank (a session reset) counts from 0."""
+    the session's cost. A cost that went down ships nothing and becomes the new baseline (on
+    the last turn's cursor, or, with no turn, the read's own `cursor`)."""
     total = session["cost"]
-    grown = total - shipped if total >= shipped else total
-    if grown <= 0:
-        return tuple(turns)
+    grown = cost_growth(total, shipped, session["id"])
     passed = turns[-1].cursor.partition("|")[2] if turns else cursor or ""
     moved = f"${total!r}|{passed}"
+    if total == shipped:
+        return SessionRead(tuple(turns))
     if turns:
         turn = turns[-1].turn
-        span = totals_span(grown, turn.model, turn.ended_at)
-        turn = dataclasses.replace(turn, spans=(*turn.spans, span))
-        return (*turns[:-1], SessionTurn(turn, moved))
+        if grown > 0:
+            span = totals_span(grown, turn.model, turn.ended_at)
+            turn = dataclasses.replace(turn, spans=(*turn.spans, span))
+        return SessionRead((*turns[:-1], SessionTurn(turn, moved)))
+    if grown <= 0:
+        return SessionRead(cursor=moved)
     when = _time(session["updated"])
     span = totals_span(grown, session["model"], when)
     turn = Turn(
@@ -141,7 +145,7 @@ def _costed(
         ended_at=when,
         attributes={**_cwd(session, source), "tailerd.synthetic": "session_totals"},
     )
-    return (SessionTurn(turn, moved),)
+    return SessionRead((SessionTurn(turn, moved),))
 
 
 def _final(group: list[Row]) -> bool:
