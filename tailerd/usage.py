@@ -158,17 +158,37 @@ def draw(
     )
     if terminal:
         _bars(console, daily)
-    if total.cost.unpriced_calls:
-        console.print(
-            f"{total.cost.unpriced_calls:,} of {total.calls:,} LLM calls have no known price "
+    for line in footer_lines(total):
+        console.print(line)
+
+
+def footer_lines(total: Totals) -> list[str]:
+    """The notes under the table on what COST USD leaves out or undercounts, counted over
+    real LLM calls only (session-totals spans are no calls, and are said apart)."""
+    cost, lines = total.cost, []
+    if cost.unpriced_calls:
+        lines.append(
+            f"{cost.unpriced_calls:,} of {total.calls:,} LLM calls have no known price "
             "(their model is not in the price table): not counted in COST USD."
         )
-    if total.cost.unrecorded_calls:
-        console.print(
-            f"{total.cost.unrecorded_calls:,} of {total.calls:,} LLM calls have no tokens of "
+    if cost.unpriced_totals:
+        lines.append(
+            f"{cost.unpriced_totals:,} session-totals records have no known price: their tokens"
+            " are counted, their cost is not in COST USD."
+        )
+    if cost.input_unrecorded_calls:
+        lines.append(
+            f"{cost.input_unrecorded_calls:,} of {total.calls:,} LLM calls recorded no input "
+            "tokens (≥): their cost is a lower bound (Copilot CLI keeps input only in the "
+            "session's shutdown totals)."
+        )
+    if cost.unrecorded_calls:
+        lines.append(
+            f"{cost.unrecorded_calls:,} of {total.calls:,} LLM calls have no tokens of "
             "their own: their agent does not record them per call (where it keeps session "
             "totals, those are counted once, on a session-totals span)."
         )
+    return lines
 
 
 def _bars(console: Console, daily: Sequence[Totals]) -> None:

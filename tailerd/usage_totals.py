@@ -20,7 +20,7 @@ it out. Days, weeks (starting Monday) and months are UTC.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -34,17 +34,23 @@ from tailerd.sinks import local
 GROUPINGS = ("day", "week", "month", "session", "model")
 COST_DIGITS = 10  # USD in JSON: sums of floats carry noise (0.10772562499999999)
 _NS = 1_000_000_000
+NO_MODEL = "(no model recorded)"  # the group of calls whose span names no model
 
 
 @dataclass(frozen=True, slots=True)
 class Cost:
-    """USD over `priced_calls`, plus how many calls had no known price (never counted as $0)
-    and how many recorded no tokens of their own (`unrecorded_calls`: no price to look up)."""
+    """USD over `priced_calls`, plus how many calls had no known price (never counted as $0),
+    how many recorded no tokens of their own (`unrecorded_calls`: no price to look up), how many
+    priced calls recorded output but no input tokens (`input_unrecorded_calls`, Copilot CLI
+    without its shutdown totals: their USD is a lower bound) and how many session-totals spans
+    had no known price (`unpriced_totals`: no calls, but their tokens lack a cost)."""
 
     usd: float = 0.0
     priced_calls: int = 0
     unpriced_calls: int = 0
     unrecorded_calls: int = 0
+    input_unrecorded_calls: int = 0
+    unpriced_totals: int = 0
 
     def __add__(self, other: Cost) -> Cost:
         return Cost(
@@ -52,6 +58,8 @@ class Cost:
             self.priced_calls + other.priced_calls,
             self.unpriced_calls + other.unpriced_calls,
             self.unrecorded_calls + other.unrecorded_calls,
+            self.input_unrecorded_calls + other.input_unrecorded_calls,
+            self.unpriced_totals + other.unpriced_totals,
         )
 
     @property
@@ -60,14 +68,16 @@ class Cost:
         return self.usd if self.priced_calls else None
 
     def text(self) -> str:
-        """`$1.23`, `$1.23 + unpriced` when some calls had no price, `unpriced` when none had,
-        `not recorded` when no call recorded its tokens."""
+        """`$1.23`, `≥$1.23` when some priced calls recorded no input tokens (a lower bound),
+        `$1.23 + unpriced` when some calls or session totals had no price, `unpriced` when none
+        had, `not recorded` when no call recorded its tokens."""
+        unpriced = self.unpriced_calls or self.unpriced_totals
         if not self.priced_calls:
-            if self.unpriced_calls:
+            if unpriced:
                 return "unpriced"
             return "not recorded" if self.unrecorded_calls else "-"
-        money = _money(self.usd)
-        return f"{money} + unpriced" if self.unpriced_calls else money
+        money = ("≥" if self.input_unrecorded_calls else "") + _money(self.usd)
+        return f"{money} + unpriced" if unpriced else money
 
 
 def _money(usd: float) -> str:
@@ -108,7 +118,10 @@ class Totals:
         self.cache_write_tokens += call.cache_write
         self.output_tokens += call.output
         self.reasoning_tokens += call.reasoning
-        self.cost = self.cost + call.cost
+        cost = call.cost
+        if call.totals:  # no LLM call: never an unpriced or unrecorded call
+            cost = Cost(cost.usd, cost.priced_calls, unpriced_totals=cost.unpriced_calls)
+        self.cost = self.cost + cost
         if call.agent:
             self.agents.add(call.agent)
         if call.start_ns is not None and (self.first_ns is None or call.start_ns < self.first_ns):
@@ -119,6 +132,8 @@ class Totals:
         cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, total_tokens,
         cost_usd (float USD rounded to COST_DIGITS places, or None when no call was priced),
         priced_calls, unpriced_calls, unrecorded_calls (calls with no tokens of their own),
+        input_unrecorded_calls (priced calls with no input tokens recorded: cost_usd is then a
+        lower bound), unpriced_session_totals (session-totals spans with no known price),
         agents (sorted list). `calls` leaves out synthetic session-totals spans."""
         known = self.cost.known
         return {
@@ -135,6 +150,8 @@ class Totals:
             "priced_calls": self.cost.priced_calls,
             "unpriced_calls": self.cost.unpriced_calls,
             "unrecorded_calls": self.cost.unrecorded_calls,
+            "input_unrecorded_calls": self.cost.input_unrecorded_calls,
+            "unpriced_session_totals": self.cost.unpriced_totals,
             "agents": sorted(self.agents),
         }
 
@@ -169,6 +186,7 @@ _FIELDS = (
     "tailerd.usage.recorded",
     pricing.CACHE_WRITE_1H,
     "tailerd.usage.session_totals",
+    "tailerd.usage.input_recorded",
 )
 _PATHS = ", ".join(f"'$.\"{name}\"'" for name in _FIELDS)
 
@@ -194,8 +212,9 @@ def _text(value: object) -> str:
 
 def _cost(row: tuple[Any, ...]) -> Cost:
     stored, unpriced, recorded = row[10], row[11], row[12]
+    partial = 1 if row[15] in (0, False, "false") else 0  # no input tokens: a lower bound
     if isinstance(stored, (int, float)) and not isinstance(stored, bool):
-        return Cost(float(stored), 1, 0)
+        return Cost(float(stored), 1, 0, input_unrecorded_calls=partial)
     if recorded in (0, False, "false"):
         return Cost(0.0, 0, 0, 1)
     if unpriced in (1, True, "true"):
@@ -209,7 +228,7 @@ def _cost(row: tuple[Any, ...]) -> Cost:
         cache_creation_input_tokens=_int(row[8]),
     )
     usd = pricing.price(_text(row[3]), _text(row[4]), usage, when, _int(row[13]))
-    return Cost(0.0, 0, 1) if usd is None else Cost(usd, 1, 0)
+    return Cost(0.0, 0, 1) if usd is None else Cost(usd, 1, 0, input_unrecorded_calls=partial)
 
 
 def calls(
@@ -233,7 +252,7 @@ def calls(
                 start_ns=row[0],
                 session_id=_text(row[1]),
                 agent=who,
-                model=_text(row[4]) or "(no model)",
+                model=_text(row[4]) or NO_MODEL,
                 prompt=prompt,
                 uncached=max(0, prompt - read - write),
                 cache_read=read,
@@ -266,10 +285,16 @@ def _key(call: _Call, by: str) -> str:
 
 def group(items: Iterable[_Call], by: str = "day") -> tuple[list[Totals], Totals]:
     """Totals per `by` key (days, weeks, months oldest first; sessions by first call; models by
-    cost, largest first) and the grand total."""
+    cost, largest first) and the grand total. A call with no input tokens is a lower bound
+    only in a session with no session-totals span (which carries the input it lacks)."""
     groups: dict[str, Totals] = {}
     total = Totals("total")
-    for call in items:
+    listed = list(items)
+    completed = {c.session_id for c in listed if c.totals}
+    for each in listed:
+        call = each
+        if call.cost.input_unrecorded_calls and call.session_id in completed:
+            call = replace(each, cost=replace(each.cost, input_unrecorded_calls=0))
         key = _key(call, by)
         row = groups.get(key)
         if row is None:

@@ -39,6 +39,7 @@ class Totals:
     output_tokens: int = 0
     cost: float | None = None
     unpriced: int = 0
+    input_unrecorded: int = 0  # priced calls with no input tokens: `cost` is a lower bound
     models: set[str] = field(default_factory=set)
 
     def as_dict(self) -> dict[str, Any]:
@@ -54,6 +55,7 @@ class Totals:
             "output_tokens": self.output_tokens,
             "cost_usd": None if self.cost is None else round(self.cost, COST_DIGITS),
             "unpriced_calls": self.unpriced,
+            "input_unrecorded_calls": self.input_unrecorded,
             "models": sorted(self.models),
         }
 
@@ -77,6 +79,7 @@ def totals(span: dict[str, Any], into: Totals | None = None) -> Totals:
             cost = a.get("gen_ai.usage.cost")
             if isinstance(cost, (int, float)) and not isinstance(cost, bool):
                 t.cost = (t.cost or 0.0) + float(cost)
+                t.input_unrecorded += 1 if a.get("tailerd.usage.input_recorded") is False else 0
             recorded = a.get("tailerd.usage.recorded") is not False  # else: lacks no price
             if a.get("tailerd.cost.unpriced") is True and recorded:
                 t.unpriced += 1
@@ -137,13 +140,14 @@ def _tokens_text(a: dict[str, Any]) -> str:
     tokens_in = _int(a.get("gen_ai.usage.input_tokens"))
     read = _int(a.get("gen_ai.usage.cache_read.input_tokens"))
     write = _int(a.get("gen_ai.usage.cache_write.input_tokens"))
-    text = f"in {max(0, tokens_in - read - write)}"
+    no_input = a.get("tailerd.usage.input_recorded") is False  # Copilot CLI: output only
+    text = "in not recorded" if no_input else f"in {max(0, tokens_in - read - write)}"
     if read or write:
         text += f" (+cache read {read}, write {write})"
     text += f", out {_int(a.get('gen_ai.usage.output_tokens'))}"
     cost = a.get("gen_ai.usage.cost")
     if isinstance(cost, (int, float)) and not isinstance(cost, bool):
-        text += f", {cost_text(float(cost), 0)}"
+        text += f", {'≥' if no_input else ''}{cost_text(float(cost), 0)}"
     elif a.get("tailerd.cost.unpriced") is True:
         text += ", unpriced"
     return text
@@ -154,8 +158,11 @@ def _span_lines(span: dict[str, Any], indent: int) -> Iterator[Line]:
     took = _seconds(span)
     when = f"  [{took}]" if took else ""
     if span["operation"] == "chat":
-        model = a.get("gen_ai.request.model") or span["name"]
-        yield Line(indent, "llm", f"{model}: {_tokens_text(a)}{when}", "cyan")
+        model = a.get("gen_ai.request.model")
+        if isinstance(model, str) and model:
+            yield Line(indent, "llm", f"{model}: {_tokens_text(a)}{when}", "cyan")
+        else:
+            yield Line(indent, "llm (model not recorded)", f"{_tokens_text(a)}{when}", "cyan")
     elif span["operation"] == "execute_tool":
         error = "  ERROR" if _is_error(a) else ""
         name = a.get("gen_ai.tool.name") or span["name"]
@@ -188,7 +195,13 @@ def _totals_text(t: Totals) -> str:
     return (
         f"{_n(t.llm_calls, 'LLM call')}, {_n(t.tool_calls, 'tool call')} ({t.errors} failed), "
         f"in {uncached}, cache read {t.cache_read}, cache write {t.cache_write}, "
-        f"out {t.output_tokens}, cost {cost_text(t.cost, t.unpriced)}"
+        f"out {t.output_tokens}, cost {'≥' if t.input_unrecorded else ''}"
+        f"{cost_text(t.cost, t.unpriced)}"
+        + (
+            f" ({_n(t.input_unrecorded, 'call')} recorded no input tokens)"
+            if t.input_unrecorded
+            else ""
+        )
     )
 
 

@@ -178,13 +178,14 @@ _COST = "gen_ai.usage.cost"
 
 
 def session_spans(db_path: Path, session_id: str) -> list[dict[str, Any]]:
-    """A session's turns, oldest first. Each is a span dict (span_id, trace_id,
+    """A session's turns, oldest first, spans of the same start in the order they were stored
+    (as the emitter gave them). Each is a span dict (span_id, trace_id,
     parent_span_id, name, operation, start / end text, start_ns / end_ns, duration_s,
     attributes, children) whose `children` nest its LLM, tool and sub-agent spans."""
     with reading(db_path) as db:
         rows = db.execute(
             "SELECT span_id, trace_id, parent_span_id, name, operation, start_ns, end_ns,"
-            " attributes FROM spans WHERE session_id = ? ORDER BY start_ns, span_id",
+            " attributes FROM spans WHERE session_id = ? ORDER BY start_ns, rowid",
             (session_id,),
         ).fetchall()
     spans = []
