@@ -37,6 +37,7 @@ from tailerd.domain import DeadLetter, Delivered, Outcome, Retry, Turn
 from tailerd.edges import dead_letter_store
 from tailerd.edges.checkpoint_store import CheckpointStore
 from tailerd.edges.discovery import Globs, walk
+from tailerd.edges.readers import open_reader
 from tailerd.edges.state_dir import (
     prepare,
     record_data_dir,
@@ -44,10 +45,10 @@ from tailerd.edges.state_dir import (
     resolve_state_dir,
 )
 from tailerd.emitter import Emitter
-from tailerd.errors import EX_TEMPFAIL, ConfigError
+from tailerd.errors import EX_TEMPFAIL, ConfigError, NoInputError
 from tailerd.formats.base import Format
 from tailerd.history import HistoryIndex
-from tailerd.pipeline import FilePipeline, whole_file
+from tailerd.pipeline import FilePipeline, format_head, whole_file
 from tailerd.progress import Backfill
 from tailerd.settings import Settings
 from tailerd.shipped_before import ShippedByDaemon
@@ -87,15 +88,42 @@ def finished_turns(
 
 
 def _files(paths: Sequence[Path], settings: Settings) -> list[Path]:
-    out: list[Path] = []
+    """The files under `paths` a format recognises, sorted; each one none does is one line
+    ("no format recognises PATH", as the daemon logs it). NoInputError (66) when there were
+    files and none could be read by any format; ConfigError for a path that does not exist."""
+    found: list[Path] = []
     for p in paths:
         if p.is_dir():
-            out.extend(path for path, _ in walk([p], Globs(settings.include, settings.exclude)))
+            found.extend(path for path, _ in walk([p], Globs(settings.include, settings.exclude)))
         elif p.is_file():
-            out.append(p)
+            found.append(p)
         else:
             raise ConfigError(f"no such file or directory: {p}")
-    return sorted(p for p in out if not formats.is_auxiliary(PurePath(p)))
+    mapped = formats.configured(settings.mapping, settings.format)
+    files = sorted(p for p in found if not formats.is_auxiliary(PurePath(p)))
+    readable = [p for p in files if _recognised(p, settings, mapped)]
+    unknown = [str(p) for p in files if p not in readable]
+    if unknown and not readable:
+        raise NoInputError(f"no format recognises {', '.join(unknown)}")
+    for path in unknown:
+        log.warning("no format recognises %s; skipped", path)
+    return readable
+
+
+def _recognised(path: Path, settings: Settings, mapped: tuple[Format, ...]) -> bool:
+    """A format claims `path` by its name and first bytes, as the pipeline chooses one. A file
+    that cannot be opened is left to the reading, which says why (`cannot read path=...`)."""
+    try:
+        reader = open_reader(path)
+    except OSError:
+        return True
+    try:
+        head = format_head(reader, settings.max_line_bytes)
+        return FilePipeline.at(path, settings).choose(head, mapped, whole=True) is not False
+    except OSError:
+        return True
+    finally:
+        reader.close()
 
 
 def _sessions(
@@ -151,7 +179,9 @@ def _history(settings: Settings, resend: bool) -> tuple[HistoryIndex, ShippedByD
 
 
 def run(settings: Settings, paths: Sequence[Path], resend: bool = False) -> int:
-    """`tailerd import`: every finished turn of the files, one `log_conversation` per session."""
+    """`tailerd import`: every finished turn of the files, one `log_conversation` per session.
+    NoInputError (66), creating nothing, when no format recognises any of the files."""
+    files = _files(paths, settings)
     state_dir = prepare(resolve_state_dir(settings.state_dir))
     redactor = build_redactor(settings)
     data_dir = resolve_data_dir(settings.data_dir, state_dir)
@@ -163,7 +193,6 @@ def run(settings: Settings, paths: Sequence[Path], resend: bool = False) -> int:
     sessions: set[str] = set()  # distinct: a session may span files (resumed, sub-agents)
     still_open: OpenFiles = []
     history, daemon = _history(settings, resend)
-    files = _files(paths, settings)
     shown = Backfill("import", lambda: total, quiet=not log.isEnabledFor(logging.INFO))
     shown.expect(len(files), sum(_size(p) for p in files))
     shown.start()
@@ -202,8 +231,9 @@ def preview(settings: Settings, paths: Sequence[Path], resend: bool = False) -> 
     emitter = Emitter(include_content=redactor.keeps_content)
     out = sys.stdout
     still_open: OpenFiles = []
+    files = _files(paths, settings)
     history, daemon = _history(settings, resend)
-    for turns in _sessions(settings, _files(paths, settings), still_open, history, daemon):
+    for turns in _sessions(settings, files, still_open, history, daemon):
         for turn in turns:
             for span in emitter.emit(redactor.apply(turn)):
                 out.write(orjson.dumps(span_record(span)).decode() + "\n")
