@@ -24,7 +24,7 @@ import logging
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -66,10 +66,12 @@ def finished_turns(
     settings: Settings,
     mapped: tuple[Format, ...] = (),
     still_open: OpenFiles | None = None,
+    db_cursors: Mapping[str, str] | None = None,
 ) -> Iterator[Turn]:
     """Every finished turn in one file, streamed; its dead letters are logged. Turns not
     finished yet (by the format's close rules, against the file's real quiet time) are left
-    out and, with `still_open`, appended there as (path, open turns, mtime)."""
+    out and, with `still_open`, appended there as (path, open turns, mtime). `db_cursors`: an
+    agent database's sessions read from those cursors (pipeline.whole_file)."""
 
     def report(pipe: FilePipeline) -> None:
         if still_open is not None and (turns := open_turns(pipe, settings)):
@@ -78,7 +80,7 @@ def finished_turns(
     try:
         mtime = path.stat().st_mtime
         quiet = max(0.0, time.time() - mtime)
-        for out in whole_file(path, settings, mapped, quiet, report):
+        for out in whole_file(path, settings, mapped, quiet, report, db_cursors=db_cursors):
             if isinstance(out, DeadLetter):
                 log.warning("dead letter path=%s offset=%d reason=%s", path, out.start, out.reason)
             else:
@@ -148,7 +150,10 @@ def _sessions(
         except OSError:
             continue
         file_key = f"{st.st_dev}:{st.st_ino}"  # as the checkpoint store keys files
-        shipped = daemon.of_file(path, st)
+        unshipped = None
+        if cursors := daemon.db_cursors(path):  # an agent database the daemon read
+            unshipped = {t.key for t in finished_turns(path, settings, mapped, db_cursors=cursors)}
+        shipped = daemon.of_file(path, st, unshipped)
         for turn in finished_turns(path, settings, mapped, still_open):
             if shipped(turn):
                 continue

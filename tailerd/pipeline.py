@@ -135,10 +135,14 @@ def whole_file(
     mapped: tuple[Format, ...],
     quiet_for: float,
     on_end: Callable[[FilePipeline], None] | None = None,
+    *,
+    db_cursors: Mapping[str, str] | None = None,
 ) -> Iterator[Turn | DeadLetter]:
     """Every turn of one file, streamed in chunks (whole-document files are read whole), with
     the turns still open closed as the format would after `quiet_for` seconds of quiet.
-    `on_end(pipe)` then sees the pipeline with the turns that stay open (to report them)."""
+    `on_end(pipe)` then sees the pipeline with the turns that stay open (to report them).
+    `db_cursors` (session id -> cursor, as stored): an agent database's sessions are read from
+    there, not from their start."""
     reader: Reader = open_reader(path)
     try:
         pipe = FilePipeline.at(path, settings)
@@ -147,7 +151,7 @@ def whole_file(
             return
         database = as_database(pipe.fmt, PurePath(path))
         if database is not None:
-            yield from _database_turns(pipe, database, on_end)
+            yield from _database_turns(pipe, database, on_end, db_cursors or {})
             return
         if pipe.document is not None:
             size = reader.stat().st_size
@@ -172,12 +176,13 @@ def _database_turns(
     pipe: FilePipeline,
     fmt: DatabaseFormat,
     on_end: Callable[[FilePipeline], None] | None,
+    acked: Mapping[str, str],
 ) -> Iterator[Turn | DeadLetter]:
     """An agent database's finished turns, read by session as the daemon reads it (edges/
     agent_db/whole.py); `on_end` then sees the pipeline if some session's turn is still open."""
     options = pipe.settings.format_options.get(fmt.name, {})
     source = source_for(pipe.path, fmt, pipe.settings)
-    whole = WholeDatabase(pipe.path, fmt, source, idle_close_of(options))
+    whole = WholeDatabase(pipe.path, fmt, source, idle_close_of(options), acked)
     yield from whole.turns(time.time())
     pipe.open_sessions = whole.open_sessions
     if on_end is not None and pipe.open_sessions:

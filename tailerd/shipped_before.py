@@ -23,6 +23,7 @@ from pathlib import Path
 
 from tailerd.core.identity import head_hash
 from tailerd.domain import Turn
+from tailerd.edges.agent_db import SQLITE_MAGIC
 from tailerd.edges.checkpoint_store import CheckpointStore, FileCheckpoint
 
 Shipped = Callable[[Turn], bool]
@@ -92,9 +93,11 @@ class ShippedByDaemon:
 
 
 def _same_head(path: Path, cp: FileCheckpoint) -> bool:
-    """The file still starts as the checkpointed one did (not a new file on a reused inode)."""
+    """The file still starts as the checkpointed one did (not a new file on a reused inode),
+    and is read by offset (an agent database is not: its cursors say what was shipped)."""
     try:
         with path.open("rb") as f:
-            return head_hash(f.read(cp.head_len)) == cp.head_hash
+            head = f.read(max(cp.head_len, len(SQLITE_MAGIC)))
     except OSError:
         return False
+    return not head.startswith(SQLITE_MAGIC) and head_hash(head[: cp.head_len]) == cp.head_hash

@@ -12,7 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
-from tests.conftest import FIXTURES, run_tailerd
+from tests.conftest import FIXTURES, ROOT, run_tailerd
 from tests.live_daemon import turn_line
 from tests.otlp_receiver import running
 
@@ -87,3 +87,24 @@ def test_import_after_once_leaves_out_a_documents_sent_turns(tmp_path: Path) -> 
         resent = run_tailerd("import", messages, "--resend", *_otlp(rec.url, state))
         assert resent.returncode == 0, resent.stderr
         assert len(rec.spans) == 2 * CLINE_SPANS, resent.stderr
+
+
+def test_import_after_once_leaves_out_a_databases_sessions_up_to_their_cursors(
+    tmp_path: Path,
+) -> None:
+    # tests/test_import_databases.py's hand count of this OpenCode database: 2 turns.
+    data_home = tmp_path / "home" / ".local" / "share" / "opencode"
+    data_home.mkdir(parents=True)
+    db = data_home / "opencode.db"
+    shutil.copyfile(ROOT / "tests" / "data" / "opencode-storage" / "migrated" / "opencode.db", db)
+    state = tmp_path / "state"
+    with running() as rec:
+        once = run_tailerd("--watch", data_home, "--once", *_otlp(rec.url, state))
+        assert once.returncode == 0, once.stderr
+        shipped = len(rec.spans)
+        assert len(rec.roots()) == 2, once.stderr
+
+        again = run_tailerd("import", db, *_otlp(rec.url, state))
+        assert again.returncode == 0, again.stderr
+        assert len(rec.spans) == shipped, again.stderr
+        assert "2 turns already shipped by the daemon left out" in again.stderr, again.stderr

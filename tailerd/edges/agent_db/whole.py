@@ -10,7 +10,7 @@ opened read-only (see the package docstring).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from tailerd.domain import DeadLetter, Turn
@@ -21,10 +21,18 @@ from tailerd.formats.base import Source
 
 class WholeDatabase:
     """Every finished turn of one agent database at `now` (epoch seconds), a session's last
-    turn closing after `idle_close` seconds of quiet, as the daemon's `--once` would ship it."""
+    turn closing after `idle_close` seconds of quiet, as the daemon's `--once` would ship it;
+    with `acked` (session id -> stored cursor) only the turns after those cursors."""
 
-    def __init__(self, path: Path, fmt: DatabaseFormat, source: Source, idle_close: float) -> None:
-        self._source = DatabaseSource(path, fmt, source, {}, idle_close)
+    def __init__(
+        self,
+        path: Path,
+        fmt: DatabaseFormat,
+        source: Source,
+        idle_close: float,
+        acked: Mapping[str, str] | None = None,
+    ) -> None:
+        self._source = DatabaseSource(path, fmt, source, acked or {}, idle_close)
 
     def turns(self, now: float) -> Iterator[Turn | DeadLetter]:
         """The finished turns and dead letters, streamed in reads of TURNS_PER_POLL turns.
