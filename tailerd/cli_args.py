@@ -97,6 +97,18 @@ def _agent_list(value: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _positive_seconds(value: str) -> float:
+    """A number of seconds above 0 (`status --alive`): a heartbeat age of 0 or less is never
+    met, so such a probe could never pass."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not seconds > 0:  # also NaN
+        raise argparse.ArgumentTypeError(f"give a number of seconds above 0, not {value}")
+    return seconds
+
+
 def _loudness(p: argparse.ArgumentParser) -> None:
     """-v and -q, accepted by every command."""
     p.add_argument(
@@ -147,7 +159,7 @@ def report_parser(command: str) -> argparse.ArgumentParser:
     if command == "status":
         p.add_argument(
             "--alive",
-            type=float,
+            type=_positive_seconds,
             metavar="SECONDS",
             help="exit 0 if a daemon runs on the state dir and beat within SECONDS, 1 if not,"
             " 78 if heartbeat_interval is 0 (default 15 s; for liveness probes)",

@@ -110,6 +110,13 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
+WATCH = "watch"  # the agent name of a root given with --watch or `watch` (tailerd/cli.py)
+MISSING_WATCH_ROOT = (
+    "does not exist: check the path (`tailerd --once` stops on it with exit 66; the daemon"
+    " waits for it), or create it"
+)
+
+
 def agent_checks(
     settings: Settings, roots: Sequence[agent_homes.Root]
 ) -> Iterator[tuple[Check, TreeCount]]:
@@ -117,6 +124,9 @@ def agent_checks(
         where = f"{root.agent} {root.path}" + (
             f" (from ${root.why})" if root.why != "default" else ""
         )
+        if not root.path.exists() and root.agent == WATCH:  # given by hand: likely a typo
+            yield Check("warn", where, MISSING_WATCH_ROOT), TreeCount()
+            continue
         if not root.path.exists():
             yield Check("ok", where, "not here (watched for, picked up if it appears)"), TreeCount()
             continue
@@ -261,8 +271,9 @@ def run(
     zero_config: bool = False,
 ) -> list[Check]:
     """Every check, in the order people read them. `roots`: what tailerd would follow with
-    these settings (the watch roots given, else the agent homes: `zero_config`, which adds a
-    note on project-local databases)."""
+    these settings (the watch roots given, a missing one a `warn`; else the agent homes:
+    `zero_config`, which adds a note on project-local databases when OpenCode's home is among
+    them, as it is with every agent)."""
     checks: list[Check] = []
     directories = 0
     for check, count in agent_checks(settings, roots):
@@ -274,7 +285,7 @@ def run(
                 "warn", "transcripts", "no agent home and no watch root exists yet: nothing to ship"
             )
         )
-    if zero_config:
+    if zero_config and any(r.agent == "opencode" for r in roots):  # all agents, or OpenCode's
         checks.append(Check("note", "project databases", PROJECT_DATABASES))
     checks.extend(sink_checks(settings, data_dir))
     checks.extend(state_checks(state_dir))

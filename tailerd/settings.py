@@ -11,10 +11,11 @@ the bad value came from (the file, the variable or the flag).
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -307,9 +308,28 @@ def layered(
         kind = origin.get(key, "file" if config_file else "flag")
         message = first["msg"].removeprefix("Value error, ")
         source = describe(kind, key, config_file)
+        if first["type"] == "extra_forbidden" and loc:
+            raise ConfigError(f"{unknown_setting(loc)} ({source})") from None
         raise ConfigError(f"invalid setting {where} ({source}): {message}") from None
     _check_combination(cfg, origin, config_file)
     return cfg, origin
+
+
+def unknown_setting(loc: Sequence[str]) -> str:
+    """`unknown setting `heartbeat` (did you mean heartbeat_interval?)` for the dotted key
+    `loc` no settings model knows; the suggestions are difflib's closest field names."""
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:  # the model holding the key (a section such as [otlp])
+        field = model.model_fields.get(part)
+        inner = None if field is None else field.annotation
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            break
+        model = inner
+    close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=2, cutoff=0.6)
+    if not close:
+        close = [f for f in model.model_fields if f.startswith(loc[-1]) or loc[-1] in f][:2]
+    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    return f"unknown setting `{'.'.join(loc)}`{hint}"
 
 
 def _check_combination(cfg: Settings, origin: dict[str, str], config_file: Path | None) -> None:

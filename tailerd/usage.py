@@ -19,7 +19,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from tailerd.errors import ConfigError
+from tailerd.errors import ConfigError, NoInputError
 from tailerd.usage_totals import GROUPINGS, Cost, Totals, calls, group, session_costs
 
 __all__ = ["Cost", "Totals", "add_arguments", "run", "session_costs"]
@@ -42,12 +42,15 @@ def _date(text: str) -> date:
 
 def run(args: argparse.Namespace, db_path: Path, out: TextIO = sys.stdout) -> int:
     """Print the report for parsed `args` (by, since, until, agent, json) over the store at
-    `db_path`; exit code 0, also when the store is missing or empty (one line says so)."""
+    `db_path`; exit code 0, also when the store is missing or empty (one line says so).
+    NoInputError (66) for an --agent the store holds no call of."""
     if args.since and args.until and args.since > args.until:
         raise ConfigError(f"--since {args.since} is after --until {args.until}")
     found = db_path.is_file()
     rows: list[Totals] = []
     total = Totals("total")
+    if found and args.agent:
+        _check_agent(db_path, args.agent)
     if found:
         rows, total = group(calls(db_path, args.since, args.until, args.agent), args.by)
     if args.json:
@@ -63,6 +66,14 @@ def run(args: argparse.Namespace, db_path: Path, out: TextIO = sys.stdout) -> in
         daily, _ = group(calls(db_path, args.since, args.until, args.agent), "day")
     draw(args.by, rows, total, daily, out)
     return 0
+
+
+def _check_agent(db_path: Path, agent: str) -> None:
+    """NoInputError (exit 66) naming the agents there when no call in the store is `agent`'s
+    (a typo such as `gooze` must not read as "no usage in that range")."""
+    agents = sorted({c.agent for c in calls(db_path) if c.agent})
+    if agents and agent not in agents:
+        raise NoInputError(f"no agent {agent} in the store {db_path}; agents: {', '.join(agents)}")
 
 
 def _empty_line(db_path: Path, found: bool, args: argparse.Namespace) -> str:

@@ -66,7 +66,7 @@ def test_lists_and_tables_from_the_environment_as_json(tmp_path: Path) -> None:
     ("file_text", "env", "flags", "message"),
     [
         ("batch_spans = 0\n", {}, {}, "invalid setting batch_spans (in {file}): "),
-        ("nope = 1\n", {}, {}, "invalid setting nope (in {file}): Extra inputs"),
+        ("nope = 1\n", {}, {}, "unknown setting `nope` (in {file})"),
         (
             "batch_spans = 5\n",
             {"TAILERD_BATCH_SPANS": "many"},
