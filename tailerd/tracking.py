@@ -79,6 +79,7 @@ class FileTable(Resumption):
         self._not_copies: dict[str, tuple[int, float]] = {}  # key -> (size, mtime) looked at
         self._next_purge = 0.0
         self._gone_keys: set[str] = set()  # files whose path no longer leads to them
+        self._dropped: set[str] = set()  # let go by a reload: still there, no longer wanted
         self.dirs: DirectoryMtimes = {}  # what the safety net stats
         self.watchable: list[Path] = []  # directories to give inotify watches (appeared, readable)
 
@@ -88,9 +89,23 @@ class FileTable(Resumption):
         old, self.settings = self.roots, settings
         self.globs, self.roots = self._discovery(settings)
         self.roots.missing = {r for r in old.missing if r in settings.watch}
+        dropped: dict[str, list[str]] = {}
         for f in list(self.files.values()):
+            if f.gone:
+                continue
             if not any(f.path.is_relative_to(r) for r in settings.watch):
-                self._gone(f)
+                dropped.setdefault("no longer under a watched directory", []).append(str(f.path))
+            elif not f.copy_only and not self._wanted(f.path):
+                dropped.setdefault("no longer matched by include", []).append(str(f.path))
+            else:
+                continue
+            self._dropped.add(f.key)
+            self._gone(f)
+        for why, paths in dropped.items():
+            log.info(
+                "%d file(s) %s; draining what is left, then letting go: %s",
+                len(paths), why, ", ".join(paths[:3]) + (", ..." if len(paths) > 3 else ""),
+            )  # fmt: skip
         return [r for r in settings.watch if r not in old.roots]
 
     @staticmethod
@@ -180,6 +195,8 @@ class FileTable(Resumption):
         if st is None:
             return
         known = self.files.get(f"{st.st_dev}:{st.st_ino}")
+        if known is not None and known.key in self._dropped and not self._wanted(Path(path)):
+            return  # let go by a reload (`reconfigure`): draining, not followed again
         if known is not None:
             self._moved(known, Path(path))
             self.mark_dirty(known)
@@ -245,6 +262,7 @@ class FileTable(Resumption):
             self.index.reindex(f.checkpoint, old_path, f.checkpoint.head_hash)
             self.changed.add(f.key)
         f.gone = False
+        self._dropped.discard(f.key)
         # a file renamed to a name the globs want is followed for itself, not only as a
         # possible rotated copy (Amp writes `T-<id>.json.amptmp`, renamed to `T-<id>.json`)
         f.copy_only = f.copy_only and self._copy_only(path)
@@ -256,7 +274,14 @@ class FileTable(Resumption):
             del self.by_path[str(f.path)]
         if not f.gone:
             f.gone = True
-            log.info("file gone; draining what is left path=%s", f.path)
+            if f.key in self._dropped:
+                log.debug("no longer wanted; draining what is left path=%s", f.path)
+            elif f.copy_only or os.path.lexists(f.path):
+                # a temporary name (Amp's X.amptmp, Cline's X.tmp) renamed away, or the old
+                # inode of X after such a rename over it: the path X is still there
+                log.debug("replaced or renamed away; draining what is left path=%s", f.path)
+            else:
+                log.info("file gone; draining what is left path=%s", f.path)
         self._gone_keys.add(f.key)
         self.mark_dirty(f)
 
@@ -336,6 +361,7 @@ class FileTable(Resumption):
                 continue
             if not f.dirty and f.ledger.unresolved == 0 and f.pipe.pending_from() is None:
                 self._gone_keys.discard(key)
+                self._dropped.discard(key)
                 self.pool.release(f)
                 del self.files[f.key]
                 self.dirty.pop(f.key, None)

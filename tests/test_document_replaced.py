@@ -129,7 +129,7 @@ def test_once_after_a_daemon_sends_nothing_of_a_cline_session_it_shipped(tmp_pat
     manifest.write_text(json.dumps({**running, "status": "running"}))
     live = tmp_path / "live"
     args = ("--watch", home / ".cline", "--sink", "local")
-    daemon = RunningTailerd(*args, "--state-dir", live, "--data-dir", live)
+    daemon = RunningTailerd(*args, "--state-dir", live, "--data-dir", live, "--verbose")
     try:
         assert poll(lambda: _roots(live / "tailerd.db") == 4, timeout=60), daemon.log
         # Cline's rewrite, with the daemon looking at the temporary file before the rename (it
@@ -139,7 +139,7 @@ def test_once_after_a_daemon_sends_nothing_of_a_cline_session_it_shipped(tmp_pat
         tmp.write_bytes(messages.read_bytes())
         assert poll(lambda: "same content as path=" in daemon.log, timeout=60), daemon.log
         os.replace(tmp, messages)
-        gone = f"file gone; draining what is left path={messages}\n"
+        gone = f"replaced or renamed away; draining what is left path={messages}\n"
         assert poll(lambda: gone in daemon.log, timeout=60), daemon.log
         manifest.write_text(json.dumps(ended))
         assert poll(lambda: _roots(live / "tailerd.db") == 5, timeout=60), daemon.log
