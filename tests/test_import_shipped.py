@@ -39,9 +39,11 @@ def test_import_after_once_sends_only_what_the_daemon_did_not(tmp_path: Path) ->
         assert once.returncode == 0, once.stderr
         assert len(rec.spans) == 6, once.stderr
 
+        checkpoints = (state / "checkpoints.db").read_bytes()
         again = run_tailerd("import", log, *_otlp(rec.url, state))
         assert again.returncode == 0, again.stderr
         assert len(rec.spans) == 6, again.stderr  # nothing new reached the receiver
+        assert (state / "checkpoints.db").read_bytes() == checkpoints  # import writes none
         assert "imported 0 sessions, 0 turns" in again.stderr, again.stderr
         assert "3 turns already shipped by the daemon left out" in again.stderr, again.stderr
 
@@ -62,6 +64,7 @@ def test_import_after_once_sends_only_what_the_daemon_did_not(tmp_path: Path) ->
         assert "imported 1 sessions, 1 turns" in new.stderr, new.stderr
         assert len(rec.spans) == 14, new.stderr
         assert not set(rec.span_ids()[12:]) & set(rec.span_ids()[:12])
+        assert (state / "checkpoints.db").read_bytes() == checkpoints
 
 
 def test_import_after_once_leaves_out_a_documents_sent_turns(tmp_path: Path) -> None:
