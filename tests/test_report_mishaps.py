@@ -5,10 +5,12 @@ typo; and doctor's project-database note only where it applies. Real CLI runs.""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
 from tests.conftest import FIXTURES, run_tailerd
+from tests.formats.test_cline import cline_home
 
 CLAUDE = FIXTURES / "claude-code" / "Mai0313-VibeCodingTracker" / "claude_code-1.0.95.jsonl"
 
@@ -65,3 +67,22 @@ def test_usage_of_an_agent_not_in_the_store_names_those_there(tmp_path: Path) ->
     assert "no agent claude-cod in the store" in typo.stderr and "claude-code" in typo.stderr
     right = run_tailerd("usage", "--data-dir", state, "--agent", "claude-code")
     assert right.returncode == 0 and "claude" not in right.stderr
+
+
+def test_status_shows_a_document_replaced_by_rename_once(tmp_path: Path) -> None:
+    """Cline rewrites its session document through a temp file renamed over it: the old
+    inode's checkpoint stays in checkpoints.db, but status lists the path once, the live one."""
+    messages = cline_home(tmp_path / "home")
+    state = tmp_path / "state"
+    where = ("--state-dir", state, "--data-dir", state)
+    first = run_tailerd("--watch", tmp_path / "home", "--once", *where)
+    assert first.returncode == 0, first.stderr
+    temp = messages.with_name(messages.name + ".tmp")
+    shutil.copyfile(messages, temp)  # a new inode with the same content
+    os.replace(temp, messages)
+    again = run_tailerd("--watch", tmp_path / "home", "--once", *where)
+    assert again.returncode == 0, again.stderr
+    done = run_tailerd("status", "--state-dir", state, "--json")
+    assert done.returncode == 0, done.stderr
+    rows = [f for f in json.loads(done.stdout)["files"] if f["path"] == str(messages)]
+    assert len(rows) == 1 and rows[0]["whole_read"] == "up to date"

@@ -3,7 +3,7 @@ running, never taking its lock."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from tailerd.edges import dead_letter_store
+from tailerd.edges.checkpoint_schema import FileCheckpoint
 from tailerd.edges.checkpoint_store import CheckpointStore
 from tailerd.status import CHANGED, NOT_READ, NOT_RECORDED, UP_TO_DATE, whole_read_state
 
@@ -23,6 +24,27 @@ def _time(ns: int | None) -> str:
     if ns is None:
         return "-"
     return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _one_per_path(
+    checkpoints: Iterable[FileCheckpoint],
+) -> Iterator[tuple[FileCheckpoint, int | None]]:
+    """Each path's checkpoint, sorted by path, with the file's size now (None when gone): of
+    several for one path (a document replaced by rename keeps its old inode's checkpoint,
+    history rather than work) the file's current inode's, else the one that shipped most."""
+    by_path: dict[str, list[FileCheckpoint]] = {}
+    for cp in checkpoints:
+        if cp.removed_at is None:
+            by_path.setdefault(cp.path, []).append(cp)
+    for path in sorted(by_path):
+        found = by_path[path]
+        try:
+            st = Path(path).stat()
+        except OSError:
+            yield max(found, key=lambda c: (c.turns_emitted, c.offset)), None
+            continue
+        live = [c for c in found if (c.device, c.inode) == (st.st_dev, st.st_ino)]
+        yield (live or [max(found, key=lambda c: (c.turns_emitted, c.offset))])[0], st.st_size
 
 
 def status(state_dir: Path) -> dict[str, Any]:
@@ -40,13 +62,7 @@ def status(state_dir: Path) -> dict[str, Any]:
         except (OSError, orjson.JSONDecodeError):
             live = {}  # half written by a crashed daemon: the checkpoints still say it all
     files = []
-    for cp in sorted(checkpoints.values(), key=lambda c: c.path):
-        if cp.removed_at is not None:
-            continue
-        try:
-            size: int | None = Path(cp.path).stat().st_size
-        except OSError:
-            size = None
+    for cp, size in _one_per_path(checkpoints.values()):
         seen = live.get("files", {}).get(cp.path, {})
         files.append(
             {
