@@ -90,9 +90,10 @@ def finished_turns(
 
 
 def _files(paths: Sequence[Path], settings: Settings) -> list[Path]:
-    """The files under `paths` a format recognises, sorted; each one none does is one line
-    ("no format recognises PATH", as the daemon logs it). NoInputError (66) when there were
-    files and none could be read by any format; ConfigError for a path that does not exist."""
+    """The files under `paths` a format can read, sorted; each other one is one line ("no
+    format recognises PATH", as the daemon logs it, or "cannot read PATH: why"). NoInputError
+    (66) when there were files and none could be read by any format; ConfigError for a path
+    that does not exist."""
     found: list[Path] = []
     for p in paths:
         if p.is_dir():
@@ -103,27 +104,30 @@ def _files(paths: Sequence[Path], settings: Settings) -> list[Path]:
             raise ConfigError(f"no such file or directory: {p}")
     mapped = formats.configured(settings.mapping, settings.format)
     files = sorted(p for p in found if not formats.is_auxiliary(PurePath(p)))
-    readable = [p for p in files if _recognised(p, settings, mapped)]
-    unknown = [str(p) for p in files if p not in readable]
-    if unknown and not readable:
-        raise NoInputError(f"no format recognises {', '.join(unknown)}")
-    for path in unknown:
-        log.warning("no format recognises %s; skipped", path)
+    why = {p: _unreadable(p, settings, mapped) for p in files}
+    readable = [p for p in files if not why[p]]
+    if files and not readable:
+        raise NoInputError("; ".join(why.values()))
+    for path in files:
+        if why[path]:
+            log.warning("%s; skipped", why[path])
     return readable
 
 
-def _recognised(path: Path, settings: Settings, mapped: tuple[Format, ...]) -> bool:
-    """A format claims `path` by its name and first bytes, as the pipeline chooses one. A file
-    that cannot be opened is left to the reading, which says why (`cannot read path=...`)."""
+def _unreadable(path: Path, settings: Settings, mapped: tuple[Format, ...]) -> str:
+    """Why no format can read `path` ("no format recognises PATH": none claims it by its name
+    and first bytes, as the pipeline chooses one; "cannot read PATH: ..."), or "" if one can."""
     try:
         reader = open_reader(path)
-    except OSError:
-        return True
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}"
     try:
         head = format_head(reader, settings.max_line_bytes)
-        return FilePipeline.at(path, settings).choose(head, mapped, whole=True) is not False
-    except OSError:
-        return True
+        if FilePipeline.at(path, settings).choose(head, mapped, whole=True) is False:
+            return f"no format recognises {path}"
+        return ""
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}"
     finally:
         reader.close()
 

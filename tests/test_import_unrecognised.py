@@ -7,11 +7,16 @@ Before: `preview /etc/hostname` printed nothing with exit 0, and `import /etc/ho
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_tailerd
 from tests.live_daemon import turn_line
+from tests.test_mishaps import _as_nobody, _one_line, _shared_dir
 
 
 def _hostname(tmp_path: Path) -> Path:
@@ -45,3 +50,19 @@ def test_one_unrecognised_file_among_readable_ones_is_skipped(tmp_path: Path) ->
     with sqlite3.connect(state / "tailerd.db") as db:
         roots = "SELECT COUNT(*) FROM spans WHERE parent_span_id IS NULL"
         assert db.execute(roots).fetchone() == (1,)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to another user")
+def test_a_file_that_cannot_be_read_is_said_in_one_line_with_66() -> None:
+    top = _shared_dir()
+    try:
+        log = top / "a.jsonl"
+        log.write_bytes(turn_line("s1", "t1"))
+        log.chmod(0o600)  # root's: nobody may not read it
+        state = top / "state"
+        for command in ("preview", "import"):
+            result = _as_nobody(command, log, "--state-dir", state, "--data-dir", state)
+            _one_line(result, 66, f"cannot read {log}: Permission denied")
+            assert not state.exists()
+    finally:
+        shutil.rmtree(top)
