@@ -69,6 +69,14 @@ def test_copilot_cost_without_input_is_a_lower_bound(tmp_path: Path) -> None:
     assert "≥$" in engram_line
     (other_line,) = [line for line in table.splitlines() if other["key"] in line]
     assert "≥" not in other_line
+    listed = {
+        r["session_id"]: r for r in json.loads(text_of("sessions", "--data-dir", state, "--json"))
+    }
+    assert listed[ENGRAM]["input_unrecorded_calls"] == 75
+    assert listed[other["key"]]["input_unrecorded_calls"] == 0
+    plain = text_of("sessions", "--data-dir", state)
+    (engram_row,) = [line for line in plain.splitlines() if line.startswith(ENGRAM)]
+    assert "≥$" in engram_row and "75 calls recorded no input tokens" in plain
     shown = text_of("show", "07c40", "--data-dir", state)
     assert "claude-opus-4.6: in not recorded, out " in shown
     assert re.search(r"opus-4\.6: in 0,", shown) is None
@@ -87,6 +95,8 @@ def test_goose_totals_are_no_unpriced_calls_and_show_keeps_call_order(tmp_path: 
     assert "price table" not in table  # no call lacks a price: it lacks tokens
     assert "2 session-totals records have no known price" in table
     assert "7 of 7 LLM calls have no tokens of their own" in table
+    listed = json.loads(text_of("sessions", "--data-dir", state, "--json"))
+    assert [(r["unpriced_calls"], r["unpriced_session_totals"]) for r in listed] == [(0, 1)] * 2
     shown = text_of("show", S1, "--data-dir", state)
     first_turn = shown.split("turn 2:")[0]
     labels = re.findall(r"^  (llm \(model not recorded\)|llm|tool):", first_turn, re.M)

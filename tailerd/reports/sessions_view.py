@@ -81,6 +81,14 @@ def cost_text(cost: float | None, unpriced: int) -> str:
     return text + ("+" if unpriced else "")
 
 
+def row_cost(r: dict[str, Any]) -> str:
+    """A session row's cost: `≥$0.53` when some priced calls recorded no input tokens (a lower
+    bound), `+` when calls or session totals had no known price."""
+    unpriced = r["unpriced_calls"] + r.get("unpriced_session_totals", 0)
+    text = cost_text(r["cost_usd"], unpriced)
+    return ("≥" if r.get("input_unrecorded_calls") and r["cost_usd"] is not None else "") + text
+
+
 def _tokens(n: int) -> str:
     if n >= 10_000_000:
         return f"{n / 1e6:.0f}M"
@@ -132,7 +140,7 @@ def _cells(r: dict[str, Any], exact: bool) -> list[str]:
         count(r["cache_read_tokens"]),
         count(r["cache_write_tokens"]),
         count(r["output_tokens"]),
-        cost_text(r["cost_usd"], r["unpriced_calls"]),
+        row_cost(r),
         r["first"],
         r["last"],
     ]
@@ -204,6 +212,9 @@ def draw(rows: list[dict[str, Any]], out: IO[str], terminal: bool) -> None:
         console.print(_table(rows, console.width))
         if console.width < WIDE:
             notes.append("times in UTC; every column: a wider terminal, `| cat` or --json")
-    if any(r["unpriced_calls"] and r["cost_usd"] is not None for r in rows):
+    if any(row_cost(r).endswith("+") for r in rows):
         notes.append("+ some LLM calls have no known price (not counted as $0)")
+    partial = sum(r.get("input_unrecorded_calls", 0) for r in rows)
+    if partial:
+        notes.append(f"≥ {partial} calls recorded no input tokens: their cost is a lower bound")
     out.write("".join(note + "\n" for note in notes))  # one short line each

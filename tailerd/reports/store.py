@@ -46,6 +46,10 @@ _CHAT = "operation = 'chat'"
 # a call whose agent recorded no tokens for it (no price missing: not counted as unpriced)
 _TOTALS = """json_extract(attributes, '$."tailerd.usage.session_totals"')"""
 _RECORDED = """json_extract(attributes, '$."tailerd.usage.recorded"')"""
+_UNPRICED = """json_extract(attributes, '$."tailerd.cost.unpriced"') IN (1, 'true')"""
+# a call with output but no input tokens (Copilot CLI): its cost is a lower bound unless the
+# session has a session-totals span, which carries the input
+_NO_INPUT = """json_extract(attributes, '$."tailerd.usage.input_recorded"')"""
 
 # Built from the constant attribute names above only: no input reaches this text.
 _SESSIONS = f"""
@@ -64,9 +68,13 @@ SELECT session_id,
        SUM(CASE WHEN {_CHAT} THEN {_num("gen_ai.usage.cost")} ELSE 0 END),
        SUM(CASE WHEN {_CHAT} AND typeof(json_extract(attributes, '$."gen_ai.usage.cost"'))
                 IN ('integer', 'real') THEN 1 ELSE 0 END),
-       SUM(CASE WHEN {_CHAT} AND json_extract(attributes, '$."tailerd.cost.unpriced"')
-                IN (1, 'true') AND {_RECORDED} IS NOT 0 THEN 1 ELSE 0 END),
-       MIN(start_ns), MAX(end_ns)
+       SUM(CASE WHEN {_CHAT} AND {_UNPRICED} AND {_RECORDED} IS NOT 0
+                AND {_TOTALS} IS NOT 1 THEN 1 ELSE 0 END),
+       MIN(start_ns), MAX(end_ns),
+       SUM(CASE WHEN {_CHAT} AND {_UNPRICED} AND {_TOTALS} IS 1 THEN 1 ELSE 0 END),
+       SUM(CASE WHEN {_CHAT} AND {_NO_INPUT} IS 0 AND typeof(json_extract(attributes,
+                '$."gen_ai.usage.cost"')) IN ('integer', 'real') THEN 1 ELSE 0 END),
+       MAX(CASE WHEN {_CHAT} AND {_TOTALS} IS 1 THEN 1 ELSE 0 END)
 FROM spans WHERE session_id IS NOT NULL GROUP BY session_id
 """  # noqa: S608
 
@@ -139,7 +147,10 @@ def sessions(db_path: Path) -> list[dict[str, Any]]:
     project (the agent's working directory), models (list), llm_calls, input_tokens (Weave's:
     with cache), uncached_input_tokens, cache_read_tokens, cache_write_tokens, output_tokens,
     reasoning_tokens, cost_usd (float, or None when no call was priced), priced_calls,
-    unpriced_calls, first / last (UTC text), first_ns / last_ns (int ns), duration_s."""
+    unpriced_calls (LLM calls, not session-totals spans), unpriced_session_totals,
+    input_unrecorded_calls (priced calls without input tokens in a session without totals:
+    cost_usd is a lower bound), first / last (UTC text), first_ns / last_ns (int ns),
+    duration_s."""
     with reading(db_path) as db:
         rows = db.execute(_SESSIONS).fetchall()
     out = []
@@ -164,6 +175,8 @@ def sessions(db_path: Path) -> list[dict[str, Any]]:
                 "cost_usd": round(float(r[12] or 0.0), COST_DIGITS) if priced else None,
                 "priced_calls": priced,
                 "unpriced_calls": int(r[14] or 0),
+                "unpriced_session_totals": int(r[17] or 0),
+                "input_unrecorded_calls": 0 if r[19] else int(r[18] or 0),
                 "first": time_text(r[15]),
                 "last": time_text(r[16]),
                 "first_ns": r[15],
