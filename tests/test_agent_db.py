@@ -79,7 +79,12 @@ WRITER = r"""
 import json, sqlite3, sys, time
 db = sqlite3.connect(sys.argv[1], isolation_level=None)
 db.execute("PRAGMA journal_mode=WAL")
-db.execute("PRAGMA busy_timeout=0")  # any lock tailerd held would show up as SQLITE_BUSY
+# A busy handler, as an agent's SQLite setup has: any lock tailerd held for more than 1 s
+# would surface as SQLITE_BUSY. With none at all (busy_timeout=0), the WAL-index locks that
+# every reader takes for microseconds (recovery at first open, a read-mark update) surface as
+# BUSY whenever that reader is descheduled inside one: CI saw 357 of 6,409 commits on a
+# loaded 2-core machine; no agent runs its writer without a busy handler.
+db.execute("PRAGMA busy_timeout=1000")
 busy = written = 0
 end = time.monotonic() + float(sys.argv[2])
 while time.monotonic() < end:

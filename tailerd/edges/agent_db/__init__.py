@@ -12,7 +12,8 @@ tests/test_agent_db.py):
 * `mode=ro` (URI) reads the database *and* its `-wal`: the fixture's newest session (7 sessions,
   124 messages) lives only in the WAL; `immutable=1` ignores the WAL (6 sessions, 110 messages)
   and would miss it, and any copy of the `.db` alone loses it too. A `mode=ro` connection takes
-  the same shared read-marks in the `-shm` as any reader (they never block a writer in WAL mode),
+  the same shared read-marks in the `-shm` as any reader (in WAL mode a writer waits on them
+  only for the microseconds a reader updates one, absorbed by the agent's busy handler),
   cannot checkpoint (`PRAGMA wal_checkpoint` fails on it) and, being read-only, never truncates
   or deletes the WAL when it closes, even as the last connection. Like any SQLite reader it
   does create an empty `-wal` and the `-shm` when the agent's last connection removed them
