@@ -252,6 +252,23 @@ def waiting_for(delivery: Any) -> str | None:
     return f"waiting for {', '.join(sorted(failing))} (next attempt in {wait:.0f} s)"
 
 
+def gave_up_line(delivery: Any, unread_files: int, once_timeout: float) -> str:
+    """The last line of a `--once` that gave up: which sinks made no progress for
+    `once_timeout` s (with their last error), the turns not sent (unacknowledged) and the files
+    not read to the end (reading waits while the sinks hold `max_pending_spans`)."""
+    failing = sorted((n, h.last_error) for n, h in dict(delivery.health).items()
+                     if h.failing_since is not None)  # fmt: skip
+    named = ", ".join(f"{n} ({e})" if e else n for n, e in failing) or ", ".join(
+        sorted(dict(delivery.health))
+    )
+    sink = "sinks" if len(failing) > 1 else "sink"
+    return (
+        f"gave up after once_timeout {once_timeout:g} s without progress of {sink} {named}:"
+        f" {len(delivery)} turns not sent, {unread_files} files not read to the end;"
+        " run again when the sink is back"
+    )
+
+
 class BatchLog:
     """One log line per batch a sink acknowledged: turns, sessions, files, sink."""
 

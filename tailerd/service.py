@@ -19,6 +19,7 @@ from tailerd.edges.signals import (
     stop_exit_code,
     wake_on_signal,
 )
+from tailerd.edges.source_file import SourceFile
 from tailerd.edges.state_dir import (
     StateLock,
     prepare,
@@ -79,8 +80,12 @@ def _once(daemon: Daemon) -> int:
         daemon.start(watch=False)
         complete = progress.run_once(daemon, STOP)  # with a progress bar or log lines
         stopped = STOP.is_set()
+        unread = sum(1 for f in daemon.files.values() if _unread(f))
         daemon.drain(daemon.settings.shutdown_timeout if stopped else 0)
         _summary(daemon)
+        if not complete and not stopped:  # no sink progress for once_timeout: say so, last
+            timeout = daemon.settings.once_timeout
+            log.warning("%s", progress.gave_up_line(daemon.delivery, unread, timeout))
     finally:
         finished.set()
     if stopped:
@@ -127,6 +132,11 @@ def _serve(daemon: Daemon, load: Callable[[], Settings] | None) -> int:
     return 0
 
 
+def _unread(f: SourceFile) -> bool:
+    """Bytes of `f` may be waiting (reading stopped before its end: backpressure, a stop)."""
+    return f.dirty and not f.quarantined and not f.gone
+
+
 def _stop_promptly(
     stop: threading.Event,
     wake: threading.Event,
@@ -165,7 +175,9 @@ def _summary(daemon: Daemon) -> None:
     """The end of a run, honestly: what was sent, what was not acknowledged, and which turns
     are still open (not sent: they wait for their close rule), one line per file, capped."""
     c = daemon.counters
-    still_open = daemon.still_open()
+    # turns not finished at the end of a file read to its end (a file whose reading waited
+    # for the sinks has no such end yet: its last turn read is no open turn)
+    still_open = [(f, turns) for f, turns in daemon.still_open() if not _unread(f)]
     turns_open = sum(len(turns) for _, turns in still_open)
     log.info(
         "done: %d files, %d turns emitted, %d duplicates skipped, %d dead letters,"
