@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tailerd.edges.agent_db.cursors import SessionCursors
 from tests.conftest import run_tailerd
 from tests.formats.test_crush import FIXTURE, TOTAL_COST
 
@@ -54,3 +55,18 @@ def test_a_cost_that_goes_down_ships_nothing_and_is_the_new_baseline(tmp_path: P
     assert cost_change(-0.3) == pytest.approx(TOTAL_COST + 0.5)  # rewritten: nothing shipped
     assert cost_change(+0.2) == pytest.approx(TOTAL_COST + 0.5 + 0.2)  # growth from 0.82170155
     assert cost_change(0.0) == pytest.approx(TOTAL_COST + 0.7)  # and nothing again
+
+
+def test_a_cursor_moved_without_a_turn_waits_for_the_turns_in_flight() -> None:
+    """A new baseline (SessionRead.cursor) is acknowledged at once with nothing in flight, and
+    only after the session's turns in flight otherwise (a restart must not skip them)."""
+    cursors = SessionCursors({})
+    cursors.moved("s", "$1.0|")
+    assert cursors.acked["s"] == "$1.0|"
+    cursors.emitted("s", "k1", "$1.0|10|m1")
+    cursors.moved("s", "$0.5|10|m1")
+    assert cursors.read_to["s"] == "$0.5|10|m1"
+    assert cursors.acked["s"] == "$1.0|"  # k1 not acknowledged yet
+    assert cursors.settled("k1")
+    assert cursors.acked["s"] == "$0.5|10|m1"
+    assert cursors.in_flight == 0
