@@ -249,4 +249,5 @@ def test_a_range_with_no_calls_in_a_filled_store_says_so(store: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "no usage in that range" in done.stdout and "--once" not in done.stdout
     other = run_tailerd("usage", "--data-dir", store, "--agent", "no-such-agent")
-    assert "no usage in that range" in other.stdout
+    assert other.returncode == 66  # an agent the store has no call of: a typo, said so
+    assert "no agent no-such-agent in the store" in other.stderr
